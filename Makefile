@@ -1,0 +1,39 @@
+# PCloud: `make run` starts everything, `make test` runs the whole suite. Both work on a fresh machine.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+export PCLOUD_DATA_DIR ?= $(CURDIR)/var
+
+.PHONY: install services run test lint bench rotate-keys clean
+
+$(STAMP): requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -r requirements.txt
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+services: install
+	bash infra/services.sh
+
+run: services
+	$(VENV)/bin/honcho -f Procfile start
+
+test: services
+	bash infra/test-deps.sh
+	$(VENV)/bin/pytest -n 2 tests
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+bench: services
+	$(PY) -m bench
+
+rotate-keys: install
+	$(PY) -m gateway.cli rotate-keys
+
+clean:
+	rm -rf $(VENV) var

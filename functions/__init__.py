@@ -1,0 +1,1 @@
+"""Small stateless Flask functions, each one capability, served through the gateway."""

@@ -1,0 +1,1 @@
+"""The gateway: one WSGI entry point that owns everything cross-cutting and routes to functions."""

@@ -1,0 +1,31 @@
+"""gunicorn settings for the gateway (and for a function deployed on its own)."""
+
+import os
+import shutil
+
+from runtime.settings import load_settings
+
+_settings = load_settings()
+bind = _settings.bind
+workers = 2
+threads = 8
+worker_class = "gthread"
+timeout = 60
+graceful_timeout = 10
+keepalive = 5
+accesslog = None  # the gateway writes structured access logs itself
+_metrics = str(_settings.data_dir / "metrics")
+
+
+def on_starting(server):
+    shutil.rmtree(_metrics, ignore_errors=True)
+    os.makedirs(_metrics, exist_ok=True)
+
+
+os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", _metrics)
+
+
+def child_exit(server, worker):
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid)

@@ -1,0 +1,1 @@
+"""Cross-cutting pieces the gateway composes: auth, rate limits, CORS, health, metrics."""

@@ -1,0 +1,63 @@
+"""The one table of functions the gateway serves: prefix, auth policy, body limit, factory.
+
+A function runs in-process (default) or, when PCLOUD_FUNCTION_<NAME>_URL is set, in its own deployment
+that the gateway proxies to — the same code either way.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+
+KIB = 1024
+MIB = 1024 * KIB
+BLOCK_SIZE = 4 * MIB
+
+
+@dataclass(frozen=True)
+class FunctionSpec:
+    name: str
+    prefixes: tuple[str, ...]
+    auth: str  # required | optional | none
+    body_limit: int
+    factory: str  # "package:create_app"
+    anonymous_paths: tuple[str, ...] = ()  # path prefixes inside the function that need no identity
+    cookie_auth: bool = True  # may the portal's SSO cookie (+ CSRF header) identify the caller here?
+
+    def load_factory(self):
+        module_name, _, attr = self.factory.partition(":")
+        module = importlib.import_module(module_name)
+        return getattr(module, attr)
+
+    def openapi_paths(self) -> dict:
+        module = importlib.import_module(self.factory.partition(":")[0])
+        return getattr(module, "OPENAPI", {})
+
+    def auth_for(self, path: str) -> str:
+        if any(path.startswith(p) for p in self.anonymous_paths):
+            return "none"
+        return self.auth
+
+
+FUNCTIONS: tuple[FunctionSpec, ...] = (
+    FunctionSpec("sso", ("/auth", "/.well-known"), "none", 64 * KIB, "functions.sso:create_app", cookie_auth=False),
+    FunctionSpec("files", ("/files/v1",), "required", 4 * MIB, "functions.files:create_app"),
+    FunctionSpec("blobs", ("/blobs/v1",), "none", BLOCK_SIZE + 64 * KIB, "functions.blobs:create_app",
+                 cookie_auth=False),
+    FunctionSpec("pairing", ("/pairing/v1", "/devices/v1"), "required", 64 * KIB, "functions.pairing:create_app"),
+    FunctionSpec("mobile_api", ("/mobile/v1",), "required", 4 * MIB, "mobile_api:create_app",
+                 anonymous_paths=("/mobile/v1/auth/",), cookie_auth=False),
+    FunctionSpec("echo", ("/echo/v1",), "optional", 64 * KIB, "functions.echo:create_app"),
+    FunctionSpec("portal", ("/portal", "/static"), "optional", 64 * KIB, "functions.portal:create_app"),
+)
+
+
+def match(path: str, functions=FUNCTIONS) -> FunctionSpec | None:
+    """Longest prefix wins; a prefix matches whole path segments only."""
+    best = None
+    for spec in functions:
+        for prefix in spec.prefixes:
+            if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+                if best is None or len(prefix) > best[0]:
+                    best = (len(prefix), spec)
+    return best[1] if best else None

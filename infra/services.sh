@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Make sure MongoDB (SecantusDB), Redis and RabbitMQ answer on loopback.
+# Uses running ones; else starts installed ones; else installs Debian's packages when root.
+# SecantusDB (GPL) runs as its own process from the venv; it is never imported by PCloud.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA_DIR="${PCLOUD_DATA_DIR:-./var}"
+MONGO_PORT="${PCLOUD_EMBEDDED_MONGO_PORT:-27017}"
+VENV="${VENV:-.venv}"
+mkdir -p "$DATA_DIR/logs" "$DATA_DIR/mongo"
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_port() { # name port seconds
+  for _ in $(seq 1 $(( $3 * 5 ))); do port_open "$2" && return 0; sleep 0.2; done
+  echo "services: $1 did not come up on 127.0.0.1:$2 within $3s" >&2; return 1
+}
+apt_install() {
+  if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+    echo "services: $* missing and I cannot install it here (need root on Debian/Ubuntu)." >&2
+    echo "services: start the dependencies with: docker compose -f infra/docker-compose.yml up -d" >&2
+    exit 1
+  fi
+  echo "services: installing $* from Debian's packages" >&2
+  [ -n "$(find /var/lib/apt/lists -maxdepth 1 -name '*Packages*' -mmin -1440 2>/dev/null | head -1)" ] \
+    || apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+# Redis
+if ! port_open 6379; then
+  command -v redis-server >/dev/null || apt_install redis-server
+  mkdir -p /var/lib/redis /var/log/redis 2>/dev/null || true
+  redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
+    --dir "${TMPDIR:-/tmp}" --logfile "$(realpath "$DATA_DIR")/logs/redis.log"
+  wait_port redis 6379 20
+fi
+
+# RabbitMQ
+if ! port_open 5672; then
+  command -v rabbitmq-server >/dev/null || apt_install rabbitmq-server
+  RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 rabbitmq-server -detached >/dev/null 2>&1 || true
+  wait_port rabbitmq 5672 60
+fi
+
+# MongoDB wire server: any mongod set through PCLOUD_MONGO_URL wins; else embedded SecantusDB.
+if [ -z "${PCLOUD_MONGO_URL:-}" ] && ! port_open "$MONGO_PORT"; then
+  [ -x "$VENV/bin/secantusd-py" ] || { echo "services: $VENV/bin/secantusd-py missing: run make install" >&2; exit 1; }
+  nohup "$VENV/bin/secantusd-py" --host 127.0.0.1 --port "$MONGO_PORT" --storage-path "$DATA_DIR/mongo" \
+    --log-level WARNING >>"$DATA_DIR/logs/secantusdb.log" 2>&1 &
+  echo $! >"$DATA_DIR/secantusdb.pid"
+  wait_port secantusdb "$MONGO_PORT" 60
+fi
+echo "services: redis, rabbitmq and mongodb answer on loopback"

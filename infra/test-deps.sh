@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# What only the test suite needs beyond `make run`: Debian's chromium and its driver for browser tests.
+set -euo pipefail
+if ! command -v chromium >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    echo "test-deps: installing chromium from Debian's packages" >&2
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  else
+    echo "test-deps: chromium missing; browser tests will be skipped" >&2
+  fi
+fi

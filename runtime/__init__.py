@@ -1,0 +1,1 @@
+"""What every PCloud function runs on: settings, clients, identity, events, errors."""

@@ -1,0 +1,207 @@
+"""Everything that touches pika lives here: topology, confirmed publishing, consumers.
+
+Devices are outside our trust boundary and come and go, so their traffic rides RabbitMQ (CONTRACT §4).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+import uuid
+
+import pika
+from pika.exceptions import AMQPError, NackError, UnroutableError
+
+from runtime.errors import Unavailable
+
+log = logging.getLogger(__name__)
+
+DEVICES_EXCHANGE = "pcloud.devices"
+EVENTS_EXCHANGE = "pcloud.device-events"
+EVENTS_QUEUE = "pcloud.device-events.server"
+DEAD_LETTER_EXCHANGE = "pcloud.dead-letter"
+DEAD_LETTER_QUEUE = "pcloud.dead-letter"
+
+
+class PublishError(Unavailable):
+    """The broker did not confirm a message; the caller must treat it as not sent."""
+
+
+class Reject(Exception):
+    """Raised by a consumer for a message that can never be handled: it goes to the dead-letter queue."""
+
+
+def parameters(url: str, timeout: float = 5.0, heartbeat: int = 30) -> pika.URLParameters:
+    params = pika.URLParameters(url)
+    params.socket_timeout = timeout
+    params.blocked_connection_timeout = timeout * 6
+    params.connection_attempts = 1
+    params.heartbeat = heartbeat
+    params.stack_timeout = timeout * 2
+    return params
+
+
+def connect(url: str, timeout: float = 5.0) -> pika.BlockingConnection:
+    try:
+        return pika.BlockingConnection(parameters(url, timeout))
+    except AMQPError as exc:
+        raise Unavailable(f"amqp: {exc.__class__.__name__}", details={"dependency": "amqp"}) from exc
+
+
+def declare_device_queue(channel, serial: str) -> str:
+    """A device's own durable queue `device.<serial>`, bound to its routing key."""
+    name = f"device.{serial}"
+    channel.queue_declare(queue=name, durable=True, arguments={"x-queue-type": "quorum"})
+    channel.queue_bind(queue=name, exchange=DEVICES_EXCHANGE, routing_key=name)
+    return name
+
+
+def declare_topology(channel) -> None:
+    """Idempotent: exchanges, the server's events queue and the dead-letter pair."""
+    channel.exchange_declare(DEVICES_EXCHANGE, exchange_type="topic", durable=True)
+    channel.exchange_declare(EVENTS_EXCHANGE, exchange_type="topic", durable=True)
+    channel.exchange_declare(DEAD_LETTER_EXCHANGE, exchange_type="fanout", durable=True)
+    channel.queue_declare(DEAD_LETTER_QUEUE, durable=True, arguments={"x-queue-type": "quorum"})
+    channel.queue_bind(DEAD_LETTER_QUEUE, DEAD_LETTER_EXCHANGE)
+    channel.queue_declare(
+        EVENTS_QUEUE,
+        durable=True,
+        arguments={"x-queue-type": "quorum", "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE},
+    )
+    channel.queue_bind(EVENTS_QUEUE, EVENTS_EXCHANGE, routing_key="event.#")
+
+
+class AmqpPublisher:
+    """One confirmed channel per process, guarded by a lock (pika's BlockingConnection is not thread-safe)."""
+
+    def __init__(self, url: str, timeout: float = 5.0):
+        self.url = url
+        self.timeout = timeout
+        self._lock = threading.Lock()
+        self._connection = None
+        self._channel = None
+
+    def _ensure(self):
+        if self._channel is None or not self._channel.is_open or not self._connection.is_open:
+            self.close_quietly()
+            self._connection = connect(self.url, self.timeout)
+            self._channel = self._connection.channel()
+            self._channel.confirm_delivery()
+            declare_topology(self._channel)
+        return self._channel
+
+    def publish(self, exchange: str, routing_key: str, body: dict, message_id: str | None = None,
+                mandatory: bool = False) -> str:
+        message_id = message_id or uuid.uuid4().hex
+        props = pika.BasicProperties(
+            content_type="application/json",
+            delivery_mode=pika.DeliveryMode.Persistent,
+            message_id=message_id,
+            timestamp=int(time.time()),
+        )
+        payload = json.dumps(body, separators=(",", ":")).encode()
+        with self._lock:
+            for attempt in (1, 2):
+                try:
+                    channel = self._ensure()
+                    channel.basic_publish(exchange, routing_key, payload, props, mandatory=mandatory)
+                    return message_id
+                except (NackError, UnroutableError) as exc:
+                    raise PublishError(f"broker refused the message: {exc.__class__.__name__}",
+                                       details={"dependency": "amqp"}) from exc
+                except (AMQPError, OSError) as exc:
+                    self.close_quietly()
+                    if attempt == 2:
+                        raise PublishError(f"amqp: {exc.__class__.__name__}", details={"dependency": "amqp"}) from exc
+        raise AssertionError("unreachable")
+
+    def ping(self) -> None:
+        with self._lock:
+            try:
+                self._ensure()
+                self._connection.process_data_events(0)
+            except (AMQPError, OSError) as exc:
+                self.close_quietly()
+                raise Unavailable(f"amqp: {exc.__class__.__name__}", details={"dependency": "amqp"}) from exc
+
+    def close_quietly(self) -> None:
+        connection, self._connection, self._channel = self._connection, None, None
+        if connection is not None and connection.is_open:
+            try:
+                connection.close()
+            except (AMQPError, OSError) as exc:
+                log.debug("closing a broken AMQP connection: %s", exc)
+
+
+class Consumer:
+    """One class per queue (Zulip style): subclasses set `queue` and implement consume(message)."""
+
+    queue: str = ""
+    prefetch: int = 50
+
+    def setup(self, channel) -> None:
+        """Declare what this consumer needs; the default declares the shared topology."""
+        declare_topology(channel)
+
+    def consume(self, message: dict, properties: pika.BasicProperties, routing_key: str) -> None:
+        raise NotImplementedError
+
+
+def run_consumer(url: str, consumer: Consumer, stop: threading.Event | None = None,
+                 reconnect_max: float = 30.0) -> None:
+    """Consume forever with manual acks; reconnect with backoff when the broker goes away."""
+    delay = 0.5
+    stop = stop or threading.Event()
+    while not stop.is_set():
+        try:
+            connection = pika.BlockingConnection(parameters(url))
+            channel = connection.channel()
+            consumer.setup(channel)
+            channel.basic_qos(prefetch_count=consumer.prefetch)
+            delay = 0.5
+            log.info("consuming %s", consumer.queue)
+            for method, properties, body in channel.consume(consumer.queue, inactivity_timeout=0.5):
+                if stop.is_set():
+                    break
+                if method is None:
+                    continue
+                _handle(channel, consumer, method, properties, body)
+            try:
+                channel.cancel()
+                connection.close()
+            except AMQPError:
+                pass
+        except (AMQPError, OSError) as exc:
+            log.warning("amqp consumer %s lost its connection (%s); retrying in %.1fs",
+                        consumer.queue, exc.__class__.__name__, delay)
+            stop.wait(delay)
+            delay = min(delay * 2, reconnect_max)
+
+
+def _handle(channel, consumer: Consumer, method, properties, body: bytes) -> None:
+    try:
+        message = json.loads(body)
+        if not isinstance(message, dict):
+            raise Reject("message is not a JSON object")
+        consumer.consume(message, properties, method.routing_key)
+    except (ValueError, Reject) as exc:
+        log.warning("dead-lettering message %s on %s: %s",
+                    getattr(properties, "message_id", None), method.routing_key, exc)
+        channel.basic_nack(method.delivery_tag, requeue=False)
+        return
+    except Unavailable as exc:
+        log.warning("requeueing message on %s: %s", method.routing_key, exc)
+        channel.basic_nack(method.delivery_tag, requeue=True)
+        time.sleep(0.5)
+        return
+    channel.basic_ack(method.delivery_tag)
+
+
+def ensure_vhost_url(url: str, vhost: str) -> str:
+    """The same broker URL pointed at another vhost (tests isolate by vhost)."""
+    from urllib.parse import quote, urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    return urlunsplit((parts.scheme, parts.netloc, "/" + quote(vhost, safe=""), parts.query, ""))

@@ -1,0 +1,83 @@
+"""One set of clients per process: built lazily on first use, shared by every in-process function."""
+
+from __future__ import annotations
+
+import threading
+from functools import cached_property
+
+from runtime import amqp, mongo
+from runtime import redis as redis_client
+from runtime.keys import KeyStore
+from runtime.settings import Settings
+
+_lock = threading.Lock()
+_by_settings: dict[int, Clients] = {}
+
+
+class Clients:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._build_lock = threading.RLock()
+
+    @cached_property
+    def keys(self) -> KeyStore:
+        return KeyStore(self.settings.data_dir)
+
+    @cached_property
+    def mongo(self):
+        return mongo.connect(self.settings.mongo_url)
+
+    @cached_property
+    def db(self):
+        db = self.mongo[mongo.database_name(self.settings.mongo_url)]
+        return db
+
+    @cached_property
+    def redis(self):
+        return redis_client.connect(self.settings.redis_url)
+
+    @cached_property
+    def redis_keys(self) -> redis_client.RedisKeys:
+        return redis_client.RedisKeys(self.settings.redis_prefix)
+
+    @cached_property
+    def amqp(self) -> amqp.AmqpPublisher:
+        return amqp.AmqpPublisher(self.settings.amqp_url, timeout=min(self.settings.http_timeout_seconds, 5.0))
+
+    @cached_property
+    def store(self):
+        from runtime.store import make_store
+
+        return make_store(self.settings, self.keys.secret("blob-urls"), self.settings.http_timeout_seconds)
+
+    def queue(self, name: str):
+        """An rq Queue on our Redis, named with the settings' prefix."""
+        from rq import Queue
+
+        return Queue(self.settings.queue_name(name), connection=self.redis)
+
+    def ensure_indexes(self) -> None:
+        mongo.ensure_indexes(self.db)
+
+    def close(self) -> None:
+        if "mongo" in self.__dict__:
+            self.mongo.close()
+        if "amqp" in self.__dict__:
+            self.amqp.close_quietly()
+        if "redis" in self.__dict__:
+            self.redis.close()
+
+
+def clients_for(settings: Settings) -> Clients:
+    """The process-wide Clients for these settings (one per distinct Settings object value)."""
+    key = hash(_settings_key(settings))
+    with _lock:
+        found = _by_settings.get(key)
+        if found is None:
+            found = _by_settings[key] = Clients(settings)
+        return found
+
+
+def _settings_key(settings: Settings):
+    return (settings.mongo_url, settings.redis_url, settings.redis_prefix, settings.amqp_url, settings.store_url,
+            str(settings.data_dir), settings.public_url)

@@ -1,0 +1,74 @@
+"""Who is calling: the gateway authenticates, functions only read the result.
+
+In-process functions find the Identity in the WSGI environ; a function deployed behind a URL receives it in
+the X-PCloud-Identity header, HMAC-signed by the gateway with a secret from PCLOUD_DATA_DIR, so nobody can
+forge it by calling the function directly.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+from dataclasses import asdict, dataclass
+
+from runtime.errors import Unauthorized
+
+ENVIRON_KEY = "pcloud.identity"
+HEADER = "X-PCloud-Identity"
+
+
+@dataclass(frozen=True)
+class Identity:
+    user_id: str
+    client_id: str = "pcloud"
+    via: str = "bearer"  # bearer | cookie
+    session_id: str | None = None
+
+
+def encode_identity(identity: Identity, secret: bytes) -> str:
+    payload = base64.urlsafe_b64encode(json.dumps(asdict(identity), separators=(",", ":")).encode()).decode()
+    sig = hmac.new(secret, payload.encode(), hashlib.sha256).hexdigest()
+    return f"{payload}.{sig}"
+
+
+def decode_identity(value: str, secret: bytes) -> Identity | None:
+    payload, _, sig = value.partition(".")
+    good = hmac.new(secret, payload.encode(), hashlib.sha256).hexdigest()
+    if not sig or not hmac.compare_digest(sig, good):
+        return None
+    try:
+        return Identity(**json.loads(base64.urlsafe_b64decode(payload)))
+    except (ValueError, TypeError):
+        return None
+
+
+def optional_identity() -> Identity | None:
+    from flask import request
+
+    return request.environ.get(ENVIRON_KEY)
+
+
+def current_identity() -> Identity:
+    ident = optional_identity()
+    if ident is None:
+        raise Unauthorized("sign in first: send Authorization: Bearer <access_token>", code="unauthorized")
+    return ident
+
+
+class IdentityFromHeader:
+    """WSGI middleware for a function deployed on its own: trusts only the gateway-signed header."""
+
+    def __init__(self, app, secret: bytes):
+        self.app = app
+        self.secret = secret
+
+    def __call__(self, environ, start_response):
+        environ.pop(ENVIRON_KEY, None)
+        raw = environ.pop("HTTP_X_PCLOUD_IDENTITY", None)
+        if raw:
+            ident = decode_identity(raw, self.secret)
+            if ident is not None:
+                environ[ENVIRON_KEY] = ident
+        return self.app(environ, start_response)

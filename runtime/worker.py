@@ -1,0 +1,26 @@
+"""The rq worker process: our background jobs (push, maintenance), without a fork per job."""
+
+from __future__ import annotations
+
+import sys
+
+from rq import SimpleWorker
+
+from runtime.clients import clients_for
+from runtime.logs import configure_logging
+from runtime.settings import load_settings
+
+QUEUES = ("push", "default", "maintenance")
+
+
+def main(argv: list[str]) -> None:
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    clients = clients_for(settings)
+    names = argv or list(QUEUES)
+    worker = SimpleWorker([clients.queue(n) for n in names], connection=clients.redis)
+    worker.work(with_scheduler=True)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -118,7 +118,7 @@ class _Spool:
         self.directory = directory
 
     def fill(self, digest: str, stream: BinaryIO, size: int) -> tuple[BinaryIO, str]:
-        handle = tempfile.NamedTemporaryFile(dir=self.directory, prefix=".incoming-", delete=False)  # noqa: SIM115 - handed back open
+        handle = tempfile.NamedTemporaryFile(dir=self.directory, prefix=".incoming-", delete=False)
         hasher = hashlib.sha256()
         received = 0
         try:
@@ -221,7 +221,7 @@ class LocalBlobStore:
     def open_range(self, digest: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         _check_range(start, end)
         try:
-            handle = open(self.path_for(digest), "rb")  # noqa: SIM115 - closed by the generator
+            handle = open(self.path_for(digest), "rb")
         except FileNotFoundError:
             raise BlobNotFound(f"no block {digest}") from None
         size = os.fstat(handle.fileno()).st_size

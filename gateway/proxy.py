@@ -43,8 +43,7 @@ class ProxyApp:
         length = environ.get("CONTENT_LENGTH")
         body = None
         if length and length != "0":
-            headers["Content-Length"] = length
-            body = _stream(environ["wsgi.input"], int(length))
+            body = _SizedBody(environ["wsgi.input"], int(length))
         elif environ.get("HTTP_TRANSFER_ENCODING", "").lower() == "chunked":
             body = _stream(environ["wsgi.input"], None)
         try:
@@ -69,6 +68,24 @@ def _stream(stream, length: int | None, chunk: int = 256 * 1024):
         if remaining is not None:
             remaining -= len(data)
         yield data
+
+
+class _SizedBody:
+    """A file-like view of the request body with a known length, so requests sends Content-Length."""
+
+    def __init__(self, stream, length: int):
+        self.stream, self.remaining, self.length = stream, length, length
+
+    def __len__(self) -> int:
+        return self.length
+
+    def read(self, size: int = -1) -> bytes:
+        if self.remaining <= 0:
+            return b""
+        size = self.remaining if size is None or size < 0 else min(size, self.remaining)
+        data = self.stream.read(size)
+        self.remaining -= len(data)
+        return data
 
 
 class _Body:

@@ -171,6 +171,8 @@ class LocalBlobStore:
         if actual != digest:
             raise BlobDigestMismatch("the bytes do not hash to the block's SHA-256",
                                      details={"expected": digest, "actual": actual})
+        if self.head(digest) == len(data):
+            return  # content addressing: the same name means the same bytes, written atomically before
         handle = self._temp_file()
         try:
             with handle:
@@ -241,6 +243,19 @@ class LocalBlobStore:
 
     def delete(self, digest: str) -> None:
         self.path_for(digest).unlink(missing_ok=True)
+
+    def sweep_incoming(self, older_than: float = 3600.0) -> int:
+        """Remove temp files a crashed writer left behind; returns how many went."""
+        removed = 0
+        cutoff = self.clock() - older_than
+        for path in self._tmp.glob(".incoming-*") if self._tmp.is_dir() else ():
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    removed += 1
+            except FileNotFoundError:
+                continue
+        return removed
 
     def check(self) -> None:
         try:

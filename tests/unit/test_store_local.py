@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+import os
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -139,3 +140,19 @@ def test_presign_bounds(store):
     with pytest.raises(ValueError):
         store.presign_put(digest, 4, expires_in=0)
     assert store.presign_put(digest, BLOCK_SIZE).headers["Content-Length"] == str(BLOCK_SIZE)
+
+
+def test_sweep_removes_only_stale_temp_files(tmp_path):
+    now = [2_000_000_000.0]
+    store = LocalBlobStore(tmp_path / "blobs", secret=SECRET, public_url="http://x", clock=lambda: now[0])
+    assert store.sweep_incoming() == 0
+    store.check()
+    stale = tmp_path / "blobs" / "tmp" / ".incoming-crashed"
+    fresh = tmp_path / "blobs" / "tmp" / ".incoming-writing"
+    stale.write_bytes(b"half a block")
+    fresh.write_bytes(b"still arriving")
+    os.utime(stale, (now[0] - 7200, now[0] - 7200))
+    os.utime(fresh, (now[0] - 10, now[0] - 10))
+    assert store.sweep_incoming(older_than=3600) == 1
+    assert not stale.exists()
+    assert fresh.exists()

@@ -12,9 +12,10 @@ import json
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Protocol, Sequence
+from typing import Protocol
 
 import firebase_admin
 import requests.adapters
@@ -178,7 +179,8 @@ def firebase_app(credentials_path: str, endpoint: str = DEFAULT_FCM_ENDPOINT, to
         with open(credentials_path, encoding="utf-8") as fh:
             info = json.load(fh)
     except (OSError, ValueError) as exc:
-        raise PushConfigError(f"PCLOUD_FCM_CREDENTIALS {credentials_path!r} is not a readable JSON file: {exc}") from exc
+        raise PushConfigError(
+            f"PCLOUD_FCM_CREDENTIALS {credentials_path!r} is not a readable JSON file: {exc}") from exc
     if token_uri:
         info["token_uri"] = token_uri
     fingerprint = hashlib.sha256(
@@ -238,7 +240,7 @@ class FCMSender:
     _token_lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
 
     @classmethod
-    def from_settings(cls, settings) -> "FCMSender":
+    def from_settings(cls, settings) -> FCMSender:
         if not settings.fcm_credentials:
             raise PushConfigError("PCLOUD_PUSH_BACKEND=fcm needs PCLOUD_FCM_CREDENTIALS")
         return cls(firebase_app(settings.fcm_credentials, settings.fcm_endpoint, settings.fcm_token_uri,
@@ -276,7 +278,7 @@ class FCMSender:
             except fb_exceptions.FirebaseError as exc:  # the whole call failed (e.g. credentials)
                 results.extend(classify(m.id, exc) for m in pending)
                 continue
-            for m, response in zip(pending, batch.responses):
+            for m, response in zip(pending, batch.responses, strict=True):
                 if response.success:
                     results.append(SendResult(m.id, "sent", provider_id=response.message_id))
                 else:

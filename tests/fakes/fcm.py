@@ -105,7 +105,7 @@ class FakeFCM:
         return f"{self.url}/token"
 
     # ----- lifecycle
-    def start(self, port: int = 0) -> "FakeFCM":
+    def start(self, port: int = 0) -> FakeFCM:
         self._server = make_server(self.host, port, self.app, threaded=True, request_handler=_KeepAliveHandler)
         self._server.daemon_threads = True
         self.port = self._server.server_port
@@ -253,8 +253,8 @@ class FakeFCM:
                 headers = {"Retry-After": str(rule.retry_after)} if rule.retry_after is not None else None
                 extra = ()
                 if rule.error == "INVALID_ARGUMENT":
-                    extra = ({"@type": "type.googleapis.com/google.rpc.BadRequest",
-                              "fieldViolations": [{"field": "message.token", "description": "Invalid registration token"}]},)
+                    violation = {"field": "message.token", "description": "Invalid registration token"}
+                    extra = ({"@type": "type.googleapis.com/google.rpc.BadRequest", "fieldViolations": [violation]},)
                 return google_error(status, rpc_status, text, rule.error, extra, headers)
             name = f"projects/{project}/messages/{next(self._ids)}"
             if body.get("validate_only"):

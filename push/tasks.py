@@ -1,0 +1,203 @@
+"""rq jobs that send pushes, and the sweeper that keeps MongoDB (not Redis) the record of what is owed.
+
+Each delivery in `push_deliveries` is `queued` until a worker confirms it `sent` or `failed` (with a reason).
+A queued delivery carries `lease_until`: while a job for it may still be in Redis it is left alone; once the
+lease ran out (worker SIGKILLed mid-batch, Redis restarted empty) the sweeper enqueues it again. Transient
+FCM errors put it back to `queued` with `next_attempt_at` after an exponential backoff with jitter that
+honours Retry-After, so no worker ever sleeps waiting for FCM. Sending is at least once.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from pymongo import UpdateOne
+
+from push import registry
+from push.senders import PushMessage, PushSender, make_sender
+from push.service import SYNC_GAP_MS, message_data
+from runtime.ids import as_utc, utcnow
+
+log = logging.getLogger(__name__)
+
+QUEUE = "push"
+JOB_BATCH = 500  # messages per rq job (one send_each call)
+MAX_ATTEMPTS = 12
+BACKOFF_BASE_SECONDS = 2.0
+BACKOFF_CAP_SECONDS = 900.0
+DEFAULT_LEASE = timedelta(seconds=120)
+
+
+@dataclass
+class PushContext:
+    """What a worker process needs: clients, the sender, and how long an enqueued job holds its deliveries."""
+
+    clients: object
+    sender: PushSender
+    lease: timedelta = DEFAULT_LEASE
+
+
+_context: PushContext | None = None
+_context_lock = threading.Lock()
+
+
+def configure(context: PushContext | None) -> None:
+    """Set the process's push context (tests and benchmarks; processes otherwise build it from settings)."""
+    global _context
+    with _context_lock:
+        _context = context
+
+
+def context() -> PushContext:
+    global _context
+    with _context_lock:
+        if _context is None:
+            from runtime.clients import clients_for
+            from runtime.settings import load_settings
+
+            settings = load_settings()
+            _context = PushContext(clients_for(settings), make_sender(settings))
+        return _context
+
+
+def backoff_seconds(attempts: int, retry_after: float | None = None, rng: random.Random | None = None) -> float:
+    """Exponential backoff with full jitter; never earlier than the provider's Retry-After."""
+    rng = rng or random
+    ceiling = min(BACKOFF_CAP_SECONDS, BACKOFF_BASE_SECONDS * 2 ** max(0, attempts - 1))
+    delay = rng.uniform(ceiling / 2, ceiling)
+    if retry_after is not None:
+        delay = max(delay, retry_after + rng.uniform(0, min(5.0, retry_after * 0.1 + 0.5)))
+    return delay
+
+
+def job_message(doc: dict) -> dict:
+    """A delivery as rq job arguments (JSON-safe): the worker sends without reading MongoDB first."""
+    return {
+        "id": doc["_id"], "token": doc["token"], "kind": doc["kind"], "data": message_data(doc),
+        "notification": doc.get("notification"), "collapse_key": doc.get("collapse_key"),
+        "ttl": doc.get("ttl", 3600), "priority": doc.get("priority", "normal"), "device_id": doc.get("device_id"),
+        "attempts": doc.get("attempts", 0), "created_at": as_utc(doc["created_at"]).timestamp(),
+    }
+
+
+def enqueue(clients, docs: list[dict]) -> int:
+    """Put deliveries on the rq queue in jobs of ≤ JOB_BATCH messages (one Redis round trip)."""
+    if not docs:
+        return 0
+    queue = clients.queue(QUEUE)
+    datas = [
+        queue.prepare_data(send_messages, args=([job_message(d) for d in docs[i:i + JOB_BATCH]],),
+                           timeout=300, result_ttl=0, failure_ttl=86400)
+        for i in range(0, len(docs), JOB_BATCH)
+    ]
+    queue.enqueue_many(datas)
+    return len(datas)
+
+
+def send_messages(messages: list[dict]) -> dict:
+    """rq job: send one batch and record each outcome. Returns counts (for logs)."""
+    return deliver(context(), messages)
+
+
+def deliver(ctx: PushContext, messages: list[dict], now: datetime | None = None) -> dict:
+    db, redis, keys = ctx.clients.db, ctx.clients.redis, ctx.clients.redis_keys
+    now = now or utcnow()
+    updates: list[UpdateOne] = []
+    counts = {"sent": 0, "failed": 0, "retry": 0, "postponed": 0, "pruned": 0}
+    to_send: list[dict] = []
+
+    # sync tickles: a hard gate at send time too, so two slots sent late/early never land < 2 s apart
+    syncs = [m for m in messages if m["kind"] == "sync" and m.get("device_id")]
+    gates = {}
+    if syncs:
+        pipe = redis.pipeline(transaction=False)
+        for m in syncs:
+            pipe.set(keys.k("push", "sync-sent", m["device_id"]), m["id"], nx=True, px=SYNC_GAP_MS)
+        gates = {m["id"]: bool(ok) for m, ok in zip(syncs, pipe.execute(), strict=True)}
+
+    for m in messages:
+        expires = datetime.fromtimestamp(m["created_at"], tz=now.tzinfo) + timedelta(seconds=m["ttl"])
+        if expires <= now:
+            updates.append(_finish(m["id"], "failed", now, "expired: its TTL passed before FCM accepted it"))
+            counts["failed"] += 1
+        elif m["id"] in gates and not gates[m["id"]]:
+            wait = redis.pttl(keys.k("push", "sync-sent", m["device_id"]))
+            retry_at = now + timedelta(milliseconds=max(wait, 50))
+            updates.append(_requeue(m["id"], now, retry_at, "waiting: at most one sync tickle per 2 s", attempt=False))
+            counts["postponed"] += 1
+        else:
+            to_send.append(m)
+
+    results = ctx.sender.send_batch([
+        PushMessage(id=m["id"], token=m["token"], kind=m["kind"], data=m["data"],
+                    notification=tuple(m["notification"]) if m.get("notification") else None,
+                    collapse_key=m.get("collapse_key"), ttl_seconds=int(m["ttl"]), priority=m["priority"])
+        for m in to_send
+    ])
+    by_id = {m["id"]: m for m in to_send}
+    dead_tokens = set()
+    for r in results:
+        m = by_id[r.id]
+        attempts = int(m.get("attempts", 0)) + 1
+        if r.status == "sent":
+            updates.append(UpdateOne({"_id": r.id}, {"$set": {
+                "status": "sent", "reason": None, "sent_at": now, "updated_at": now, "provider_id": r.provider_id,
+                "lease_until": now}, "$inc": {"attempts": 1}}))
+            counts["sent"] += 1
+        elif r.status in ("unregistered", "invalid_token"):
+            dead_tokens.add(m["token"])
+            updates.append(_finish(r.id, "failed", now, f"{r.reason}: token removed from the device"))
+            counts["failed"] += 1
+        elif r.status == "retry" and attempts < MAX_ATTEMPTS:
+            retry_at = now + timedelta(seconds=backoff_seconds(attempts, r.retry_after))
+            updates.append(_requeue(r.id, now, retry_at, f"retrying: {r.reason}"))
+            counts["retry"] += 1
+        else:
+            reason = r.reason if r.status == "failed" else f"gave up after {attempts} attempts: {r.reason}"
+            updates.append(_finish(r.id, "failed", now, reason))
+            counts["failed"] += 1
+    if updates:
+        db.push_deliveries.bulk_write(updates, ordered=False)
+    for token in dead_tokens:
+        counts["pruned"] += registry.prune_token(db, token)
+    if counts["failed"] or counts["retry"]:
+        log.info("push batch: %s", counts)
+    return counts
+
+
+def _finish(delivery_id: str, status: str, now: datetime, reason: str) -> UpdateOne:
+    # never downgrade a delivery an earlier (duplicate) job already confirmed sent
+    return UpdateOne({"_id": delivery_id, "status": "queued"}, {"$set": {
+        "status": status, "reason": reason, "updated_at": now, "lease_until": now}, "$inc": {"attempts": 1}})
+
+
+def _requeue(delivery_id: str, now: datetime, retry_at: datetime, reason: str, attempt: bool = True) -> UpdateOne:
+    change = {"$set": {"status": "queued", "reason": reason, "updated_at": now, "next_attempt_at": retry_at,
+                       "lease_until": retry_at}}
+    if attempt:
+        change["$inc"] = {"attempts": 1}
+    return UpdateOne({"_id": delivery_id, "status": "queued"}, change)
+
+
+def sweep(clients, lease: timedelta = DEFAULT_LEASE, now: datetime | None = None, limit: int = 5000) -> int:
+    """Enqueue every queued delivery that is due and not held by a live lease. Returns how many."""
+    now = now or utcnow()
+    query = {"status": "queued", "next_attempt_at": {"$lte": now}, "lease_until": {"$lte": now}}
+    docs = list(clients.db.push_deliveries.find(query).sort("next_attempt_at", 1).limit(limit))
+    if not docs:
+        return 0
+    ids = [d["_id"] for d in docs]
+    clients.db.push_deliveries.update_many({"_id": {"$in": ids}, "status": "queued"},
+                                           {"$set": {"lease_until": now + lease}})
+    enqueue(clients, docs)
+    return len(docs)
+
+
+def purge_old(clients, now: datetime | None = None) -> int:
+    """Delivery records past `expires_at` (the TTL index does this too where the server supports it)."""
+    now = now or utcnow()
+    return clients.db.push_deliveries.delete_many({"expires_at": {"$lt": now}}).deleted_count

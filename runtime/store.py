@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import io
 import json
 import os
 import re
@@ -111,17 +112,19 @@ def content_disposition(filename: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(filename, safe='')}"
 
 
-class _Spool:
-    """Copy a stream to a temp file while hashing it, so a wrong body is refused before it is stored."""
+def _spool(directory: Path | None, digest: str, stream: BinaryIO, size: int) -> str:
+    """Copy exactly `size` bytes to a temp file while hashing them; return its path only when they are right.
 
-    def __init__(self, directory: Path | None = None):
-        self.directory = directory
-
-    def fill(self, digest: str, stream: BinaryIO, size: int) -> tuple[BinaryIO, str]:
-        handle = tempfile.NamedTemporaryFile(dir=self.directory, prefix=".incoming-", delete=False)
-        hasher = hashlib.sha256()
-        received = 0
-        try:
+    A body of another length or digest is refused before anything is stored, and its temp file removed.
+    """
+    try:
+        handle = tempfile.NamedTemporaryFile(dir=directory, prefix=".incoming-", delete=False)
+    except OSError as exc:
+        raise StoreUnavailable(f"cannot create a temp file: {exc.strerror}") from exc
+    hasher = hashlib.sha256()
+    received = 0
+    try:
+        with handle:
             while received < size:
                 chunk = stream.read(min(CHUNK_SIZE, size - received))
                 if not chunk:
@@ -137,11 +140,12 @@ class _Spool:
                                          details={"expected": digest, "actual": hasher.hexdigest()})
             handle.flush()
             os.fsync(handle.fileno())
-        except BaseException:
-            handle.close()
-            os.unlink(handle.name)
-            raise
-        return handle, handle.name
+    except BaseException as exc:
+        _unlink_quietly(handle.name)
+        if isinstance(exc, OSError):
+            raise StoreUnavailable(f"cannot write blob: {exc.strerror}") from exc
+        raise
+    return handle.name
 
 
 # --------------------------------------------------------------------------------------------- local
@@ -173,27 +177,13 @@ class LocalBlobStore:
                                      details={"expected": digest, "actual": actual})
         if self.head(digest) == len(data):
             return  # content addressing: the same name means the same bytes, written atomically before
-        handle = self._temp_file()
-        try:
-            with handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-        except BaseException:
-            os.unlink(handle.name)
-            raise
-        self._publish(handle.name, digest)
+        self._ensure_dir(self._tmp)
+        self._publish(_spool(self._tmp, digest, io.BytesIO(data), len(data)), digest)
 
     def put_stream(self, digest: str, stream: BinaryIO, size: int) -> None:
         check_digest(digest)
         self._ensure_dir(self._tmp)
-        handle, name = _Spool(self._tmp).fill(digest, stream, size)
-        handle.close()
-        self._publish(name, digest)
-
-    def _temp_file(self):
-        self._ensure_dir(self._tmp)
-        return tempfile.NamedTemporaryFile(dir=self._tmp, prefix=".incoming-", delete=False)
+        self._publish(_spool(self._tmp, digest, stream, size), digest)
 
     def _publish(self, temp_name: str, digest: str) -> None:
         target = self.path_for(digest)
@@ -408,13 +398,12 @@ class S3BlobStore:
 
     def put_stream(self, digest: str, stream: BinaryIO, size: int) -> None:
         check_digest(digest)
-        handle, name = _Spool().fill(digest, stream, size)
+        name = _spool(None, digest, stream, size)
         try:
-            handle.seek(0)
-            self._call(digest, "put_object", Bucket=self.bucket, Key=self.key(digest), Body=handle,
-                       ContentLength=size, ChecksumSHA256=self.checksum(digest))
+            with open(name, "rb") as handle:
+                self._call(digest, "put_object", Bucket=self.bucket, Key=self.key(digest), Body=handle,
+                           ContentLength=size, ChecksumSHA256=self.checksum(digest))
         finally:
-            handle.close()
             _unlink_quietly(name)
 
     def get(self, digest: str) -> bytes:

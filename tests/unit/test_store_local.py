@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import os
+import threading
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -156,3 +157,24 @@ def test_sweep_removes_only_stale_temp_files(tmp_path):
     assert store.sweep_incoming(older_than=3600) == 1
     assert not stale.exists()
     assert fresh.exists()
+
+
+def test_concurrent_writers_of_one_block_all_succeed(store):
+    data = os.urandom(512 * 1024)
+    digest = digest_of(data)
+    errors = []
+
+    def write():
+        try:
+            store.put_stream(digest, io.BytesIO(data), len(data))
+        except Exception as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=write) for _ in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert errors == []
+    assert store.get(digest) == data
+    assert list((store.root / "tmp").iterdir()) == []

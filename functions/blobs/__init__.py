@@ -17,10 +17,11 @@ _SIGNED = [
     {"name": "sig", "in": "query", "required": True, "schema": {"type": "string"}},
 ]
 
-OPENAPI = {
+OPENAPI = {"paths": {
     "/blobs/v1/{digest}": {
         "put": {
             "summary": "Upload one block through a presigned URL (local store)",
+            "security": [],
             "parameters": [_DIGEST, {"name": "size", "in": "query", "required": True,
                                      "schema": {"type": "integer"}}, *_SIGNED],
             "requestBody": {"content": {"application/octet-stream": {"schema": {"type": "string",
@@ -31,13 +32,14 @@ OPENAPI = {
         },
         "get": {
             "summary": "Download one block through a presigned URL (local store); Range → 206",
+            "security": [],
             "parameters": [_DIGEST, {"name": "filename", "in": "query", "schema": {"type": "string"}}, *_SIGNED],
             "responses": {"200": {"description": "the bytes"}, "206": {"description": "a byte range"},
                           "401": {"description": "invalid_signature or url_expired"},
                           "404": {"description": "blob_not_found"}, "416": {"description": "range_not_satisfiable"}},
         },
     },
-}
+}}
 
 
 def create_app(settings: Settings | None = None, store: BlobStore | None = None) -> Flask:

@@ -35,3 +35,10 @@ def test_the_gateway_refuses_bodies_over_a_block(gateway, clients):
 def test_readiness_reports_the_store(gateway):
     answer = requests.get(f"{gateway.url}/readyz", timeout=TIMEOUT)
     assert answer.json()["checks"]["store"] == "ok"
+
+
+def test_openapi_documents_the_presigned_block_urls(gateway):
+    spec = requests.get(f"{gateway.url}/openapi.json", timeout=TIMEOUT).json()
+    block = spec["paths"]["/blobs/v1/{digest}"]
+    assert set(block) == {"put", "get"}
+    assert block["put"]["security"] == []

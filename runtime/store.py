@@ -41,6 +41,7 @@ CHUNK_SIZE = 64 * 1024
 BLOCK_SIZE = 4 * 1024 * 1024
 MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # the S3 limit; the local store keeps the same one
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
+_NUMBER = re.compile(r"^[0-9]{1,12}$")  # ASCII digits only: "²".isdigit() is True
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 
 
@@ -91,7 +92,7 @@ class BlobStore(Protocol):
 
 def check_digest(digest: str) -> str:
     """Refuse anything but 64 lowercase hex chars: the digest becomes a file name or an object key."""
-    if not isinstance(digest, str) or not _DIGEST.match(digest):
+    if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
         raise BadRequest("a block hash is 64 lowercase hex characters (SHA-256)", code="invalid_hash")
     return digest
 
@@ -292,7 +293,7 @@ class LocalBlobStore:
         expires = query.get("expires", "")
         filename = query.get("filename", "") if method == "GET" else ""
         given = query.get("sig", "")
-        if not expires.isdigit() or (method == "PUT" and not size.isdigit()):
+        if not _NUMBER.fullmatch(expires) or (method == "PUT" and not _NUMBER.fullmatch(size)):
             raise Unauthorized("the link is not a valid presigned URL", code="invalid_signature")
         expected = self.signature(method, digest, size, int(expires), filename)
         if not hmac.compare_digest(expected.encode(), given.encode("utf-8", "replace")):
@@ -504,7 +505,7 @@ def make_store(settings, secret: bytes, http_timeout: float = 10.0, ensure: bool
         return LocalBlobStore(Path(unquote(parts.path)), secret=secret, public_url=settings.public_url)
     if parts.scheme == "s3":
         bucket = parts.netloc
-        if not _BUCKET.match(bucket) or parts.path not in ("", "/"):
+        if not _BUCKET.fullmatch(bucket) or parts.path not in ("", "/"):
             raise SettingsError(f"PCLOUD_STORE_URL must be s3://BUCKET?endpoint=URL&region=NAME, got {url!r}")
         try:
             query = parse_qs(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
@@ -519,7 +520,7 @@ def make_store(settings, secret: bytes, http_timeout: float = 10.0, ensure: bool
             if ep.scheme not in ("http", "https") or not ep.netloc:
                 raise SettingsError(f"PCLOUD_STORE_URL endpoint must be an http(s) URL, got {endpoint!r}")
         region = query.get("region", [""])[0] or "us-east-1"
-        if not re.match(r"^[a-z0-9-]+$", region):
+        if not re.fullmatch(r"[a-z0-9-]+", region):
             raise SettingsError(f"PCLOUD_STORE_URL region looks wrong: {region!r}")
         store = S3BlobStore(bucket, endpoint_url=endpoint, region=region, timeout=http_timeout)
         if ensure:

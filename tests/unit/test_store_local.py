@@ -59,7 +59,7 @@ def test_put_stream_refuses_extra_bytes(store):
 
 
 def test_a_digest_must_be_lowercase_hex_sha256(store):
-    for bad in ("../../etc/passwd", "AB" * 32, "ab" * 31, "zz" * 32, ""):
+    for bad in ("../../etc/passwd", "AB" * 32, "ab" * 31, "zz" * 32, "", "ab" * 32 + "\n"):
         with pytest.raises(BadRequest) as caught:
             store.head(bad)
         assert caught.value.code == "invalid_hash"
@@ -88,7 +88,8 @@ def test_presigned_put_url_shape_and_verification(store):
 
 
 @pytest.mark.parametrize("field, value", [("sig", "0" * 64), ("size", "5"), ("expires", "9999999999"),
-                                          ("sig", ""), ("expires", "soon")])
+                                          ("sig", ""), ("expires", "soon"), ("expires", "\u00b2"),
+                                          ("size", "-4")])
 def test_any_tampering_breaks_the_signature(store, field, value):
     digest = digest_of(b"data")
     query = query_of(store.presign_put(digest, 4).url)

@@ -14,7 +14,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Protocol
 
 import firebase_admin
@@ -229,6 +229,20 @@ def point_messaging_at(app: firebase_admin.App, endpoint: str, concurrency: int 
     )
     for prefix in {endpoint.rstrip("/") + "/", DEFAULT_FCM_ENDPOINT + "/"}:
         session.mount(prefix, adapter)
+    if endpoint.rstrip("/") != DEFAULT_FCM_ENDPOINT:
+        _skip_regional_access_boundary_lookup(app.credential.get_credential())
+
+
+def _skip_regional_access_boundary_lookup(credential) -> None:
+    """google-auth ≥ 2.4x looks up a "regional access boundary" at iamcredentials.googleapis.com after each
+    token refresh (a background thread). It only concerns Google's own endpoints, so when FCM is elsewhere
+    (a stand-in, a private gateway) we park the lookup in its cooldown instead of calling Google."""
+    manager = getattr(credential, "_rab_manager", None)
+    data = getattr(manager, "_data", None)
+    if data is None or not hasattr(data, "_replace"):
+        raise PushConfigError("google-auth changed its regional access boundary manager; "
+                              "update push.senders._skip_regional_access_boundary_lookup")
+    manager._data = data._replace(cooldown_expiry=datetime.max)
 
 
 @dataclass

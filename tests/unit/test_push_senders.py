@@ -75,7 +75,7 @@ def test_pairing_without_notification_after_waiting(sender, fcm_fake):
     assert "notification" not in sent
 
 
-def test_the_one_firebase_admin_hook_still_works(fcm_fake, fcm_service_account):
+def test_the_one_firebase_admin_hook_still_works(fcm_fake, fcm_service_account, caplog):
     """Fails loudly if a firebase-admin upgrade moves the FCM URL or the session we re-point."""
     assert messaging._MessagingService.FCM_URL == "https://fcm.googleapis.com/v1/projects/{0}/messages:send"
     app = firebase_app(str(fcm_service_account), fcm_fake.url, fcm_fake.token_uri, timeout=5.0)
@@ -87,6 +87,9 @@ def test_the_one_firebase_admin_hook_still_works(fcm_fake, fcm_service_account):
     result = FCMSender(app).send_batch([PushMessage("h1", "hook-token", "sync", {"type": "sync", "cursor": "1"})])
     assert result[0].status == "sent"
     assert fcm_fake.messages_for("hook-token")
+    # google-auth's regional-access-boundary lookup (a call to Google after each token refresh) is parked
+    assert app.credential.get_credential()._rab_manager._should_refresh() is False
+    assert "iamcredentials" not in caplog.text
     # pointing an app twice (or after an upgrade changed the URL) is refused, not silently ignored
     with pytest.raises(RuntimeError, match="point_messaging_at"):
         point_messaging_at(app, fcm_fake.url)

@@ -224,7 +224,7 @@ class LocalBlobStore:
             raise RangeNotSatisfiable(f"range starts at {start} but the block has {size} bytes",
                                       details={"size": size})
         last = size - 1 if end is None else min(end, size - 1)
-        return _read_file(handle, start, last - start + 1)
+        return _FileRange(handle, start, last - start + 1)
 
     def head(self, digest: str) -> int | None:
         try:
@@ -303,15 +303,26 @@ class LocalBlobStore:
         return {"size": int(size) if size else None, "expires": int(expires), "filename": filename or None}
 
 
-def _read_file(handle, offset: int, length: int) -> Iterator[bytes]:
-    with handle:
+class _FileRange:
+    """Chunks of one open file; `close()` (WSGI servers call it) releases the file even if never iterated."""
+
+    def __init__(self, handle, offset: int, length: int):
+        self.handle, self.remaining = handle, length
         handle.seek(offset)
-        while length > 0:
-            chunk = handle.read(min(CHUNK_SIZE, length))
-            if not chunk:
-                return
-            length -= len(chunk)
-            yield chunk
+
+    def __iter__(self) -> Iterator[bytes]:
+        return self
+
+    def __next__(self) -> bytes:
+        chunk = self.handle.read(min(CHUNK_SIZE, self.remaining)) if self.remaining > 0 else b""
+        if not chunk:
+            self.close()
+            raise StopIteration
+        self.remaining -= len(chunk)
+        return chunk
+
+    def close(self) -> None:
+        self.handle.close()
 
 
 def _fsync_dir(path: Path) -> None:

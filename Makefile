@@ -19,8 +19,8 @@ install: $(STAMP)
 services: install
 	bash infra/services.sh
 
-run: services
-	$(VENV)/bin/honcho -f Procfile start
+run: install
+	bash infra/run.sh
 
 test: services
 	bash infra/test-deps.sh

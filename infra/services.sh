@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 DATA_DIR="${PCLOUD_DATA_DIR:-./var}"
 MONGO_PORT="${PCLOUD_EMBEDDED_MONGO_PORT:-27017}"
 VENV="${VENV:-.venv}"
+STARTED="${PCLOUD_STARTED_FILE:-$DATA_DIR/started-services}"
 mkdir -p "$DATA_DIR/logs" "$DATA_DIR/mongo"
+: >"$STARTED"
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 wait_port() { # name port seconds
@@ -33,6 +35,7 @@ if ! port_open 6379; then
   redis-server --daemonize yes --bind 127.0.0.1 --port 6379 --save "" --appendonly no \
     --dir "${TMPDIR:-/tmp}" --logfile "$(realpath "$DATA_DIR")/logs/redis.log"
   wait_port redis 6379 20
+  echo redis >>"$STARTED"
 fi
 
 # RabbitMQ
@@ -40,6 +43,7 @@ if ! port_open 5672; then
   command -v rabbitmq-server >/dev/null || apt_install rabbitmq-server
   RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 rabbitmq-server -detached >/dev/null 2>&1 || true
   wait_port rabbitmq 5672 60
+  echo rabbitmq >>"$STARTED"
 fi
 
 # MongoDB wire server: any mongod set through PCLOUD_MONGO_URL wins; else embedded SecantusDB.
@@ -49,5 +53,6 @@ if [ -z "${PCLOUD_MONGO_URL:-}" ] && ! port_open "$MONGO_PORT"; then
     --log-level WARNING >>"$DATA_DIR/logs/secantusdb.log" 2>&1 &
   echo $! >"$DATA_DIR/secantusdb.pid"
   wait_port secantusdb "$MONGO_PORT" 60
+  echo secantusdb >>"$STARTED"
 fi
 echo "services: redis, rabbitmq and mongodb answer on loopback"

@@ -78,6 +78,14 @@ def clients_for(settings: Settings) -> Clients:
         return found
 
 
+def forget(settings: Settings) -> None:
+    """Close and drop the process-wide Clients for these settings (tests, or a process shutting down)."""
+    with _lock:
+        found = _by_settings.pop(hash(_settings_key(settings)), None)
+    if found is not None:
+        found.close()
+
+
 def _settings_key(settings: Settings):
     return (settings.mongo_url, settings.redis_url, settings.redis_prefix, settings.amqp_url, settings.store_url,
             str(settings.data_dir), settings.public_url)

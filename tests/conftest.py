@@ -147,8 +147,10 @@ def live_server_factory():
 @pytest.fixture
 def gateway_app(settings, clients):
     from gateway.wsgi import create_gateway
+    from runtime.clients import forget
 
-    return create_gateway(settings)
+    yield create_gateway(settings)
+    forget(settings)
 
 
 @pytest.fixture

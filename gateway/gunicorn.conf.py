@@ -8,7 +8,7 @@ from runtime.settings import load_settings
 _settings = load_settings()
 bind = _settings.bind
 workers = 2
-threads = 8
+threads = 16
 worker_class = "gthread"
 timeout = 60
 graceful_timeout = 10

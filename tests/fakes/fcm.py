@@ -78,7 +78,7 @@ class FakeFCM:
         self.project_id = project_id
         self.delay = delay
         self.record = record
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # wait_for's predicate may call stats() while holding it
         self._cond = threading.Condition(self._lock)
         self._public_keys: dict[str, object] = {}
         self._access_tokens: set[str] = set()

@@ -96,8 +96,19 @@ def _s(value) -> str:
 
 
 def sync_cursor(seq: int) -> str:
-    """The changes-feed cursor a tickle carries: the journal position (GET /mobile/v1/changes?cursor=)."""
-    return str(seq)
+    """The changes-feed cursor a tickle carries, in the feed's own opaque format (GET /mobile/v1/changes)."""
+    from mobile_api.sync import encode_cursor  # the feed owns the format
+
+    return encode_cursor(seq)
+
+
+def _sync_seq(cursor) -> int:
+    """A journal position from a seq or a cursor the feed handed out (400 for anything else)."""
+    if isinstance(cursor, int) or (isinstance(cursor, str) and cursor.isdigit()):
+        return int(cursor)
+    from mobile_api.sync import decode_cursor
+
+    return decode_cursor(cursor if isinstance(cursor, str) else None)
 
 
 def intent_from_message(message: dict, exclude_device_id: str | None = None) -> Intent:
@@ -126,10 +137,8 @@ def intent_from_message(message: dict, exclude_device_id: str | None = None) -> 
     elif kind == "device":
         collapse_key = f"device-{data['device_id']}"
     elif kind == "sync":
-        try:
-            sync_seq = int(message["cursor"])
-        except (TypeError, ValueError):
-            sync_seq = None
+        sync_seq = _sync_seq(message["cursor"])
+        data["cursor"] = sync_cursor(sync_seq)
     check_payload(data, notification)
     return Intent(kind, data, notification, collapse_key, exclude_device_id, sync_seq)
 

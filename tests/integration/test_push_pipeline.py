@@ -7,6 +7,7 @@ from datetime import timedelta
 
 import pytest
 
+from mobile_api.sync import encode_cursor
 from push import registry, service, tasks
 from push.relay import relay_once
 from runtime import events
@@ -38,7 +39,7 @@ def test_every_event_kind_reaches_the_phones(clients, push_context, drain_push, 
     for token in ("tok-a", "tok-b"):
         got = {m["data"]["type"]: m for m in fcm_fake.messages_for(token)}
         assert set(got) == {"sync", "conflict", "pairing", "device"}
-        assert got["sync"]["data"] == {"type": "sync", "cursor": "7"}
+        assert got["sync"]["data"] == {"type": "sync", "cursor": encode_cursor(7)}
         assert got["sync"]["android"]["collapse_key"] == "sync"
         assert got["conflict"]["data"] == {"type": "conflict", "conflict_id": "c1", "node_id": "n1"}
         assert got["conflict"]["notification"]["title"]
@@ -62,14 +63,15 @@ def test_sync_skips_the_device_that_made_the_change_and_is_coalesced(clients, pu
 
     assert fcm_fake.messages_for("tok-origin") == []
     first = fcm_fake.messages_for("tok-other")
-    assert [m["data"]["cursor"] for m in first] == ["1"]  # the other four wait for the next 2 s slot, as one
+    # the other four wait for the next 2 s slot, as one
+    assert [m["data"]["cursor"] for m in first] == [encode_cursor(1)]
     waiting = deliveries(clients, status="queued")
     assert len(waiting) == 1 and waiting[0]["seq"] == 5 and waiting[0]["coalesced"] == 4
 
     time.sleep(2.1)  # let the device's 2 s window pass (Redis keeps real time)
     assert tasks.sweep(clients, push_context.lease) == 1
     drain_push()
-    assert [m["data"]["cursor"] for m in fcm_fake.messages_for("tok-other")] == ["1", "5"]
+    assert [m["data"]["cursor"] for m in fcm_fake.messages_for("tok-other")] == [encode_cursor(1), encode_cursor(5)]
 
 
 def test_unregistered_prunes_exactly_that_token(clients, push_context, drain_push, fcm_fake, make_phone):

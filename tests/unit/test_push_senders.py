@@ -9,6 +9,7 @@ import warnings
 import pytest
 from firebase_admin import messaging
 
+from mobile_api.sync import encode_cursor
 from push import service
 from push.senders import (
     FCM_BATCH_LIMIT,
@@ -44,7 +45,7 @@ def test_every_kind_reaches_fcm_with_its_payload(sender, fcm_fake):
     assert [r.status for r in results] == ["sent"] * 4
     got = {k: fcm_fake.messages_for(f"tok-{k}")[0] for k in intents}
 
-    assert got["sync"]["data"] == {"type": "sync", "cursor": "42"}
+    assert got["sync"]["data"] == {"type": "sync", "cursor": encode_cursor(42)}
     assert "notification" not in got["sync"]
     assert got["sync"]["android"] == {"collapse_key": "sync", "priority": "normal", "ttl": "3600s"}
     assert got["sync"]["apns"]["headers"]["apns-push-type"] == "background"

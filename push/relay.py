@@ -5,8 +5,8 @@ mark the events done. Between passes the sweeper re-enqueues deliveries whose le
 Redis lost its data) or whose retry time came, purges old delivery records and, hourly, forgets tokens not
 refreshed for 270 days. Everything it needs to resume is in MongoDB, so it can be killed at any point.
 
-Other event types are handed to their own rq job through EVENT_JOBS (type → "module:function", queue);
-a type nobody handles is marked done.
+Other event types are handed to their own rq job through EVENT_JOBS (type → "module:function", queue).
+The relay claims only the types it carries, so an event type nobody registered stays pending (never lost).
 """
 
 from __future__ import annotations
@@ -38,13 +38,19 @@ SWEEP_EVERY = 0.5
 TOKEN_SWEEP_EVERY = 3600.0
 
 
+def carried_types() -> list[str]:
+    return list(PUSH_EVENT_TYPES) + [t for t in EVENT_JOBS if t not in PUSH_EVENT_TYPES]
+
+
 def claim(db, limit: int = CLAIM_BATCH, now: datetime | None = None) -> list[dict]:
     """Claim up to `limit` events in three round trips (runtime.events.claim_pending takes one per event).
 
-    Same fields and semantics as runtime.events: pending, or claimed by a relay that died `STALE_CLAIM` ago.
+    Same fields and semantics as runtime.events: pending, or claimed by a relay that died `STALE_CLAIM` ago;
+    only the types this relay carries.
     """
     now = now or utcnow()
-    query = {"$or": [{"status": "pending"}, {"status": "claimed", "claimed_at": {"$lt": now - STALE_CLAIM}}]}
+    query = {"type": {"$in": carried_types()},
+             "$or": [{"status": "pending"}, {"status": "claimed", "claimed_at": {"$lt": now - STALE_CLAIM}}]}
     ids = [d["_id"] for d in db.outbox.find(query, {"_id": 1}).sort("created_at", ASCENDING).limit(limit)]
     if not ids:
         return []

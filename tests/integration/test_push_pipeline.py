@@ -197,3 +197,17 @@ def test_expired_messages_fail_instead_of_arriving_late(clients, push_context, d
     doc = clients.db.push_deliveries.find_one({"device_id": phone})
     assert doc["status"] == "failed" and doc["reason"].startswith("expired")
     assert fcm_fake.messages_for("tok") == []
+
+
+def test_relay_leaves_unknown_event_types_pending_and_routes_registered_ones(clients, push_context, monkeypatch):
+    from push import relay
+
+    foreign = emit(clients, "sso.session_ended", "u1", {"sid": "s1"})
+    assert relay_once(clients, push_context.lease) == 0
+    assert clients.db.outbox.find_one({"_id": foreign})["status"] == "pending"  # left for whoever handles it
+
+    monkeypatch.setitem(relay.EVENT_JOBS, "sso.session_ended", ("runtime.ids:new_id", "default"))
+    assert relay_once(clients, push_context.lease) == 1
+    assert clients.db.outbox.find_one({"_id": foreign})["status"] == "done"
+    job = clients.queue("default").jobs[0]
+    assert job.func_name == "runtime.ids.new_id" and job.args[0]["payload"] == {"sid": "s1"}

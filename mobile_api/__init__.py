@@ -12,4 +12,5 @@ def create_app(settings=None):
     for module in (auth_routes, device_routes, routes):
         app.register_blueprint(module.bp)
         OPENAPI["paths"].update(getattr(module, "OPENAPI_PATHS", {}))
+        OPENAPI.setdefault("schemas", {}).update(getattr(module, "OPENAPI_SCHEMAS", {}))
     return app

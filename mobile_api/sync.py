@@ -1,0 +1,82 @@
+"""The changes feed (CONTRACT §5): the latest state of every node changed after a cursor, in change order.
+
+Every write to a user's tree takes the next `users.seq` inside its own transaction and stamps it on the node.
+Because that `$inc` makes concurrent writers of one user conflict, sequence order is commit order: a reader
+that has seen seq N has seen everything below N, so paging by `seq > cursor` never skips a late commit.
+The cursor is opaque to clients (base64 of the seq); purges raise `users.journal_floor`, and a cursor below
+the floor is 410 `cursor_expired` (the client starts over without a cursor).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from pymongo import ASCENDING
+
+from runtime.errors import BadRequest, Gone, NotFound
+from runtime.ids import iso
+from runtime.mongo import register_indexes
+
+_PREFIX = "s1:"
+
+
+@register_indexes
+def _indexes(db) -> None:
+    db.nodes.create_index([("owner", ASCENDING), ("seq", ASCENDING)])
+
+
+def encode_cursor(seq: int) -> str:
+    return base64.urlsafe_b64encode(f"{_PREFIX}{int(seq)}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int:
+    """0 for no cursor (everything); a 400 for anything this server did not hand out."""
+    if not cursor:
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        raw = ""
+    digits = raw[len(_PREFIX):] if raw.startswith(_PREFIX) else ""
+    if not digits.isascii() or not digits.isdigit() or len(digits) > 18:
+        raise BadRequest("cursor is not one this server handed out", code="invalid_cursor")
+    return int(digits)
+
+
+def node_view(doc: dict) -> dict:
+    """The contract's node shape (CONTRACT §3)."""
+    view = {"id": doc["_id"], "parent_id": doc.get("parent_id"), "name": doc.get("name"), "kind": doc.get("kind"),
+            "rev": doc.get("rev", 0), "size": doc.get("size", 0), "content_hash": doc.get("content_hash"),
+            "mtime": iso(doc.get("mtime")), "trashed_at": iso(doc.get("trashed_at"))}
+    if doc.get("purged"):
+        view["purged"] = True
+    return view
+
+
+_FIELDS = {"blocks": 0, "live_key": 0, "name_key": 0}
+
+
+def changes(db, owner: str, cursor: str | None = None, limit: int = 500, session=None) -> dict:
+    """One page of the feed: `{"changes", "cursor", "has_more"}`; reads one index range, never the whole tree."""
+    after = decode_cursor(cursor)
+    user = db.users.find_one({"_id": owner}, {"seq": 1, "journal_floor": 1}, session=session)
+    if user is None:
+        raise NotFound("no such user", code="not_found")
+    if cursor and after < int(user.get("journal_floor") or 0):
+        raise Gone("the journal no longer reaches back to this cursor; sync again without one",
+                   code="cursor_expired", details={"journal_floor": encode_cursor(user.get("journal_floor") or 0)})
+    if after > int(user.get("seq") or 0):
+        raise BadRequest("cursor is ahead of this account's journal", code="invalid_cursor")
+    docs = list(db.nodes.find({"owner": owner, "seq": {"$gt": after}}, _FIELDS, session=session)
+                .sort("seq", ASCENDING).limit(limit + 1))
+    has_more = len(docs) > limit
+    docs = docs[:limit]
+    last = docs[-1]["seq"] if docs else after
+    return {"changes": [node_view(d) for d in docs], "cursor": encode_cursor(last), "has_more": has_more}
+
+
+def current_cursor(db, owner: str, session=None) -> str:
+    """The cursor that covers everything committed so far (returned by the ops endpoint)."""
+    user = db.users.find_one({"_id": owner}, {"seq": 1}, session=session) or {}
+    return encode_cursor(int(user.get("seq") or 0))

@@ -73,15 +73,30 @@ def declare_topology(channel) -> None:
     channel.queue_bind(EVENTS_QUEUE, EVENTS_EXCHANGE, routing_key="event.#")
 
 
-class AmqpPublisher:
-    """One confirmed channel per process, guarded by a lock (pika's BlockingConnection is not thread-safe)."""
+def device_routing_key(serial: str) -> str:
+    """Server → device: the routing key (and queue name) of one device."""
+    return f"device.{serial}"
 
-    def __init__(self, url: str, timeout: float = 5.0):
+
+def event_routing_key(serial: str, type_: str) -> str:
+    """Device → server: `event.<serial>.<type>`; the broker can check the serial part per device user."""
+    return f"event.{serial}.{type_}"
+
+
+class AmqpPublisher:
+    """One confirmed channel per process, guarded by a lock (pika's BlockingConnection is not thread-safe).
+
+    `declare=False` is for devices: their broker user may not declare our exchanges, only use them.
+    """
+
+    def __init__(self, url: str, timeout: float = 5.0, declare: bool = True):
         self.url = url
         self.timeout = timeout
+        self.declare = declare
         self._lock = threading.Lock()
         self._connection = None
         self._channel = None
+        self._device_queues: set[str] = set()
 
     def _ensure(self):
         if self._channel is None or not self._channel.is_open or not self._connection.is_open:
@@ -89,8 +104,25 @@ class AmqpPublisher:
             self._connection = connect(self.url, self.timeout)
             self._channel = self._connection.channel()
             self._channel.confirm_delivery()
-            declare_topology(self._channel)
+            if self.declare:
+                declare_topology(self._channel)
+            self._device_queues.clear()
         return self._channel
+
+    def ensure_device_queue(self, serial: str) -> None:
+        """Declare `device.<serial>` once per connection, so a message for an offline device waits for it."""
+        with self._lock:
+            for attempt in (1, 2):
+                try:
+                    channel = self._ensure()
+                    if serial not in self._device_queues:
+                        declare_device_queue(channel, serial)
+                        self._device_queues.add(serial)
+                    return
+                except (AMQPError, OSError) as exc:
+                    self.close_quietly()
+                    if attempt == 2:
+                        raise PublishError(f"amqp: {exc.__class__.__name__}", details={"dependency": "amqp"}) from exc
 
     def publish(self, exchange: str, routing_key: str, body: dict, message_id: str | None = None,
                 mandatory: bool = False) -> str:
@@ -128,6 +160,7 @@ class AmqpPublisher:
 
     def close_quietly(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None
+        self._device_queues.clear()
         if connection is not None and connection.is_open:
             try:
                 connection.close()
@@ -140,6 +173,8 @@ class Consumer:
 
     queue: str = ""
     prefetch: int = 50
+    # errors that mean "a dependency is away, try this message again later" (requeued, not dead-lettered)
+    transient_errors: tuple[type[BaseException], ...] = (Unavailable,)
 
     def setup(self, channel) -> None:
         """Declare what this consumer needs; the default declares the shared topology."""
@@ -191,10 +226,15 @@ def _handle(channel, consumer: Consumer, method, properties, body: bytes) -> Non
                     getattr(properties, "message_id", None), method.routing_key, exc)
         channel.basic_nack(method.delivery_tag, requeue=False)
         return
-    except Unavailable as exc:
+    except consumer.transient_errors as exc:
         log.warning("requeueing message on %s: %s", method.routing_key, exc)
         channel.basic_nack(method.delivery_tag, requeue=True)
         time.sleep(0.5)
+        return
+    except Exception:  # noqa: BLE001 - a bug in one message must not kill the consumer; the message is kept
+        log.exception("dead-lettering message %s on %s: the consumer failed",
+                      getattr(properties, "message_id", None), method.routing_key)
+        channel.basic_nack(method.delivery_tag, requeue=False)
         return
     channel.basic_ack(method.delivery_tag)
 

@@ -19,7 +19,10 @@ from runtime.settings import load_settings
 log = logging.getLogger(__name__)
 
 # (job "module:function", every N seconds, rq queue). Add a line for each periodic job.
-PERIODIC: list[tuple[str, int, str]] = []
+PERIODIC: list[tuple[str, int, str]] = [
+    ("functions.pairing.tasks:expire_sessions", 2, "maintenance"),  # backstop for the listener's sweeper
+    ("functions.pairing.tasks:mark_devices_offline", 10, "maintenance"),  # NAS silent for 90 s → offline
+]
 
 
 def _load(path: str):
@@ -35,7 +38,7 @@ def tick(clients, now: float | None = None) -> list[str]:
         slot = int(now // every)
         key = clients.redis_keys.k("sched", path, slot)
         if clients.redis.set(key, "1", nx=True, ex=every * 2):
-            clients.queue(queue).enqueue(path, job_timeout=max(every, 60), result_ttl=600)
+            clients.queue(queue).enqueue(path.replace(":", "."), job_timeout=max(every, 60), result_ttl=600)
             enqueued.append(path)
     return enqueued
 

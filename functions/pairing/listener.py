@@ -1,0 +1,95 @@
+"""The device-events listener process (`python -m functions.pairing.listener`, Procfile `listener:`).
+
+Consumes `pcloud.device-events` with manual acks. A message that can never be handled (not JSON, unknown
+type, a `serial` that differs from its routing key) is dead-lettered with a log line; a message that meets
+a dependency outage is requeued. Beside the consumer, a sweeper thread times out pairing sessions a few
+times a second, so `failed`/`expired` happen even when nobody polls.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from pymongo.errors import PyMongoError
+from redis import RedisError
+
+from functions.pairing.service import SERIAL_RE, PairingService
+from runtime.amqp import EVENTS_QUEUE, Consumer, Reject, run_consumer
+from runtime.clients import Clients
+from runtime.errors import Unavailable
+from runtime.settings import Settings
+
+log = logging.getLogger(__name__)
+
+SWEEP_EVERY = 0.25
+DEVICE_TYPES = ("hello", "pair.waiting", "pair.confirmed", "pair.rejected")
+
+
+class DeviceEventsConsumer(Consumer):
+    """`event.<serial>.<type>` messages from devices; the routing key is what the broker vouches for."""
+
+    queue = EVENTS_QUEUE
+    transient_errors = (Unavailable, PyMongoError, RedisError)
+
+    def __init__(self, service: PairingService):
+        self.service = service
+
+    def consume(self, message: dict, properties, routing_key: str) -> None:
+        prefix, _, rest = routing_key.partition(".")
+        serial, _, rtype = rest.partition(".")
+        if prefix != "event" or not SERIAL_RE.match(serial) or rtype not in DEVICE_TYPES:
+            raise Reject(f"routing key {routing_key!r} is not event.<serial>.<known type>")
+        if message.get("type") != rtype:
+            raise Reject(f"type {message.get('type')!r} does not match the routing key")
+        if message.get("serial") != serial:
+            raise Reject(f"serial {message.get('serial')!r} does not match the routing key")
+        if rtype == "hello":
+            self.service.hello(serial, message.get("model"), message.get("firmware"))
+        elif rtype == "pair.waiting":
+            self.service.on_waiting(serial, message.get("session_id"))
+        elif rtype == "pair.confirmed":
+            self.service.on_confirmed(serial, message.get("session_id"))
+        else:
+            self.service.on_rejected(serial, message.get("session_id"), message.get("reason"))
+
+
+def sweep_loop(service: PairingService, stop: threading.Event, every: float = SWEEP_EVERY) -> None:
+    while not stop.is_set():
+        try:
+            service.sweep_deadlines()
+        except Exception as exc:  # noqa: BLE001 - Redis/MongoDB away: the next sweep catches up
+            log.warning("pairing deadline sweep failed: %s", exc)
+        stop.wait(every)
+
+
+def run(settings: Settings, stop: threading.Event) -> None:
+    """Consume and sweep until `stop` is set (tests run this in a thread)."""
+    clients = Clients(settings)
+    try:
+        clients.ensure_indexes()
+        service = PairingService.from_clients(clients)
+        sweeper = threading.Thread(target=sweep_loop, args=(service, stop), name="pairing-sweeper", daemon=True)
+        sweeper.start()
+        run_consumer(settings.amqp_url, DeviceEventsConsumer(service), stop)
+        sweeper.join(timeout=5)
+    finally:
+        clients.close()
+
+
+def main() -> None:
+    from runtime.logs import configure_logging
+    from runtime.settings import load_settings
+
+    settings = load_settings()
+    configure_logging(settings.log_level)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    log.info("pairing listener running")
+    run(settings, stop)
+
+
+if __name__ == "__main__":
+    main()

@@ -110,6 +110,20 @@ def deliver(ctx: PushContext, messages: list[dict], now: datetime | None = None)
     counts = {"sent": 0, "failed": 0, "retry": 0, "postponed": 0, "pruned": 0}
     to_send: list[dict] = []
 
+    # FCM does not keep order inside a batch: of several messages to one token with one collapse key
+    # (pairing waiting→done, device on→off), send only the newest
+    newest: dict[tuple, str] = {}
+    for m in messages:
+        if m.get("collapse_key"):
+            newest[(m["token"], m["collapse_key"])] = m["id"]
+    superseded = {m["id"] for m in messages
+                  if m.get("collapse_key") and newest[(m["token"], m["collapse_key"])] != m["id"]}
+    for delivery_id in superseded:
+        updates.append(_finish(delivery_id, "failed", now,
+                               "superseded: a newer message with the same collapse key went instead"))
+    counts["failed"] += len(superseded)
+    messages = [m for m in messages if m["id"] not in superseded]
+
     # sync tickles: a hard gate at send time too, so two slots sent late/early never land < 2 s apart
     syncs = [m for m in messages if m["kind"] == "sync" and m.get("device_id")]
     gates = {}

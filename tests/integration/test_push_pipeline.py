@@ -211,3 +211,15 @@ def test_relay_leaves_unknown_event_types_pending_and_routes_registered_ones(cli
     assert clients.db.outbox.find_one({"_id": foreign})["status"] == "done"
     job = clients.queue("default").jobs[0]
     assert job.func_name == "runtime.ids.new_id" and job.args[0]["payload"] == {"sid": "s1"}
+
+
+def test_of_two_statuses_in_one_batch_only_the_newest_goes(clients, push_context, drain_push, fcm_fake, make_phone):
+    """FCM may reorder a batch; a phone must never get 'waiting' after 'done'."""
+    make_phone("u1", "tok")
+    emit(clients, "pairing.status", "u1", {"session_id": "s1", "status": "waiting", "serial": "SN"})
+    emit(clients, "pairing.status", "u1", {"session_id": "s1", "status": "done", "serial": "SN"})
+    relay_once(clients, push_context.lease)
+    drain_push()
+    assert [m["data"]["status"] for m in fcm_fake.messages_for("tok")] == ["done"]
+    older = clients.db.push_deliveries.find_one({"data.status": "waiting"})
+    assert older["status"] == "failed" and older["reason"].startswith("superseded")

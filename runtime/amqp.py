@@ -245,3 +245,32 @@ def ensure_vhost_url(url: str, vhost: str) -> str:
 
     parts = urlsplit(url)
     return urlunsplit((parts.scheme, parts.netloc, "/" + quote(vhost, safe=""), parts.query, ""))
+
+
+def publish_bytes(url: str, exchange: str, routing_key: str, payload: bytes, timeout: float = 5.0) -> None:
+    """One confirmed publish of raw bytes on a connection of its own (operators' tools and tests)."""
+    connection = connect(url, timeout)
+    try:
+        channel = connection.channel()
+        channel.confirm_delivery()
+        channel.basic_publish(exchange, routing_key, payload,
+                              pika.BasicProperties(delivery_mode=pika.DeliveryMode.Persistent,
+                                                   message_id=uuid.uuid4().hex))
+    finally:
+        connection.close()
+
+
+def fetch_messages(url: str, queue: str, limit: int = 100, timeout: float = 5.0) -> list[tuple[str, bytes]]:
+    """Take up to `limit` messages off a queue (acked): `(routing_key, body)` pairs, e.g. to inspect dead letters."""
+    connection = connect(url, timeout)
+    found = []
+    try:
+        channel = connection.channel()
+        for _ in range(limit):
+            method, _props, body = channel.basic_get(queue, auto_ack=True)
+            if method is None:
+                break
+            found.append((method.routing_key, body))
+    finally:
+        connection.close()
+    return found

@@ -1,4 +1,10 @@
-"""The portal function (being built: see its issue)."""
+"""The portal: the web app a person uses (sign-in, files, devices, conflicts, notifications).
+
+Server-rendered pages plus a little JavaScript (no build step) that calls the same JSON APIs the phone
+uses, with the SSO cookie and the session's CSRF token. Served at /portal and /static through the gateway.
+"""
+
+from functools import partial
 
 from runtime.app import function_app
 
@@ -6,4 +12,11 @@ OPENAPI: dict = {}
 
 
 def create_app(settings=None):
-    return function_app(__name__, settings, name="portal")
+    from functions.portal import routes, security
+
+    app = function_app(__name__, settings, name="portal")
+    app.register_blueprint(routes.bp)
+    s = app.config["PCLOUD_SETTINGS"]
+    app.after_request(partial(security.apply_headers, settings=s, csp=security.content_security_policy(s)))
+    app.config["SEND_FILE_MAX_AGE_DEFAULT"] = 300
+    return app

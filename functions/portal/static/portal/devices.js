@@ -1,0 +1,108 @@
+// Devices: the list with online state, unpairing, and "Pair a NAS" with live status by long-poll (CONTRACT §4).
+import { ApiError, announce, api, el, formatTime, listAll, showError } from "./common.js";
+
+const list = document.getElementById("device-list");
+const none = document.getElementById("no-devices");
+const form = document.getElementById("pair-form");
+const statusBox = document.getElementById("pair-status");
+const statusText = document.getElementById("pair-status-text");
+const startButton = document.getElementById("pair-start");
+const WAIT_SECONDS = 25;
+const FINAL = new Set(["done", "failed", "expired"]);
+
+const STATUS_TEXT = {
+  start: (s) => `Contacting ${s.serial}…`,
+  waiting: () => "Press the button on your NAS now (its light is blinking).",
+  done: (s) => `Paired ${s.serial}. It is now in your devices.`,
+  failed: (s) => `Pairing failed: ${s.reason === "device_offline"
+    ? "the NAS did not answer. Is it switched on and connected to the internet?" : s.reason || "the NAS refused"}`,
+  expired: () => "Nobody pressed the button in time. Start again when you are next to the NAS.",
+};
+
+async function loadDevices() {
+  list.setAttribute("aria-busy", "true");
+  const devices = await listAll("/devices/v1/devices");
+  list.replaceChildren(...devices.map(renderDevice));
+  none.hidden = devices.length > 0;
+  list.setAttribute("aria-busy", "false");
+  list.dataset.ready = "true";
+}
+
+function renderDevice(d) {
+  const online = d.online ? "online" : "offline";
+  const details = [d.kind === "nas" ? "NAS" : "Phone", d.serial, d.last_seen ? `last seen ${formatTime(d.last_seen)}` : null,
+    d.paired_at ? `paired ${formatTime(d.paired_at)}` : null].filter(Boolean).join(" · ");
+  return el("li", { class: `entry device ${d.kind}`, dataset: { deviceId: d.device_id, serial: d.serial || "", online } },
+    el("span", { class: `icon icon-${d.kind}`, "aria-hidden": "true" }),
+    el("div", { class: "entry-main" },
+      el("span", { class: "name" }, d.name || d.serial || d.device_id),
+      el("span", { class: `badge ${online}` }, online),
+      el("span", { class: "meta" }, details)),
+    el("div", { class: "actions" },
+      el("button", { type: "button", class: "danger", "aria-label": `Unpair ${d.name || d.serial}`,
+        onclick: () => unpair(d) }, d.kind === "nas" ? "Unpair" : "Remove")));
+}
+
+async function unpair(d) {
+  const label = d.name || d.serial || "this device";
+  if (!window.confirm(`Unpair ${label}? It will no longer sync with your account.`)) return;
+  try {
+    await api("DELETE", `/devices/v1/devices/${encodeURIComponent(d.device_id)}`);
+    announce(`${label} unpaired`);
+  } catch (err) {
+    showError(err, `Could not unpair ${label}`);
+  }
+  await loadDevices();
+}
+
+function showStatus(session) {
+  statusBox.hidden = false;
+  statusBox.dataset.status = session.status;
+  const text = STATUS_TEXT[session.status];
+  statusText.textContent = text ? text(session) : session.status;
+}
+
+async function follow(session) {
+  showStatus(session);
+  let current = session;
+  while (!FINAL.has(current.status)) {
+    try {
+      current = await api("GET", `/pairing/v1/sessions/${encodeURIComponent(current.session_id)}`
+        + `?wait=${WAIT_SECONDS}&since=${encodeURIComponent(current.status)}`);
+    } catch (err) {
+      if (err instanceof ApiError && (err.status === 0 || err.status >= 500)) {
+        statusText.textContent = "Connection lost, retrying…";
+        await new Promise((resolve) => setTimeout(resolve, 2000));
+        continue;
+      }
+      throw err;
+    }
+    showStatus(current);
+  }
+  if (current.status === "done") await loadDevices();
+}
+
+form.addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const serial = document.getElementById("pair-serial").value.trim();
+  if (!serial) return;
+  startButton.disabled = true;
+  try {
+    const session = await api("POST", "/pairing/v1/sessions", { serial });
+    await follow(session);
+  } catch (err) {
+    statusBox.hidden = false;
+    statusBox.dataset.status = "error";
+    if (err instanceof ApiError && err.status === 404) {
+      statusText.textContent = `No NAS with serial ${serial} has ever connected. Check the serial and that it is online.`;
+    } else if (err instanceof ApiError && err.status === 409) {
+      statusText.textContent = `${serial} is paired to another account. Unpair it there first. (${err.message})`;
+    } else {
+      statusText.textContent = `Could not pair: ${err.message}`;
+    }
+  } finally {
+    startButton.disabled = false;
+  }
+});
+
+loadDevices().catch((err) => showError(err, "Could not load your devices"));

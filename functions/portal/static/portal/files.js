@@ -1,0 +1,432 @@
+// The file browser: breadcrumbs, folder listing, create/rename/move/delete, download, and uploads with the
+// dedup protocol of CONTRACT §3 (hash 4 MiB blocks in a Worker, negotiate, send only missing blocks, commit).
+import { ApiError, announce, api, clearError, el, formatBytes, formatTime, listAll, nameKey, showError }
+  from "./common.js";
+
+const section = document.getElementById("files");
+const entriesList = document.getElementById("entries");
+const emptyNote = document.getElementById("empty-folder");
+const crumbs = document.getElementById("breadcrumbs");
+const uploadsList = document.getElementById("uploads");
+const BLOCK_PARALLELISM = 3;
+// Headers a page may not set itself (the browser adds them); presigned URLs may list Content-Length.
+const FORBIDDEN_HEADERS = new Set(["content-length", "host", "connection", "expect", "keep-alive", "te",
+  "trailer", "transfer-encoding", "upgrade", "cookie", "origin", "referer"]);
+
+const state = { root: null, folder: null, children: [], nodes: new Map() };
+
+const MESSAGES = {
+  name_taken: "There is already an item with that name here",
+  invalid_name: "That name is not allowed",
+  cycle: "A folder cannot be moved into itself or into one of its subfolders",
+  stale_rev: "It was changed elsewhere in the meantime; the list is refreshed, please try again",
+  not_found: "It no longer exists; the list is refreshed",
+};
+
+function explain(err) {
+  if (err instanceof ApiError && MESSAGES[err.code]) return `${MESSAGES[err.code]} (${err.message})`;
+  return err.message || String(err);
+}
+
+function remember(node) {
+  state.nodes.set(node.id, node);
+  return node;
+}
+
+async function getNode(id) {
+  return state.nodes.get(id) || remember(await api("GET", `/files/v1/nodes/${encodeURIComponent(id)}`));
+}
+
+function folderUrl(id) {
+  return !state.root || id === state.root.id ? "/portal/files" : `/portal/files?folder=${encodeURIComponent(id)}`;
+}
+
+function displayName(node) {
+  return node.parent_id ? node.name : "My files";
+}
+
+// --- browsing ---------------------------------------------------------------------------------------
+async function openFolder(id, pushHistory) {
+  clearError();
+  let folder;
+  try {
+    folder = id === state.root.id ? state.root : remember(await api("GET", `/files/v1/nodes/${encodeURIComponent(id)}`));
+    if (folder.kind !== "folder" || folder.trashed_at) throw new ApiError(404, { code: "not_found", message: "not a folder" });
+  } catch (err) {
+    if (!(err instanceof ApiError) || err.status !== 404) throw err;
+    showError("That folder does not exist or is in the trash; showing your files instead");
+    folder = state.root;
+  }
+  state.folder = folder;
+  section.dataset.folderId = folder.id;
+  if (pushHistory) history.pushState({ folder: folder.id }, "", folderUrl(folder.id));
+  document.title = `${displayName(folder)} · PCloud`;
+  await Promise.all([renderBreadcrumbs(folder), refresh()]);
+}
+
+async function renderBreadcrumbs(folder) {
+  const chain = [folder];
+  let cursor = folder;
+  while (cursor.parent_id) {
+    cursor = await getNode(cursor.parent_id);
+    chain.unshift(cursor);
+  }
+  crumbs.replaceChildren(...chain.map((node, i) => {
+    const last = i === chain.length - 1;
+    return el("li", {}, last
+      ? el("span", { "aria-current": "page" }, displayName(node))
+      : el("a", { href: folderUrl(node.id), onclick: navigate(node.id) }, displayName(node)));
+  }));
+}
+
+function navigate(id) {
+  return (event) => {
+    if (event.metaKey || event.ctrlKey || event.shiftKey || event.button === 1) return;
+    event.preventDefault();
+    openFolder(id, true).catch((err) => showError(err, "Could not open the folder"));
+  };
+}
+
+async function refresh() {
+  entriesList.setAttribute("aria-busy", "true");
+  const folderId = state.folder.id;
+  const children = (await listAll(`/files/v1/nodes/${encodeURIComponent(folderId)}/children`))
+    .filter((n) => !n.trashed_at);
+  if (state.folder.id !== folderId) return;  // the person moved on meanwhile
+  children.forEach(remember);
+  children.sort((a, b) => (a.kind === b.kind ? a.name.localeCompare(b.name) : a.kind === "folder" ? -1 : 1));
+  state.children = children;
+  entriesList.replaceChildren(...children.map(renderEntry));
+  emptyNote.hidden = children.length > 0;
+  entriesList.setAttribute("aria-busy", "false");
+}
+
+function renderEntry(node) {
+  const isFolder = node.kind === "folder";
+  const contentUrl = `/files/v1/nodes/${encodeURIComponent(node.id)}/content`;
+  const link = isFolder
+    ? el("a", { href: folderUrl(node.id), class: "name", onclick: navigate(node.id) }, node.name)
+    : el("a", { href: contentUrl, class: "name", download: node.name }, node.name);
+  const meta = isFolder ? "Folder" : `${formatBytes(node.size)}${node.mtime ? ` · ${formatTime(node.mtime)}` : ""}`;
+  const actions = el("div", { class: "actions" },
+    isFolder ? null : el("a", { class: "button secondary", href: contentUrl, download: node.name,
+      "aria-label": `Download ${node.name}` }, "Download"),
+    el("button", { type: "button", class: "secondary", "aria-label": `Rename ${node.name}`,
+      onclick: () => renameDialog(node) }, "Rename"),
+    el("button", { type: "button", class: "secondary", "aria-label": `Move ${node.name}`,
+      onclick: () => moveDialog(node) }, "Move"),
+    el("button", { type: "button", class: "danger", "aria-label": `Delete ${node.name}`,
+      onclick: () => deleteNode(node) }, "Delete"));
+  return el("li", { class: `entry ${node.kind}`, dataset: { nodeId: node.id, name: node.name } },
+    el("span", { class: `icon icon-${node.kind}`, "aria-hidden": "true" }),
+    el("div", { class: "entry-main" }, link, el("span", { class: "meta" }, meta)),
+    actions);
+}
+
+// --- create, rename, move, delete ---------------------------------------------------------------------
+document.getElementById("new-folder-form").addEventListener("submit", async (event) => {
+  event.preventDefault();
+  const input = document.getElementById("new-folder-name");
+  const name = input.value.trim();
+  if (!name) return;
+  try {
+    const node = await api("POST", "/files/v1/folders", { parent_id: state.folder.id, name });
+    input.value = "";
+    announce(`Folder “${node.name}” created`);
+    await refresh();
+  } catch (err) {
+    showError(explain(err), "Could not create the folder");
+  }
+});
+
+async function afterConflict(err) {
+  if (err instanceof ApiError && (err.code === "stale_rev" || err.status === 404)) await refresh();
+}
+
+function renameDialog(node) {
+  const dialog = document.getElementById("name-dialog");
+  const form = document.getElementById("name-dialog-form");
+  const input = document.getElementById("name-dialog-input");
+  const error = document.getElementById("name-dialog-error");
+  document.getElementById("name-dialog-title").textContent = `Rename “${node.name}”`;
+  error.textContent = "";
+  input.value = node.name;
+  form.onsubmit = async (event) => {
+    event.preventDefault();
+    const name = input.value.trim();
+    if (!name || name === node.name) { dialog.close(); return; }
+    try {
+      const updated = remember(await api("PATCH", `/files/v1/nodes/${encodeURIComponent(node.id)}`,
+        { name, base_rev: node.rev }));
+      dialog.close();
+      announce(`Renamed to “${updated.name}”`);
+      await refresh();
+    } catch (err) {
+      error.textContent = explain(err);
+      await afterConflict(err);
+    }
+  };
+  document.getElementById("name-dialog-cancel").onclick = () => dialog.close();
+  dialog.showModal();
+  const dot = node.kind === "file" ? node.name.lastIndexOf(".") : -1;
+  input.setSelectionRange(0, dot > 0 ? dot : node.name.length);
+}
+
+async function moveDialog(node) {
+  const dialog = document.getElementById("move-dialog");
+  const list = document.getElementById("move-dialog-folders");
+  const where = document.getElementById("move-dialog-where");
+  const up = document.getElementById("move-dialog-up");
+  const error = document.getElementById("move-dialog-error");
+  document.getElementById("move-dialog-title").textContent = `Move “${node.name}”`;
+  error.textContent = "";
+  let here = state.folder;
+
+  async function show(folder) {
+    here = folder;
+    where.textContent = displayName(folder);
+    up.disabled = !folder.parent_id;
+    const subfolders = (await listAll(`/files/v1/nodes/${encodeURIComponent(folder.id)}/children`))
+      .filter((n) => n.kind === "folder" && !n.trashed_at && n.id !== node.id);
+    subfolders.forEach(remember);
+    list.replaceChildren(...subfolders.map((f) => el("li", {},
+      el("button", { type: "button", class: "link", onclick: () => show(f).catch((e) => { error.textContent = explain(e); }) },
+        `${f.name} ›`))));
+    if (!subfolders.length) list.replaceChildren(el("li", { class: "muted" }, "No subfolders here"));
+  }
+
+  up.onclick = async () => { if (here.parent_id) await show(await getNode(here.parent_id)); };
+  document.getElementById("move-dialog-cancel").onclick = () => dialog.close();
+  document.getElementById("move-dialog-ok").onclick = async () => {
+    if (here.id === node.parent_id) { dialog.close(); return; }
+    try {
+      await api("PATCH", `/files/v1/nodes/${encodeURIComponent(node.id)}`, { parent_id: here.id, base_rev: node.rev });
+      dialog.close();
+      announce(`Moved “${node.name}” to ${displayName(here)}`);
+      await refresh();
+    } catch (err) {
+      error.textContent = explain(err);
+      await afterConflict(err);
+    }
+  };
+  await show(here);
+  dialog.showModal();
+}
+
+async function deleteNode(node) {
+  try {
+    await api("DELETE", `/files/v1/nodes/${encodeURIComponent(node.id)}?base_rev=${encodeURIComponent(node.rev)}`);
+    announce(`“${node.name}” moved to the trash`);
+    await refresh();
+  } catch (err) {
+    showError(explain(err), `Could not delete “${node.name}”`);
+    await afterConflict(err);
+  }
+}
+
+// --- uploads --------------------------------------------------------------------------------------------
+let worker = null;
+let hashJobs = 0;
+const pendingHashes = new Map();
+
+function hashFile(file, onProgress) {
+  if (!worker) {
+    worker = new Worker("/static/portal/hash-worker.js");
+    worker.onmessage = (event) => {
+      const job = pendingHashes.get(event.data.id);
+      if (!job) return;
+      if (event.data.type === "progress") job.onProgress(event.data.hashed);
+      else {
+        pendingHashes.delete(event.data.id);
+        if (event.data.type === "done") job.resolve(event.data);
+        else job.reject(new Error(`could not read the file: ${event.data.message}`));
+      }
+    };
+  }
+  hashJobs += 1;
+  const id = hashJobs;
+  return new Promise((resolve, reject) => {
+    pendingHashes.set(id, { resolve, reject, onProgress });
+    worker.postMessage({ id, file });
+  });
+}
+
+function uploadRow(label, size) {
+  const bar = el("progress", { max: Math.max(size, 1), value: 0, "aria-label": `Progress of ${label}` });
+  const text = el("span", { class: "upload-text" }, "Waiting");
+  const item = el("li", { class: "upload", dataset: { state: "waiting", name: label, size: String(size) } },
+    el("span", { class: "name" }, label), bar, text);
+  uploadsList.prepend(item);
+  return {
+    item,
+    phase(stateName, message, value, max) {
+      item.dataset.state = stateName;
+      text.textContent = message;
+      bar.max = Math.max(max, 1);
+      bar.value = value;
+    },
+    done(size, sent) {
+      const skipped = size - sent;
+      item.dataset.state = "done";
+      item.dataset.sentBytes = String(sent);
+      item.dataset.skippedBytes = String(skipped);
+      bar.max = Math.max(size, 1);
+      bar.value = bar.max;
+      text.textContent = skipped === size && size > 0
+        ? `Done: ${formatBytes(size)}, all already stored, nothing sent (skipped ${formatBytes(skipped)} by dedup)`
+        : `Done: sent ${formatBytes(sent)}, skipped ${formatBytes(skipped)} already stored (dedup)`;
+    },
+    fail(err) {
+      item.dataset.state = "error";
+      text.textContent = `Failed: ${explain(err)}`;
+      text.setAttribute("role", "alert");
+    },
+  };
+}
+
+async function sendBlock(missing, blob) {
+  const headers = {};
+  for (const [key, value] of Object.entries(missing.headers || {})) {
+    if (!FORBIDDEN_HEADERS.has(key.toLowerCase())) headers[key] = value;
+  }
+  const sameOrigin = new URL(missing.url, location.href).origin === location.origin;
+  const resp = await fetch(missing.url, { method: missing.method || "PUT", headers, body: blob,
+    credentials: sameOrigin ? "same-origin" : "omit" });
+  if (!resp.ok) {
+    const data = await resp.json().catch(() => null);
+    throw new ApiError(resp.status, data && data.error
+      ? data.error : { code: "block_rejected", message: `the store refused a block (${resp.status})` });
+  }
+}
+
+async function runPool(items, limit, fn) {
+  let next = 0;
+  const runners = Array.from({ length: Math.min(limit, items.length) }, async () => {
+    while (next < items.length) {
+      const item = items[next];
+      next += 1;
+      await fn(item);
+    }
+  });
+  await Promise.all(runners);
+}
+
+/** nameKey → live child of folderId; the shown folder's listing is reused unless `fresh` is asked for. */
+async function childrenIndex(folderId, fresh) {
+  const index = new Map();
+  const children = folderId === state.folder.id && !fresh ? state.children
+    : await listAll(`/files/v1/nodes/${encodeURIComponent(folderId)}/children`);
+  for (const node of children) if (!node.trashed_at) index.set(nameKey(node.name), node);
+  return index;
+}
+
+/** Upload one file into parentId; `siblings` (nameKey → node) says whether it overwrites a file. */
+async function uploadFile(file, parentId, siblings, row, retried) {
+  row.phase("hashing", "Hashing…", 0, file.size);
+  const { blocks, contentHash } = await hashFile(file, (hashed) =>
+    row.phase("hashing", `Hashing ${Math.round((100 * hashed) / Math.max(file.size, 1))}%`, hashed, file.size));
+  const existing = siblings.get(nameKey(file.name));
+  if (existing && existing.kind === "folder") {
+    throw new ApiError(409, { code: "name_taken", message: `a folder named “${file.name}” is already there` });
+  }
+  const body = { parent_id: parentId, name: file.name, size: file.size,
+    mtime: new Date(file.lastModified || Date.now()).toISOString(),
+    blocks: blocks.map(({ hash, size }) => ({ hash, size })) };
+  if (existing) Object.assign(body, { node_id: existing.id, base_rev: existing.rev });
+  const upload = await api("POST", "/files/v1/uploads", body);
+  const byHash = new Map();
+  for (const block of blocks) if (!byHash.has(block.hash)) byHash.set(block.hash, block);
+  const missing = upload.missing.filter((m, i, all) => all.findIndex((x) => x.hash === m.hash) === i);
+  const toSend = missing.reduce((sum, m) => sum + byHash.get(m.hash).size, 0);
+  let sent = 0;
+  row.phase("uploading", `Sending ${formatBytes(toSend)} of ${formatBytes(file.size)} (the rest is already stored)`,
+    0, toSend);
+  await runPool(missing, BLOCK_PARALLELISM, async (m) => {
+    const block = byHash.get(m.hash);
+    await sendBlock(m, file.slice(block.offset, block.offset + block.size));
+    sent += block.size;
+    row.phase("uploading", `Sent ${formatBytes(sent)} of ${formatBytes(toSend)}`, sent, toSend);
+  });
+  let node;
+  try {
+    node = await api("POST", `/files/v1/uploads/${encodeURIComponent(upload.upload_id)}/commit`);
+  } catch (err) {
+    // someone changed or created the same name meanwhile: the person asked for this file there, overwrite once
+    if (!retried && err instanceof ApiError && (err.code === "stale_rev" || err.code === "name_taken"
+        || err.code === "blocks_missing")) {
+      const fresh = await childrenIndex(parentId, true).catch(() => null);
+      if (err.code === "stale_rev" && err.details.node) siblings.set(nameKey(file.name), err.details.node);
+      else if (fresh) for (const [k, v] of fresh) siblings.set(k, v);
+      return uploadFile(file, parentId, siblings, row, true);
+    }
+    throw err;
+  }
+  if (node.content_hash && node.content_hash !== contentHash) {
+    console.warn(`content hash differs for ${file.name}: ${node.content_hash} != ${contentHash}`);
+  }
+  siblings.set(nameKey(node.name), remember(node));
+  row.done(file.size, sent);
+  return node;
+}
+
+/** A folder named `name` in parentId: created, or the existing one when the name is taken. */
+async function ensureFolder(parentId, name, cache) {
+  const key = `${parentId}/${nameKey(name)}`;
+  if (cache.has(key)) return cache.get(key);
+  let folder;
+  try {
+    folder = await api("POST", "/files/v1/folders", { parent_id: parentId, name });
+  } catch (err) {
+    if (!(err instanceof ApiError) || err.code !== "name_taken") throw err;
+    const found = (await childrenIndex(parentId, true)).get(nameKey(name));
+    if (!found || found.kind !== "folder") throw err;
+    folder = found;
+  }
+  cache.set(key, folder);
+  return folder;
+}
+
+async function uploadAll(files) {
+  clearError();
+  const target = state.folder;
+  const folderCache = new Map();
+  const indexes = new Map([[target.id, await childrenIndex(target.id)]]);
+  let failures = 0;
+  for (const file of files) {
+    const path = (file.webkitRelativePath || file.name).split("/").filter(Boolean);
+    const row = uploadRow(path.join("/"), file.size);
+    try {
+      let parent = target;
+      for (const part of path.slice(0, -1)) parent = await ensureFolder(parent.id, part, folderCache);
+      if (!indexes.has(parent.id)) indexes.set(parent.id, await childrenIndex(parent.id));
+      await uploadFile(file, parent.id, indexes.get(parent.id), row, false);
+    } catch (err) {
+      failures += 1;
+      row.fail(err);
+    }
+  }
+  if (state.folder.id === target.id) await refresh();
+  announce(failures ? `${failures} of ${files.length} uploads failed` : `Uploaded ${files.length} file(s)`);
+}
+
+for (const id of ["upload-files", "upload-folder"]) {
+  const input = document.getElementById(id);
+  input.addEventListener("change", () => {
+    const files = Array.from(input.files || []);
+    input.value = "";
+    if (files.length) uploadAll(files).catch((err) => showError(explain(err), "Upload failed"));
+  });
+}
+
+// --- start ------------------------------------------------------------------------------------------------
+window.addEventListener("popstate", (event) => {
+  const id = (event.state && event.state.folder) || (state.root && state.root.id);
+  if (id) openFolder(id, false).catch((err) => showError(err, "Could not open the folder"));
+});
+
+(async () => {
+  state.root = remember(await api("GET", "/files/v1/root"));
+  await openFolder(section.dataset.folderId || state.root.id, false);
+  history.replaceState({ folder: state.folder.id }, "", folderUrl(state.folder.id));
+  section.dataset.ready = "true";
+})().catch((err) => showError(explain(err), "Could not load your files"));

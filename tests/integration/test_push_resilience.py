@@ -140,6 +140,8 @@ def test_redis_restarted_with_its_data_lost_still_delivers(settings, clients, fc
         own.close()
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(420)
 def test_ten_thousand_queued_messages_drain_without_loss(clients, fcm_fake, push_worker_process):
     clients.ensure_indexes()
     tokens = phones(clients, "u-many", 100)
@@ -151,7 +153,7 @@ def test_ten_thousand_queued_messages_drain_without_loss(clients, fcm_fake, push
     assert clients.db.push_deliveries.count_documents({}) == 10_000
 
     push_worker_process()
-    assert wait_until(lambda: all_sent(clients), timeout=240, step=0.5, tick=relay.maintain)
+    assert wait_until(lambda: all_sent(clients), timeout=360, step=0.5, tick=relay.maintain)
     got = {(m.token, m.message["data"]["conflict_id"]) for m in fcm_fake.messages}
     assert len(got) == 10_000
     assert got == {(t, f"c{i:03d}") for t in tokens for i in range(100)}

@@ -26,6 +26,7 @@ def test_every_event_kind_reaches_the_phones(clients, push_context, drain_push, 
     user, other_user = "u-every", "u-other"
     make_phone(user, "tok-a")
     make_phone(user, "tok-b", platform="ios")
+    tokenless = make_phone(user, None)
     make_phone(other_user, "tok-other")
     emit(clients, "node.changed", user, {"node_id": "n1", "seq": 7})
     emit(clients, "conflict.created", user, {"conflict_id": "c1", "node_id": "n1"})
@@ -48,6 +49,8 @@ def test_every_event_kind_reaches_the_phones(clients, push_context, drain_push, 
         assert got["device"]["data"] == {"type": "device", "device_id": "nas1", "online": "true"}
     assert fcm_fake.messages_for("tok-other") == []
     assert {d["status"] for d in deliveries(clients)} == {"sent"}
+    assert deliveries(clients, device_id=tokenless) == []
+    assert len(deliveries(clients)) == 8
     assert clients.db.outbox.count_documents({"status": {"$ne": "done"}}) == 0
 
 

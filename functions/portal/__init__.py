@@ -16,6 +16,7 @@ def create_app(settings=None):
 
     app = function_app(__name__, settings, name="portal")
     app.register_blueprint(routes.bp)
+    app.add_template_filter(routes.when, "when")
     s = app.config["PCLOUD_SETTINGS"]
     app.after_request(partial(security.apply_headers, settings=s, csp=security.content_security_policy(s)))
     app.config["SEND_FILE_MAX_AGE_DEFAULT"] = 300

@@ -38,6 +38,13 @@ def _page(template: str, active: str, extra=None, **context):
     return render_template(template, csrf=session["csrf"], user=user, nav=NAV, active=active, **context)
 
 
+def when(value: str | None) -> str:
+    """An ISO timestamp as people read it (UTC, to the minute); the exact value stays in datetime=."""
+    if not value:
+        return ""
+    return value[:16].replace("T", " ") + " UTC"
+
+
 def _safe_next(value: str | None) -> str:
     """Only our own pages: an absolute URL or `//host` would make the sign-in an open redirect."""
     if value and value.startswith("/portal/") and not value.startswith("//") and "\\" not in value:

@@ -73,6 +73,7 @@ def bench_worker(env: dict, total: int) -> tuple[float, float]:
     start = time.perf_counter()
     SimpleWorker([clients.queue(tasks.QUEUE)], connection=clients.redis).work(burst=True, with_scheduler=False,
                                                                               logging_level="WARNING")
+    tasks.flush()
     elapsed = time.perf_counter() - start
     sent = clients.db.push_deliveries.count_documents({"status": "sent"})
     tasks.configure(None)

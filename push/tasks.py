@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -98,16 +99,55 @@ def enqueue(clients, docs: list[dict]) -> int:
     return len(datas)
 
 
+class RecordWriter:
+    """Writes a batch's delivery records on one background thread while the next batch is being sent.
+
+    At most one write is in flight (the next batch waits for it), so records trail sends by one batch at
+    most. A process killed before a write lands leaves those deliveries `queued`: their lease runs out and
+    they are sent again (at least once).
+    """
+
+    def __init__(self):
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="push-records")
+        self._pending: Future | None = None
+        self._lock = threading.Lock()
+
+    def submit(self, fn) -> None:
+        with self._lock:
+            self._wait_locked()
+            self._pending = self._executor.submit(fn)
+
+    def wait(self) -> None:
+        with self._lock:
+            self._wait_locked()
+
+    def _wait_locked(self) -> None:
+        if self._pending is not None:
+            try:
+                self._pending.result()
+            except Exception as exc:  # noqa: BLE001 - the deliveries stay queued; the sweeper sends them again
+                log.warning("recording push outcomes failed (they will be sent again): %s", exc)
+            self._pending = None
+
+
+_records = RecordWriter()
+
+
+def flush() -> None:
+    """Wait until the outcomes of every batch sent so far are in MongoDB."""
+    _records.wait()
+
+
 def send_messages(messages: list[dict]) -> dict:
-    """rq job: send one batch and record each outcome. Returns counts (for logs)."""
-    return deliver(context(), messages)
+    """rq job: send one batch; its outcomes are recorded while the next job sends. Returns counts (for logs)."""
+    return deliver(context(), messages, overlap=True)
 
 
-def deliver(ctx: PushContext, messages: list[dict], now: datetime | None = None) -> dict:
+def deliver(ctx: PushContext, messages: list[dict], now: datetime | None = None, overlap: bool = False) -> dict:
     db, redis, keys = ctx.clients.db, ctx.clients.redis, ctx.clients.redis_keys
     now = now or utcnow()
     updates: list[UpdateOne] = []
-    counts = {"sent": 0, "failed": 0, "retry": 0, "postponed": 0, "pruned": 0}
+    counts = {"sent": 0, "failed": 0, "retry": 0, "postponed": 0}
     to_send: list[dict] = []
 
     # FCM does not keep order inside a batch: of several messages to one token with one collapse key
@@ -174,12 +214,19 @@ def deliver(ctx: PushContext, messages: list[dict], now: datetime | None = None)
             reason = r.reason if r.status == "failed" else f"gave up after {attempts} attempts: {r.reason}"
             updates.append(_finish(r.id, "failed", now, reason))
             counts["failed"] += 1
-    if updates:
-        db.push_deliveries.bulk_write(updates, ordered=False)
-    for token in dead_tokens:
-        counts["pruned"] += registry.prune_token(db, token)
-    if counts["failed"] or counts["retry"]:
-        log.info("push batch: %s", counts)
+
+    def record() -> None:
+        if updates:
+            db.push_deliveries.bulk_write(updates, ordered=False)
+        pruned = sum(registry.prune_token(db, token) for token in dead_tokens)
+        if counts["failed"] or counts["retry"]:
+            log.info("push batch: %s, %d tokens pruned", counts, pruned)
+
+    if overlap:
+        _records.submit(record)
+    else:
+        flush()
+        record()
     return counts
 
 

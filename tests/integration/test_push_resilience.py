@@ -127,10 +127,12 @@ def test_redis_restarted_with_its_data_lost_still_delivers(settings, clients, fc
         assert own.queue(tasks.QUEUE).count == 0
 
         SimpleWorker([own.queue(tasks.QUEUE)], connection=own.redis).work(burst=True, with_scheduler=False)
+        tasks.flush()
         assert fcm_fake.stats()["sent"] == 0
         # the sweeper finds what MongoDB says is owed once the lost jobs' lease is over
         assert tasks.sweep(own, lease, now=utcnow() + lease + timedelta(seconds=1)) == 200
         SimpleWorker([own.queue(tasks.QUEUE)], connection=own.redis).work(burst=True, with_scheduler=False)
+        tasks.flush()
         assert all_sent(own)
         got = {(m.token, m.message["data"]["conflict_id"]) for m in fcm_fake.messages}
         assert got == {(t, f"c{i}") for t in tokens for i in range(10)}

@@ -1,0 +1,23 @@
+"""Periodic SSO maintenance (runtime/scheduler.py runs it every 15 s on rq).
+
+Ends sessions whose lifetime is over and sends the back-channel logouts that are due, so a sibling hears of
+an ended session within 60 s whether it ended by logout or by expiry.
+"""
+
+from __future__ import annotations
+
+from functions.sso.service import SsoService
+from runtime.clients import clients_for
+from runtime.settings import load_settings
+
+
+def run_maintenance(clients) -> dict:
+    sso = SsoService(clients.db, clients.settings, clients.mongo)
+    ended = sso.end_expired_sessions()
+    sent = sso.deliver_backchannel(clients.keys.sign, timeout=min(clients.settings.http_timeout_seconds, 5.0))
+    return {"ended": ended, **sent}
+
+
+def end_sessions() -> dict:
+    """rq job (no arguments): settings and clients come from the worker's environment."""
+    return run_maintenance(clients_for(load_settings()))

@@ -1,0 +1,246 @@
+"""HTTP for the sign-in center: provider sign-in, the SSO cookie, the OpenID Provider endpoints, logout.
+
+Browser pages answer errors as a small HTML page when the browser asks for HTML, else the JSON error shape;
+the token endpoint answers the OAuth way ({"error","error_description"}).
+"""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlencode, urlsplit
+
+from flask import Blueprint, current_app, jsonify, redirect, render_template, request
+
+from functions.sso.provider import OAuthError, OpenIDProvider
+from functions.sso.providers import ProviderError, ProviderUnavailable, providers_for
+from functions.sso.service import LOGIN_COOKIE, SESSION_COOKIE, SignInRefused, SsoService
+from runtime.app import clients, settings
+from runtime.errors import ApiError, BadRequest, NotFound, Unauthorized, error_body
+
+log = logging.getLogger(__name__)
+bp = Blueprint("sso", __name__)
+NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+def _sso() -> SsoService:
+    c = clients()
+    return SsoService(c.db, settings(), c.mongo)
+
+
+def _op() -> OpenIDProvider:
+    return OpenIDProvider(_sso(), clients().keys, settings())
+
+
+def _wants_html() -> bool:
+    return request.accept_mimetypes.best_match(["application/json", "text/html"]) == "text/html"
+
+
+def _problem(status: int, code: str, message: str, details: dict | None = None):
+    """A browser gets a readable page, an API client the JSON error shape; both with the right status."""
+    if _wants_html():
+        resp = current_app.make_response((render_template("error.html", status=status, code=code,
+                                                          message=message), status))
+    else:
+        resp = jsonify(error_body(code, message, details))
+        resp.status_code = status
+    resp.headers.update(NO_STORE)
+    return resp
+
+
+@bp.errorhandler(ApiError)
+def _api_error(err: ApiError):
+    return _problem(err.status, err.code, err.message, err.details)
+
+
+def _cookie_args(max_age: int | None, path: str = "/") -> dict:
+    return {"max_age": max_age, "path": path, "httponly": True, "samesite": "Lax", "secure": settings().is_https}
+
+
+def _enabled_providers() -> dict:
+    """Web sign-in providers on offer: the portal's list decides (it knows about the demo stand-in)."""
+    from functions.portal.signin import providers as offered
+
+    built = providers_for(settings())
+    return {p.id: (p, built[p.id]) for p in offered(settings()) if p.id in built}
+
+
+def _callback_uri(name: str) -> str:
+    return f"{settings().public_url}/auth/callback/{name}"
+
+
+# --- provider sign-in -------------------------------------------------------------------------------
+@bp.get("/auth/login")
+def login_page():
+    next_url = _sso().safe_next(request.args.get("next"))
+    offered = [p for p, _ in _enabled_providers().values()]
+    resp = current_app.make_response(render_template("login.html", providers=offered,
+                                                     next_query=urlencode({"next": next_url})))
+    resp.headers.update(NO_STORE)
+    return resp
+
+
+@bp.get("/auth/login/<name>")
+def login_start(name: str):
+    enabled = _enabled_providers()
+    if name not in enabled:
+        raise NotFound(f"sign-in with {name!r} is not offered here", code="unknown_provider")
+    sso = _sso()
+    next_url = sso.safe_next(request.args.get("next"))
+    try:
+        start = enabled[name][1].start(_callback_uri(name))
+    except ProviderUnavailable as exc:
+        log.warning("sign-in with %s unavailable: %s", name, exc)
+        return _problem(503, "provider_unavailable", f"{name.title()} sign-in is unavailable right now; "
+                                                     "try again in a moment.")
+    binding = sso.begin_login(name, start, next_url)
+    resp = redirect(start.url, 302)
+    resp.set_cookie(LOGIN_COOKIE, binding, **_cookie_args(600, path="/auth/callback"))
+    resp.headers.update(NO_STORE)
+    return resp
+
+
+@bp.get("/auth/callback/<name>")
+def login_callback(name: str):
+    enabled = _enabled_providers()
+    if name not in enabled:
+        raise NotFound(f"sign-in with {name!r} is not offered here", code="unknown_provider")
+    sso = _sso()
+    pending = sso.take_login(name, request.args.get("state"), request.cookies.get(LOGIN_COOKIE))
+    try:
+        profile = enabled[name][1].finish(request.args.to_dict(), pending, _callback_uri(name))
+        user = sso.sign_in(profile)
+    except ProviderUnavailable as exc:
+        log.warning("sign-in with %s unavailable: %s", name, exc)
+        return _problem(503, "provider_unavailable", f"{name.title()} could not be reached to finish signing in; "
+                                                     "try again in a moment.")
+    except ProviderError as exc:
+        return _problem(400, "sign_in_failed", str(exc))
+    except SignInRefused as exc:
+        return _problem(400, "email_unverified", str(exc))
+    cookie, _ = sso.create_session(user["_id"], name)
+    resp = redirect(pending["next"], 302)
+    resp.set_cookie(SESSION_COOKIE, cookie, **_cookie_args(settings().sso_session_seconds))
+    resp.delete_cookie(LOGIN_COOKIE, path="/auth/callback")
+    resp.headers.update(NO_STORE)
+    return resp
+
+
+@bp.get("/auth/session")
+def session_info():
+    """The portal's own pages learn who is signed in and the CSRF token for cookie-authorised writes."""
+    sso = _sso()
+    session = sso.live_session(cookie=request.cookies.get(SESSION_COOKIE))
+    user = sso.user(session["user_id"]) if session else None
+    if user is None:
+        raise Unauthorized("not signed in", code="unauthorized")
+    resp = jsonify({"user": {"id": user["_id"], "email": user["email"], "name": user.get("name")},
+                    "csrf_token": session["csrf"], "expires_at": session["expires_at"].isoformat()})
+    resp.headers.update(NO_STORE)
+    return resp
+
+
+# --- OpenID Provider --------------------------------------------------------------------------------
+@bp.get("/.well-known/openid-configuration")
+def discovery():
+    resp = jsonify(_op().discovery())
+    resp.headers["Cache-Control"] = "public, max-age=300"
+    return resp
+
+
+@bp.get("/auth/jwks.json")
+def jwks():
+    resp = jsonify(clients().keys.public_jwks())
+    resp.headers["Cache-Control"] = "public, max-age=60"
+    return resp
+
+
+def _with_query(uri: str, params: dict) -> str:
+    sep = "&" if urlsplit(uri).query else "?"
+    return f"{uri}{sep}{urlencode({k: v for k, v in params.items() if v is not None})}"
+
+
+@bp.get("/auth/authorize")
+def authorize():
+    op = _op()
+    args = request.args
+    if any(len(v) > 1 for v in args.listvalues()):
+        raise BadRequest("a parameter was sent more than once", code="invalid_request")
+    client = op.authorize_client(args.get("client_id"), args.get("redirect_uri"))
+    state = args.get("state")
+    problem = op.authorize_problem(client, args)
+    if problem is not None:
+        return redirect(_with_query(args["redirect_uri"], {"error": problem.error,
+                                                           "error_description": problem.description,
+                                                           "state": state}), 302)
+    session = op.sso.live_session(cookie=request.cookies.get(SESSION_COOKIE))
+    if session is None:
+        if args.get("prompt") == "none":
+            return redirect(_with_query(args["redirect_uri"], {"error": "login_required", "state": state}), 302)
+        return redirect("/auth/login?" + urlencode({"next": request.full_path}), 302)
+    code = op.issue_code(client, args, session)
+    resp = redirect(_with_query(args["redirect_uri"], {"code": code, "state": state,
+                                                       "iss": settings().public_url}), 302)
+    resp.headers.update(NO_STORE)
+    return resp
+
+
+@bp.post("/auth/token")
+def token():
+    try:
+        if any(len(v) > 1 for v in request.form.listvalues()):
+            raise OAuthError("invalid_request", "a parameter was sent more than once")
+        if not request.mimetype == "application/x-www-form-urlencoded":
+            raise OAuthError("invalid_request", "send the parameters as application/x-www-form-urlencoded")
+        body = _op().token(request.form.to_dict(), request.headers.get("Authorization"))
+        status = 200
+    except OAuthError as err:
+        body, status = err.body(), err.status
+    resp = jsonify(body)
+    resp.status_code = status
+    resp.headers.update(NO_STORE)
+    if status == 401:
+        resp.headers["WWW-Authenticate"] = 'Basic realm="pcloud"'
+    return resp
+
+
+@bp.route("/auth/userinfo", methods=["GET", "POST"])
+def userinfo():
+    header = request.headers.get("Authorization", "")
+    scheme, _, raw = header.partition(" ")
+    challenge = {"WWW-Authenticate": 'Bearer realm="pcloud", error="invalid_token"'}
+    if scheme.lower() != "bearer" or not raw.strip():
+        raise Unauthorized("send Authorization: Bearer <access_token>", code="unauthorized",
+                           headers={"WWW-Authenticate": 'Bearer realm="pcloud"'})
+    try:
+        claims = current_app.extensions["sso_verifier"].verify(raw.strip())
+        info = _op().userinfo(claims)
+    except Unauthorized as err:
+        err.headers.update(challenge)
+        raise
+    except OAuthError as err:
+        raise Unauthorized(err.description, code="invalid_token", headers=challenge) from None
+    resp = jsonify(info)
+    resp.headers.update(NO_STORE)
+    return resp
+
+
+@bp.route("/auth/logout", methods=["GET", "POST"])
+def logout():
+    op = _op()
+    params = request.values
+    target, hint = op.logout_redirect(params)
+    if target is None and params.get("next"):
+        target = op.sso.safe_next(params.get("next"))
+    session = op.sso.live_session(cookie=request.cookies.get(SESSION_COOKIE))
+    sid = session["_id"] if session else (hint or {}).get("sid")
+    if sid:
+        deliveries = op.sso.end_session(sid, "logout")
+        if deliveries:  # first try right away; the periodic job retries what fails
+            op.sso.deliver_backchannel(clients().keys.sign, deliveries, timeout=3.0)
+    if target:
+        resp = redirect(target, 302)
+    else:
+        resp = current_app.make_response(render_template("signed_out.html"))
+    resp.delete_cookie(SESSION_COOKIE, path="/", httponly=True, samesite="Lax", secure=settings().is_https)
+    resp.headers.update(NO_STORE)
+    return resp

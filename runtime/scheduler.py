@@ -22,6 +22,9 @@ log = logging.getLogger(__name__)
 PERIODIC: list[tuple[str, int, str]] = [
     ("functions.pairing.tasks:expire_sessions", 2, "maintenance"),  # backstop for the listener's sweeper
     ("functions.pairing.tasks:mark_devices_offline", 10, "maintenance"),  # NAS silent for 90 s → offline
+    ("functions.files.tasks:expire_uploads", 300, "maintenance"),  # uncommitted uploads stop protecting blocks
+    ("functions.files.tasks:purge_trash", 3600, "maintenance"),  # trash older than PCLOUD_TRASH_DAYS → tombstones
+    ("functions.files.tasks:collect_blocks", 600, "maintenance"),  # blocks unreferenced past the grace period
 ]
 
 

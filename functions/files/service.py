@@ -1,0 +1,338 @@
+"""The files service: a user's tree and its uploads as plain Python (no Flask), for routes and mobile sync.
+
+API for callers (mobile_api's ops referee composes these inside one transaction):
+- Every write takes `(db, mongo, owner, …)` plus keyword `session=None` and `device_id=None`.
+  Without `session` the function runs its own transaction (retrying write conflicts, duplicate keys turned
+  into 409 `name_taken`); with `session` it runs inside the caller's and lets `DuplicateKeyError` through
+  so the caller can referee again. `device_id` is copied into the `node.changed` / `file.committed` outbox
+  events so push does not tickle the phone that made the change.
+- Each change bumps `rev`, stamps `name_rev` / `parent_rev` / `content_rev` with the rev at which that field
+  last changed, takes the next `users.seq` (the changes feed) and emits `node.changed`.
+- Reads return node documents; `node_json(doc)` gives the CONTRACT shape. A node of another user, a purged
+  one or a malformed id is `NotFound` (404), never 403.
+- `base_rev=None` skips the revision check (the referee has already decided); an int that differs from the
+  node's rev is 409 `stale_rev` with `details.node`.
+- Trash is recursive: a folder's live subtree is trashed with it and every node records the group it went
+  with (`trash_group` = the id of the node the user trashed); `restore` brings back that group below the
+  node plus any trashed ancestors.
+- Uploads: `negotiate_upload`, `commit_upload` (verify blocks then one transaction); the referee uses
+  `commit_into(db, store, owner, upload, parent_id=, name=, node_id=, session=, device_id=)` which writes the
+  content where it decided, without a base_rev check, inside its session (see functions/files/uploads.py).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from pymongo import ASCENDING, UpdateOne
+from pymongo.errors import DuplicateKeyError
+
+from functions.files import tree
+from functions.files.tree import check_name, ensure_root, name_key, next_seq, node_json
+from runtime import events
+from runtime.errors import BadRequest, Conflict, NotFound
+from runtime.ids import utcnow
+from runtime.mongo import transaction
+
+__all__ = ["check_name", "ensure_root", "node_json", "get_node", "get_root", "list_children", "create_folder",
+           "rename", "move", "update", "trash", "restore", "list_trash", "negotiate_upload", "commit_upload",
+           "commit_into", "run"]
+
+MAX_DEPTH = 4096
+
+
+def run(mongo, session, fn: Callable):
+    """fn(session) inside the caller's session, or in a transaction of its own with 409 for a name clash."""
+    if session is not None:
+        return fn(session)
+    try:
+        return transaction(mongo, fn)
+    except DuplicateKeyError:
+        raise Conflict("a live node with that name already exists in this folder", code="name_taken") from None
+
+
+# ----------------------------------------------------------------------------------------------- reads
+
+
+def get_node(db, owner: str, node_id, session=None) -> dict:
+    if not isinstance(node_id, str) or not node_id:
+        raise NotFound("no such node", code="not_found", details={"id": node_id})
+    doc = db.nodes.find_one({"_id": node_id, "owner": owner}, session=session)
+    if doc is None or doc.get("purged"):
+        raise NotFound("no such node", code="not_found", details={"id": node_id})
+    return doc
+
+
+def get_root(db, owner: str, session=None) -> dict:
+    return ensure_root(db, owner, session)
+
+
+def list_children(db, owner: str, parent_id, cursor: str | None = None, limit: int = 100,
+                  session=None) -> tuple[list[dict], str | None]:
+    """Live children ordered by name key; the cursor is the last name key (unique among live siblings)."""
+    parent = get_node(db, owner, parent_id, session)
+    if parent["kind"] != "folder":
+        raise Conflict("only folders have children", code="not_a_folder", details={"id": parent_id})
+    after = tree.decode_cursor(cursor)
+    query = {"owner": owner, "parent_id": parent["_id"], "trashed_at": None, "purged": {"$ne": True}}
+    if after is not None:
+        query["name_key"] = {"$gt": after}
+    docs = list(db.nodes.find(query, {"blocks": 0}, session=session).sort("name_key", ASCENDING).limit(limit + 1))
+    more = len(docs) > limit
+    docs = docs[:limit]
+    return docs, (tree.encode_cursor(docs[-1]["name_key"]) if more else None)
+
+
+def list_trash(db, owner: str, cursor: str | None = None, limit: int = 100, session=None):
+    """The nodes the user trashed (not the subtrees that went with them), by id."""
+    after = tree.decode_cursor(cursor)
+    query: dict = {"owner": owner, "trash_group": {"$ne": None}, "purged": {"$ne": True}}
+    if after is not None:
+        query["_id"] = {"$gt": after}
+    docs = []
+    for doc in db.nodes.find(query, {"blocks": 0}, session=session).sort("_id", ASCENDING):
+        if doc.get("trash_group") == doc["_id"]:
+            docs.append(doc)
+            if len(docs) > limit:
+                break
+    more = len(docs) > limit
+    docs = docs[:limit]
+    return docs, (tree.encode_cursor(docs[-1]["_id"]) if more else None)
+
+
+# ------------------------------------------------------------------------------------------- checks
+
+
+def check_rev(doc: dict, base_rev) -> None:
+    if base_rev is None:
+        return
+    if isinstance(base_rev, bool) or not isinstance(base_rev, int):
+        raise BadRequest("base_rev must be an integer", code="invalid_base_rev")
+    if base_rev != int(doc.get("rev", 0)):
+        raise Conflict("the node changed since base_rev", code="stale_rev", details={"node": node_json(doc)})
+
+
+def live_folder(db, owner: str, folder_id, session=None) -> dict:
+    """A parent that may receive children: exists, is a folder, is not in the trash."""
+    folder = get_node(db, owner, folder_id, session)
+    if folder["kind"] != "folder":
+        raise Conflict("the parent is a file, not a folder", code="not_a_folder", details={"id": folder_id})
+    if folder.get("trashed_at") is not None:
+        raise Conflict("the folder is in the trash; restore it first", code="parent_trashed",
+                       details={"id": folder_id})
+    return folder
+
+
+def check_free(db, owner: str, parent_id: str, name: str, session=None, except_id: str | None = None) -> None:
+    """A friendly 409 with the clashing node; the unique index still decides races."""
+    clash = db.nodes.find_one({"owner": owner, "live_key": tree.live_key(parent_id, name_key(name))},
+                              session=session)
+    if clash is not None and clash["_id"] != except_id:
+        raise Conflict("a live node with that name already exists in this folder", code="name_taken",
+                       details={"node": node_json(clash)})
+
+
+def check_no_cycle(db, owner: str, node: dict, target: dict, session=None) -> None:
+    """Moving a folder into itself or below itself is 409 `cycle`."""
+    current, depth = target, 0
+    while current is not None and depth < MAX_DEPTH:
+        if current["_id"] == node["_id"]:
+            raise Conflict("a folder cannot move into itself or its own subtree", code="cycle",
+                           details={"id": node["_id"], "parent_id": target["_id"]})
+        parent_id = current.get("parent_id")
+        current = db.nodes.find_one({"_id": parent_id, "owner": owner}, session=session) if parent_id else None
+        depth += 1
+
+
+# ------------------------------------------------------------------------------------------- writes
+
+
+def write_node(db, owner: str, node: dict, fields: dict, *, session, device_id: str | None = None,
+               content: bool = False, seq: int | None = None, emit: bool = True) -> dict:
+    """Store `fields` as the node's next revision (rev, per-field revs, seq, live_key) and emit node.changed."""
+    now = utcnow()
+    rev = int(node.get("rev", 0)) + 1
+    merged = {**node, **fields}
+    changes = dict(fields)
+    changes.update(rev=rev, updated_at=now, seq=seq if seq is not None else next_seq(db, owner, session))
+    if "name" in fields and fields["name"] != node.get("name"):
+        changes.update(name_key=name_key(fields["name"]), name_rev=rev)
+        merged["name_key"] = changes["name_key"]
+    if "parent_id" in fields and fields["parent_id"] != node.get("parent_id"):
+        changes["parent_rev"] = rev
+    if content:
+        changes["content_rev"] = rev
+    if merged.get("parent_id") is None:
+        changes["live_key"] = tree.ROOT_LIVE_KEY
+    elif merged.get("trashed_at") is not None or merged.get("purged"):
+        changes["live_key"] = node["_id"]
+    else:
+        changes["live_key"] = tree.live_key(merged["parent_id"], merged["name_key"])
+    db.nodes.update_one({"_id": node["_id"], "owner": owner}, {"$set": changes}, session=session)
+    if emit:
+        events.emit(db, "node.changed", owner, {"node_id": node["_id"], "seq": changes["seq"], "device_id": device_id},
+                    session=session)
+    return {**node, **changes}
+
+
+def create_folder(db, mongo, owner: str, parent_id, name, *, session=None, device_id: str | None = None) -> dict:
+    name = check_name(name)
+
+    def fn(s):
+        parent = live_folder(db, owner, parent_id, s)
+        check_free(db, owner, parent["_id"], name, s)
+        doc = tree.new_node(owner, parent["_id"], name, "folder", next_seq(db, owner, s))
+        db.nodes.insert_one(doc, session=s)
+        events.emit(db, "node.changed", owner, {"node_id": doc["_id"], "seq": doc["seq"], "device_id": device_id},
+                    session=s)
+        return doc
+
+    return run(mongo, session, fn)
+
+
+def update(db, mongo, owner: str, node_id, *, name=None, parent_id=None, base_rev=None, session=None,
+           device_id: str | None = None) -> dict:
+    """Rename and/or move as one revision (PATCH). Unchanged fields cost nothing; no change, no new rev."""
+    if name is not None:
+        name = check_name(name)
+    if parent_id is not None and not isinstance(parent_id, str):
+        raise NotFound("no such folder", code="not_found", details={"id": parent_id})
+
+    def fn(s):
+        node = get_node(db, owner, node_id, s)
+        check_rev(node, base_rev)
+        if node.get("parent_id") is None:
+            raise BadRequest("the root folder cannot be renamed or moved", code="root_immutable")
+        if node.get("trashed_at") is not None:
+            raise Conflict("the node is in the trash; restore it first", code="trashed",
+                           details={"node": node_json(node)})
+        fields = {}
+        if name is not None and name != node["name"]:
+            fields["name"] = name
+        target_parent = node["parent_id"]
+        if parent_id is not None and parent_id != node["parent_id"]:
+            target = live_folder(db, owner, parent_id, s)
+            if node["kind"] == "folder":
+                check_no_cycle(db, owner, node, target, s)
+            fields["parent_id"] = target_parent = target["_id"]
+        if not fields:
+            return node
+        check_free(db, owner, target_parent, fields.get("name", node["name"]), s, except_id=node["_id"])
+        return write_node(db, owner, node, fields, session=s, device_id=device_id)
+
+    return run(mongo, session, fn)
+
+
+def rename(db, mongo, owner: str, node_id, name, *, base_rev=None, session=None, device_id=None) -> dict:
+    return update(db, mongo, owner, node_id, name=name, base_rev=base_rev, session=session, device_id=device_id)
+
+
+def move(db, mongo, owner: str, node_id, parent_id, *, base_rev=None, session=None, device_id=None) -> dict:
+    if not isinstance(parent_id, str):
+        raise NotFound("no such folder", code="not_found", details={"id": parent_id})
+    return update(db, mongo, owner, node_id, parent_id=parent_id, base_rev=base_rev, session=session,
+                  device_id=device_id)
+
+
+def _subtree(db, owner: str, top: dict, query: dict, session) -> list[dict]:
+    """Descendants of `top` matching `query`, breadth first (parents before children)."""
+    found, frontier = [], [top["_id"]] if top["kind"] == "folder" else []
+    while frontier:
+        children = list(db.nodes.find({"owner": owner, "parent_id": {"$in": frontier}, **query},
+                                      {"blocks": 0}, session=session))
+        found.extend(children)
+        frontier = [c["_id"] for c in children if c["kind"] == "folder"]
+    return found
+
+
+def trash(db, mongo, owner: str, node_id, *, base_rev=None, session=None, device_id=None) -> dict:
+    """Move a node and its live subtree to the trash as one group; returns the node. Trashing twice is a no-op."""
+
+    def fn(s):
+        node = get_node(db, owner, node_id, s)
+        if node.get("parent_id") is None:
+            raise BadRequest("the root folder cannot be trashed", code="root_immutable")
+        if node.get("trashed_at") is not None and node.get("trash_group") == node["_id"]:
+            return node
+        check_rev(node, base_rev)
+        now = utcnow()
+        members = [node] + _subtree(db, owner, node, {"trashed_at": None}, s)
+        first = next_seq(db, owner, s, count=len(members))
+        fields = {"trashed_at": now, "trash_group": node["_id"]}
+        top = write_node(db, owner, node, fields, session=s, seq=first, emit=False)
+        ops = [UpdateOne({"_id": m["_id"], "owner": owner},
+                         {"$set": {**fields, "live_key": m["_id"], "seq": first + i, "updated_at": now},
+                          "$inc": {"rev": 1}})
+               for i, m in enumerate(members[1:], start=1)]
+        if ops:
+            db.nodes.bulk_write(ops, ordered=False, session=s)
+        events.emit(db, "node.changed", owner, {"node_id": node["_id"], "seq": first + len(members) - 1,
+                                                "device_id": device_id, "count": len(members)}, session=s)
+        return top
+
+    return run(mongo, session, fn)
+
+
+def restore(db, mongo, owner: str, node_id, *, session=None, device_id=None) -> dict:
+    """Bring a trashed node back with the part of its group below it, and its trashed ancestors.
+
+    A node whose parent is gone (purged) comes back into the root. A live sibling with the same name is
+    409 `name_taken`: nothing is renamed behind the user's back.
+    """
+
+    def fn(s):
+        node = get_node(db, owner, node_id, s)
+        if node.get("trashed_at") is None:
+            return node
+        chain, parent_id = [], node.get("parent_id")
+        reparent = None
+        while parent_id is not None and len(chain) < MAX_DEPTH:
+            parent = db.nodes.find_one({"_id": parent_id, "owner": owner}, session=s)
+            if parent is None or parent.get("purged"):
+                reparent = ensure_root(db, owner, s)["_id"]
+                break
+            if parent.get("trashed_at") is None:
+                break
+            chain.append(parent)
+            parent_id = parent.get("parent_id")
+        if reparent is not None:  # the topmost trashed node goes to the root
+            (chain[-1] if chain else node)["_reparent"] = reparent
+        group = node.get("trash_group")
+        below = _subtree(db, owner, node, {"trash_group": group, "trashed_at": {"$ne": None}}, s) if group else []
+        ordered = list(reversed(chain)) + [node] + below
+        first = next_seq(db, owner, s, count=len(ordered))
+        chain_ids = {c["_id"] for c in chain}
+        result = node
+        for i, member in enumerate(ordered):
+            fields = {"trashed_at": None, "trash_group": None}
+            if member.pop("_reparent", None):
+                fields["parent_id"] = reparent
+            if member is node or member["_id"] in chain_ids or "parent_id" in fields:
+                check_free(db, owner, fields.get("parent_id", member["parent_id"]), member["name"], s,
+                           except_id=member["_id"])
+            written = write_node(db, owner, member, fields, session=s, seq=first + i, emit=False)
+            if member is node:
+                result = written
+        events.emit(db, "node.changed", owner, {"node_id": node["_id"], "seq": first + len(ordered) - 1,
+                                                "device_id": device_id, "count": len(ordered)}, session=s)
+        return result
+
+    return run(mongo, session, fn)
+
+
+def negotiate_upload(*args, **kwargs):
+    from functions.files.uploads import negotiate_upload as impl
+
+    return impl(*args, **kwargs)
+
+
+def commit_upload(*args, **kwargs):
+    from functions.files.uploads import commit_upload as impl
+
+    return impl(*args, **kwargs)
+
+
+def commit_into(*args, **kwargs):
+    from functions.files.uploads import commit_into as impl
+
+    return impl(*args, **kwargs)

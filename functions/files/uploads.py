@@ -1,0 +1,348 @@
+"""Dedup uploads (CONTRACT §3): negotiate → presigned PUT per missing block → commit.
+
+Proof of possession: a block is "already stored" for a user only when `block_owners` has `<user>:<hash>`
+(they uploaded it, or committed a file that references it); everyone else must send the bytes, though the
+store keeps one object per hash. Negotiation costs a constant number of database round trips whatever the
+block count. Commit checks every block the user has not proven before with a HEAD on the store, then in one
+transaction writes the node, the block reference counts, the owners, the journal seq and the outbox events.
+
+GC safety (functions/files/gc.py): blocks referenced by a pending upload are never collected, and GC marks a
+block `deleting` in a transaction before touching the store; the commit transaction re-reads the same block
+documents and writes them, so one of the two loses with a write conflict and a commit can never reference a
+block GC is deleting (it answers 409 `blocks_missing` and the client sends the bytes again).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime, timedelta
+
+from pymongo import ASCENDING, UpdateOne
+
+from functions.files import tree
+from functions.files.service import check_free, check_rev, get_node, live_folder, run, write_node
+from functions.files.tree import check_name, next_seq, node_json
+from runtime import events
+from runtime.errors import BadRequest, Conflict, Gone, NotFound, PayloadTooLarge
+from runtime.ids import as_utc, new_id, utcnow
+from runtime.mongo import register_indexes
+from runtime.store import BLOCK_SIZE
+
+UPLOAD_TTL = timedelta(hours=24)
+HEAD_THREADS = 8
+_HASH = re.compile(r"^[0-9a-f]{64}$")
+EMPTY_HASH = hashlib.sha256(b"").hexdigest()
+
+
+@register_indexes
+def ensure_indexes(db) -> None:
+    db.uploads.create_index([("owner", ASCENDING), ("status", ASCENDING)])
+    db.uploads.create_index([("status", ASCENDING), ("expires_at", ASCENDING)])
+    db.uploads.create_index([("blocks", ASCENDING)])
+    db.blocks.create_index([("refs", ASCENDING), ("zero_since", ASCENDING)])
+    db.block_owners.create_index([("hash", ASCENDING)])
+
+
+def content_hash(block_hashes: list[str]) -> str:
+    """SHA-256 of the concatenated raw 32-byte block digests (empty file: SHA-256 of nothing)."""
+    digest = hashlib.sha256()
+    for block in block_hashes:
+        digest.update(bytes.fromhex(block))
+    return digest.hexdigest()
+
+
+def block_sizes(size: int, count: int) -> list[int]:
+    """Every block is BLOCK_SIZE but the last; the upload keeps only the hashes and the total size."""
+    if count == 0:
+        return []
+    return [BLOCK_SIZE] * (count - 1) + [size - BLOCK_SIZE * (count - 1)]
+
+
+def parse_mtime(value) -> datetime | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise BadRequest("mtime is an ISO 8601 time or seconds since the epoch", code="invalid_mtime")
+    try:
+        if isinstance(value, int | float):
+            return datetime.fromtimestamp(value, UTC)
+        if isinstance(value, str):
+            parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
+            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+    except (ValueError, OverflowError, OSError):
+        pass
+    raise BadRequest("mtime is an ISO 8601 time or seconds since the epoch", code="invalid_mtime")
+
+
+def check_blocks(blocks, size, max_blocks: int) -> list[str]:
+    """The bad-input rules of issue 4; returns the list of block hashes."""
+    if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+        raise BadRequest("size must be a non-negative integer", code="invalid_size")
+    if not isinstance(blocks, list):
+        raise BadRequest("blocks must be a list of {hash, size}", code="invalid_blocks")
+    if len(blocks) > max_blocks:
+        raise PayloadTooLarge(f"a file has at most {max_blocks} blocks", code="too_many_blocks",
+                              details={"max_blocks": max_blocks, "blocks": len(blocks)})
+    hashes, total = [], 0
+    for i, block in enumerate(blocks):
+        if not isinstance(block, dict):
+            raise BadRequest("each block is {hash, size}", code="invalid_blocks", details={"index": i})
+        digest, block_size = block.get("hash"), block.get("size")
+        if not isinstance(digest, str) or not _HASH.fullmatch(digest):
+            raise BadRequest("a block hash is 64 lowercase hex characters (SHA-256)", code="invalid_hash",
+                             details={"index": i})
+        if isinstance(block_size, bool) or not isinstance(block_size, int):
+            raise BadRequest("a block size is an integer", code="invalid_block_size", details={"index": i})
+        last = i == len(blocks) - 1
+        if (not last and block_size != BLOCK_SIZE) or (last and not 1 <= block_size <= BLOCK_SIZE):
+            raise BadRequest(f"every block is exactly {BLOCK_SIZE} bytes except the last (1..{BLOCK_SIZE})",
+                             code="invalid_block_size", details={"index": i, "size": block_size})
+        hashes.append(digest)
+        total += block_size
+    if total != size:
+        raise BadRequest("the block sizes do not add up to size", code="size_mismatch",
+                         details={"size": size, "blocks_total": total})
+    return hashes
+
+
+def _owned(db, owner: str, hashes: list[str], session=None) -> set[str]:
+    ids = [f"{owner}:{h}" for h in hashes]
+    return {d["hash"] for d in db.block_owners.find({"_id": {"$in": ids}}, {"hash": 1}, session=session)}
+
+
+def _block_docs(db, hashes: list[str], session=None) -> dict[str, dict]:
+    return {d["_id"]: d for d in db.blocks.find({"_id": {"$in": hashes}}, session=session)}
+
+
+def negotiate_upload(db, store, owner: str, body: dict, *, max_blocks: int = 10000, now: datetime | None = None,
+                     ttl: timedelta = UPLOAD_TTL, session=None) -> dict:
+    """Record an upload and say which blocks this user must send; returns the upload doc plus `missing`."""
+    now = now or utcnow()
+    hashes = check_blocks(body.get("blocks"), body.get("size"), max_blocks)
+    size = body["size"]
+    mtime = parse_mtime(body.get("mtime"))
+    node_id, base_rev = body.get("node_id"), body.get("base_rev")
+    parent_id, name = body.get("parent_id"), body.get("name")
+    if node_id is not None:
+        node = get_node(db, owner, node_id, session)
+        if node["kind"] != "file":
+            raise Conflict("only a file's content can be overwritten", code="not_a_file", details={"id": node_id})
+        if base_rev is None:
+            raise BadRequest("an overwrite (node_id) needs the base_rev it was made from", code="invalid_base_rev")
+        check_rev({"rev": base_rev}, base_rev)  # type check only: negotiation never compares revs
+        parent_id, name = node["parent_id"], node["name"]
+    else:
+        if base_rev is not None:
+            raise BadRequest("base_rev goes with node_id (an overwrite)", code="invalid_base_rev")
+        name = check_name(name)
+        live_folder(db, owner, parent_id, session)
+    unique = list(dict.fromkeys(hashes))
+    docs = _block_docs(db, unique, session)
+    owned = _owned(db, owner, unique, session)
+    sizes = dict(zip(hashes, block_sizes(size, len(hashes)), strict=True))
+    missing = [h for h in unique if h not in owned or h not in docs or docs[h].get("state") == "deleting"]
+    fresh = [h for h in missing if h not in docs]
+    if fresh:  # a document per block lets GC find bytes of uploads that are never committed
+        db.blocks.bulk_write([UpdateOne({"_id": h}, {"$setOnInsert": {"size": sizes[h], "refs": 0, "zero_since": now,
+                                                                        "state": "pending", "created_at": now}},
+                                        upsert=True) for h in fresh], ordered=False, session=session)
+    # blocks nobody references any more start their grace period again now that someone wants them
+    db.blocks.update_many({"_id": {"$in": unique}, "refs": {"$lte": 0}, "state": {"$ne": "deleting"}},
+                          {"$set": {"zero_since": now}}, session=session)
+    upload = {"_id": new_id(), "owner": owner, "parent_id": parent_id, "name": name, "size": size,
+              "mtime": mtime, "blocks": hashes, "node_id": node_id, "base_rev": base_rev,
+              "expires_at": now + ttl, "status": "pending", "result": None, "created_at": now}
+    db.uploads.insert_one(upload, session=session)
+    expires_in = max(1, int(ttl.total_seconds()))
+    upload["missing"] = []
+    for h in missing:
+        signed = store.presign_put(h, sizes[h], expires_in=expires_in)
+        upload["missing"].append({"hash": h, "url": signed.url, "method": signed.method,
+                                  "headers": dict(signed.headers)})
+    return upload
+
+
+def get_upload(db, owner: str, upload_id, session=None) -> dict:
+    if not isinstance(upload_id, str) or not upload_id:
+        raise NotFound("no such upload", code="not_found")
+    upload = db.uploads.find_one({"_id": upload_id, "owner": owner}, session=session)
+    if upload is None:
+        raise NotFound("no such upload", code="not_found", details={"upload_id": upload_id})
+    return upload
+
+
+def verify_blocks(db, store, owner: str, upload: dict) -> list[str]:
+    """Blocks of the upload that are not there for this user; HEADs the store only for unproven ones."""
+    hashes = upload["blocks"]
+    sizes = dict(zip(hashes, block_sizes(upload["size"], len(hashes)), strict=True))
+    unique = list(sizes)
+    docs = _block_docs(db, unique)
+    owned = _owned(db, owner, unique)
+    missing, to_head = [], []
+    for h in unique:
+        doc = docs.get(h)
+        if doc is not None and doc.get("state") == "deleting":
+            missing.append(h)
+        elif h in owned and doc is not None and doc.get("state") == "live":
+            continue
+        else:
+            to_head.append(h)
+    if to_head:
+        with ThreadPoolExecutor(max_workers=min(HEAD_THREADS, len(to_head))) as pool:
+            found = list(pool.map(store.head, to_head))
+        missing.extend(h for h, got in zip(to_head, found, strict=True) if got != sizes[h])
+    return missing
+
+
+def _blocks_missing(missing: list[str]) -> Conflict:
+    return Conflict("some blocks are not in the store yet; send them and commit again", code="blocks_missing",
+                    details={"missing": missing})
+
+
+def apply_content(db, owner: str, upload: dict, *, parent_id=None, name=None, node_id=None, check_base: bool,
+                  session, device_id=None, now: datetime | None = None) -> tuple[dict, bool]:
+    """Inside `session`: write the upload's content as a new file or over `node_id`; returns (node, created)."""
+    now = now or utcnow()
+    hashes = upload["blocks"]
+    new_set = list(dict.fromkeys(hashes))
+    docs = _block_docs(db, new_set, session)
+    gone = [h for h in new_set if docs.get(h, {}).get("state") == "deleting"]
+    if gone:
+        raise _blocks_missing(gone)
+    fields = {"size": upload["size"], "content_hash": content_hash(hashes), "blocks": hashes,
+              "mtime": upload.get("mtime") or now}
+    if node_id is not None:
+        node = get_node(db, owner, node_id, session)
+        if check_base:
+            check_rev(node, upload.get("base_rev"))
+        if node["kind"] != "file":
+            raise Conflict("only a file's content can be overwritten", code="not_a_file", details={"id": node_id})
+        old_set = list(dict.fromkeys(node.get("blocks") or []))
+        extra = {}
+        if name is not None and name != node["name"]:
+            extra["name"] = name
+        if parent_id is not None and parent_id != node["parent_id"]:
+            extra["parent_id"] = parent_id
+        doc = write_node(db, owner, node, {**fields, **extra}, session=session, device_id=device_id, content=True)
+        created = False
+    else:
+        folder = live_folder(db, owner, parent_id, session)
+        check_free(db, owner, folder["_id"], name, session)
+        doc = tree.new_node(owner, folder["_id"], name, "file", next_seq(db, owner, session), size=fields["size"],
+                            content_hash=fields["content_hash"], blocks=hashes, mtime=fields["mtime"])
+        db.nodes.insert_one(doc, session=session)
+        events.emit(db, "node.changed", owner, {"node_id": doc["_id"], "seq": doc["seq"], "device_id": device_id},
+                    session=session)
+        old_set, created = [], True
+    sizes = dict(zip(hashes, block_sizes(upload["size"], len(hashes)), strict=True))
+    old, new = set(old_set), set(new_set)
+    ops = [UpdateOne({"_id": h}, {"$inc": {"refs": 1}, "$set": {"zero_since": None, "state": "live", "size": sizes[h]},
+                                  "$setOnInsert": {"created_at": now}}, upsert=True) for h in new_set if h not in old]
+    # blocks this user now holds the same way as ones still referenced: writing them takes part in the conflict
+    ops += [UpdateOne({"_id": h}, {"$set": {"state": "live", "zero_since": None}}) for h in new_set if h in old]
+    ops += [UpdateOne({"_id": h}, {"$inc": {"refs": -1}}) for h in old_set if h not in new]
+    if ops:
+        db.blocks.bulk_write(ops, ordered=False, session=session)
+    dropped = [h for h in old_set if h not in new]
+    if dropped:
+        db.blocks.update_many({"_id": {"$in": dropped}, "refs": {"$lte": 0}}, {"$set": {"zero_since": now}},
+                              session=session)
+    if new_set:
+        db.block_owners.bulk_write([UpdateOne({"_id": f"{owner}:{h}"}, {"$setOnInsert": {"user": owner, "hash": h}},
+                                              upsert=True) for h in new_set], ordered=False, session=session)
+    events.emit(db, "file.committed", owner, {"node_id": doc["_id"], "upload_id": upload["_id"],
+                                              "device_id": device_id}, session=session)
+    db.uploads.update_one({"_id": upload["_id"]},
+                          {"$set": {"status": "committed", "committed_at": now,
+                                    "result": {"node_id": doc["_id"], "created": created}}}, session=session)
+    return doc, created
+
+
+def _committed(db, owner: str, upload: dict, session=None) -> tuple[dict, bool]:
+    result = upload.get("result") or {}
+    return get_node(db, owner, result.get("node_id"), session), bool(result.get("created"))
+
+
+def _check_open(upload: dict, now: datetime) -> None:
+    if upload["status"] == "expired" or as_utc(upload["expires_at"]) <= now:
+        raise Gone("the upload expired; negotiate it again", code="upload_expired",
+                   details={"upload_id": upload["_id"]})
+
+
+def commit_upload(db, mongo, store, owner: str, upload_id, *, session=None, device_id=None,
+                  now: datetime | None = None) -> tuple[dict, bool]:
+    """Commit an upload: (node, created). Committing again returns the same node and changes nothing."""
+    now = now or utcnow()
+    upload = get_upload(db, owner, upload_id, session)
+    if upload["status"] == "committed":
+        return _committed(db, owner, upload, session)
+    _check_open(upload, now)
+    missing = verify_blocks(db, store, owner, upload)
+    if missing:
+        raise _blocks_missing(missing)
+
+    def fn(s):
+        again = get_upload(db, owner, upload_id, s)
+        if again["status"] == "committed":
+            return _committed(db, owner, again, s)
+        _check_open(again, now)
+        return apply_content(db, owner, again, parent_id=again["parent_id"], name=again["name"],
+                             node_id=again.get("node_id"), check_base=True, session=s, device_id=device_id, now=now)
+
+    return run(mongo, session, fn)
+
+
+def commit_into(db, store, owner: str, upload: dict, *, parent_id=None, name=None, node_id=None, session,
+                device_id=None, now: datetime | None = None) -> dict:
+    """For the ops referee: write an upload's content where it decided (new file under parent_id/name, or over
+    node_id), without a base_rev check, inside its session. Raises 409 blocks_missing / 410 upload_expired."""
+    now = now or utcnow()
+    if upload["status"] == "committed":
+        return _committed(db, owner, upload, session)[0]
+    _check_open(upload, now)
+    missing = verify_blocks(db, store, owner, upload)
+    if missing:
+        raise _blocks_missing(missing)
+    if node_id is None:
+        name = check_name(name)
+    return apply_content(db, owner, upload, parent_id=parent_id, name=name, node_id=node_id, check_base=False,
+                         session=session, device_id=device_id, now=now)[0]
+
+
+def upload_json(upload: dict) -> dict:
+    return {"upload_id": upload["_id"], "expires_at": tree.iso(upload["expires_at"]),
+            "missing": upload.get("missing", [])}
+
+
+# --------------------------------------------------------------------------------------------- download
+
+
+def content_node(db, owner: str, node_id) -> dict:
+    node = get_node(db, owner, node_id)
+    if node["kind"] != "file":
+        raise Conflict("a folder has no content", code="not_a_file", details={"id": node_id})
+    return node
+
+
+def iter_content(store, node: dict, start: int, end: int):
+    """Bytes [start, end] of a file, block after block, each read from the store only as far as needed."""
+    hashes = node.get("blocks") or []
+    index = start // BLOCK_SIZE
+    while index < len(hashes) and index * BLOCK_SIZE <= end:
+        base = index * BLOCK_SIZE
+        lo = max(start - base, 0)
+        hi = min(end - base, BLOCK_SIZE - 1)
+        chunks = store.open_range(hashes[index], lo, hi)
+        try:
+            yield from chunks
+        finally:
+            close = getattr(chunks, "close", None)
+            if close:
+                close()
+        index += 1
+
+
+__all__ = ["negotiate_upload", "commit_upload", "commit_into", "verify_blocks", "apply_content", "iter_content",
+           "content_node", "content_hash", "node_json", "EMPTY_HASH"]

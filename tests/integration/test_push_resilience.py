@@ -159,3 +159,24 @@ def test_ten_thousand_queued_messages_drain_without_loss(clients, fcm_fake, push
     got = {(m.token, m.message["data"]["conflict_id"]) for m in fcm_fake.messages}
     assert len(got) == 10_000
     assert got == {(t, f"c{i:03d}") for t in tokens for i in range(100)}
+
+
+def test_the_relay_and_worker_processes_deliver_and_stop_cleanly(clients, fcm_fake, fcm_env, push_worker_process):
+    """What `make run` starts: `python -m push.relay` and `python -m runtime.worker`."""
+    import os
+    import sys
+    from pathlib import Path
+
+    registry.register_phone(clients.db, "u-proc", "phone", "ios", "tok-proc")
+    relay_proc = subprocess.Popen([sys.executable, "-m", "push.relay"], cwd=Path(__file__).resolve().parents[2],
+                                  env={**os.environ, **fcm_env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        push_worker_process()
+        events.emit(clients.db, "device.online", "u-proc", {"device_id": "nas", "online": True})
+        assert fcm_fake.wait_for(lambda f: f.messages_for("tok-proc"), timeout=60)
+        assert fcm_fake.messages_for("tok-proc")[0]["data"] == {"type": "device", "device_id": "nas", "online": "true"}
+        assert wait_until(lambda: all_sent(clients), timeout=30)
+    finally:
+        relay_proc.send_signal(signal.SIGTERM)
+        _, err = relay_proc.communicate(timeout=30)
+    assert relay_proc.returncode == 0, err.decode()[-2000:]

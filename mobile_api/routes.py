@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify, request
 
-from mobile_api import conflicts, ops, sync, uploads
+from mobile_api import conflicts, ops, sync
 from runtime.app import clients, json_body, page_params
 from runtime.errors import BadRequest
 from runtime.identity import current_identity
@@ -34,8 +34,7 @@ def post_ops():
     ident = current_identity()
     body = json_body()
     c = clients()
-    return jsonify(ops.apply_batch(c.db, c.mongo, ident.user_id, body.get("device_id"), body.get("ops"),
-                                   commit=uploads.committer(c)))
+    return jsonify(ops.apply_batch(c.db, c.mongo, c.store, ident.user_id, body.get("device_id"), body.get("ops")))
 
 
 @bp.get("/mobile/v1/conflicts")

@@ -51,9 +51,9 @@ def test_changes_bad_input_and_expired_cursor(client, sync_world):
 
 def test_changes_are_per_user(client, sync_world, make_user):
     stranger = make_user()
-    from mobile_api import tree
+    from functions.files import service as files
 
-    tree.ensure_root(sync_world.db, stranger.id)
+    files.get_root(sync_world.db, stranger.id)
     sync_world.folder(sync_world.device("Pixel"), "private")
     _, theirs = get(client, stranger, "/mobile/v1/changes")
     assert [n["name"] for n in theirs["changes"]] == [""]

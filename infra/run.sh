@@ -18,4 +18,5 @@ stop_started() {
 }
 trap stop_started EXIT
 trap 'exit 130' INT TERM
+source infra/demo.sh  # demo sign-in (local Google stand-in) when no real provider is configured, on loopback only
 .venv/bin/honcho -f Procfile start

@@ -67,7 +67,8 @@ def signin_page():
     if session is not None:
         return redirect(next_url, code=302)
     return render_template("signin.html", providers=signin.providers(s), next_url=next_url, user=None, nav=(),
-                           demo=signin.demo_signin_active(s), error=request.args.get("error"))
+                           demo=signin.demo_signin_active(s), error=request.args.get("error"),
+                           signed_out=request.args.get("signed_out") == "1")
 
 
 @bp.get("/portal/files")

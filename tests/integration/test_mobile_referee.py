@@ -179,3 +179,84 @@ def test_malformed_ops_are_rejected_one_by_one(sync_world):
     assert [r["error"]["code"] for r in results] == ["invalid_op", "invalid_op", "invalid_name", "invalid_op",
                                                     "invalid_base_rev"]
     assert w.node(docs["id"])["name"] == "Docs" and w.node(docs["id"])["trashed_at"] is None
+
+
+# --- rows with content: uploads committed through the ops referee -----------------------------------------------
+
+def test_stale_content_edit_of_a_renamed_file_applies(sync_world):
+    w = sync_world
+    pc, phone, docs = setup(w)
+    f = w.put_file(pc, b"v1", parent_id=docs["id"], name="notes.txt")["node"]
+    w.one(pc, {"type": "rename", "node_id": f["id"], "name": "notes-2026.txt", "base_rev": f["rev"]})
+    result = w.put_file(phone, b"v2 from phone", node_id=f["id"], base_rev=f["rev"])
+    assert result["status"] == "applied" and "conflict" not in result
+    assert result["node"]["name"] == "notes-2026.txt" and w.content(f["id"]) == b"v2 from phone"
+
+
+def test_edit_edit_keeps_both_as_a_conflicted_copy(sync_world):
+    w = sync_world
+    pc, phone, docs = setup(w)
+    f = w.put_file(pc, b"original", parent_id=docs["id"], name="report.docx")["node"]
+    w.put_file(pc, b"pc edit", node_id=f["id"], base_rev=f["rev"])
+    result = w.put_file(phone, b"phone edit", node_id=f["id"], base_rev=f["rev"])
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    assert result["status"] == "conflict"
+    assert (result["conflict"]["type"], result["conflict"]["resolution"]) == ("edit_edit", "conflicted_copy")
+    copy = result["node"]
+    assert copy["id"] != f["id"] and copy["parent_id"] == docs["id"]
+    assert copy["name"] == f"report (conflicted copy from Pixel 8 {today}).docx"
+    assert w.content(f["id"]) == b"pc edit" and w.content(copy["id"]) == b"phone edit"
+    assert [(c["type"], c["node_id"]) for c in w.conflicts()] == [("edit_edit", copy["id"])]
+    assert w.events("conflict.created")[0]["payload"]["node_id"] == copy["id"]
+
+
+def test_edit_of_a_trashed_file_restores_it_with_its_folder(sync_world):
+    w = sync_world
+    pc, phone, docs = setup(w)
+    f = w.put_file(pc, b"v1", parent_id=docs["id"], name="a.txt")["node"]
+    w.one(pc, {"type": "delete", "node_id": docs["id"], "base_rev": docs["rev"]})
+    result = w.put_file(phone, b"v2", node_id=f["id"], base_rev=f["rev"])
+    assert (result["status"], result["conflict"]["type"]) == ("conflict", "modify_deleted")
+    live = w.live_tree()
+    assert f["id"] in live and docs["id"] in live and w.content(f["id"]) == b"v2"
+
+
+def test_new_file_with_a_taken_name_gets_a_conflicted_copy(sync_world):
+    w = sync_world
+    pc, phone, docs = setup(w)
+    w.put_file(pc, b"pc photo", parent_id=docs["id"], name="IMG_1.jpg")
+    result = w.put_file(phone, b"phone photo", parent_id=docs["id"], name="img_1.jpg")
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    assert (result["status"], result["conflict"]["type"], result["conflict"]["resolution"]) == \
+        ("conflict", "name_taken", "conflicted_copy")
+    assert result["node"]["name"] == f"img_1 (conflicted copy from Pixel 8 {today}).jpg"
+    assert w.content(result["node"]["id"]) == b"phone photo"
+
+
+def test_new_file_identical_to_the_taken_one_merges(sync_world):
+    w = sync_world
+    pc, phone, docs = setup(w)
+    first = w.put_file(pc, b"same bytes", parent_id=docs["id"], name="same.bin")["node"]
+    result = w.put_file(phone, b"same bytes", parent_id=docs["id"], name="same.bin")
+    assert (result["status"], result["conflict"]["resolution"], result["node"]["id"]) == \
+        ("conflict", "merged", first["id"])
+    assert len([n for n in w.live_tree().values() if n.get("parent_id") == docs["id"]]) == 1
+
+
+def test_new_file_in_a_trashed_folder_restores_the_folder(sync_world):
+    w = sync_world
+    pc, phone, docs = setup(w)
+    upload_id = w.upload(b"x", parent_id=docs["id"], name="late.txt")
+    w.one(pc, {"type": "delete", "node_id": docs["id"], "base_rev": docs["rev"]})
+    result = w.one(phone, {"type": "commit_upload", "upload_id": upload_id})
+    assert (result["status"], result["conflict"]["type"]) == ("conflict", "modify_deleted")
+    assert {docs["id"], result["node"]["id"]} <= set(w.live_tree())
+
+
+def test_commit_upload_op_is_idempotent(sync_world):
+    w = sync_world
+    pc, phone, docs = setup(w)
+    op = {"op_id": "up-1", "type": "commit_upload", "upload_id": w.upload(b"abc", parent_id=docs["id"], name="x")}
+    first = w.one(phone, dict(op))
+    assert w.one(phone, dict(op)) == first
+    assert w.db.nodes.count_documents({"owner": w.user.id, "name": "x"}) == 1

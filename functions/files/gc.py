@@ -16,9 +16,8 @@ from datetime import datetime, timedelta
 
 from pymongo import ASCENDING, UpdateOne
 
-from functions.files.tree import next_seq
+from functions.files.tree import next_seq, now_ms
 from runtime import events
-from runtime.ids import utcnow
 from runtime.mongo import register_indexes, transaction
 from runtime.store import BlobNotFound
 
@@ -34,7 +33,7 @@ def ensure_indexes(db) -> None:
 
 def expire_uploads(db, now: datetime | None = None) -> int:
     """Uploads never committed stop protecting their blocks; those become collectable after the grace."""
-    now = now or utcnow()
+    now = now or now_ms()
     result = db.uploads.update_many({"status": "pending", "expires_at": {"$lte": now}},
                                     {"$set": {"status": "expired", "blocks": []}})
     return result.modified_count
@@ -43,7 +42,7 @@ def expire_uploads(db, now: datetime | None = None) -> int:
 def purge_trash(db, mongo, trash_days: int, now: datetime | None = None, batch: int = BATCH) -> int:
     """Nodes in the trash for longer than `trash_days` become tombstones (`purged: true`, seen by the changes
     feed) and give up their block references. Returns how many nodes were purged."""
-    now = now or utcnow()
+    now = now or now_ms()
     cutoff = now - timedelta(days=trash_days)
     query = {"trashed_at": {"$lte": cutoff}, "purged": {"$ne": True}}
     total = 0
@@ -85,7 +84,7 @@ def _purge(db, owner: str, ids: list[str], cutoff: datetime, now: datetime, sess
 def mark_collectable(db, mongo, now: datetime | None = None, grace: timedelta = BLOCK_GRACE,
                      limit: int = BATCH) -> list[str]:
     """Phase 1: mark unreferenced blocks `deleting` in one transaction; returns their hashes."""
-    now = now or utcnow()
+    now = now or now_ms()
     cutoff = now - grace
 
     def fn(s):

@@ -28,10 +28,9 @@ from pymongo import ASCENDING, UpdateOne
 from pymongo.errors import DuplicateKeyError
 
 from functions.files import tree
-from functions.files.tree import check_name, ensure_root, name_key, next_seq, node_json
+from functions.files.tree import check_name, ensure_root, name_key, next_seq, node_json, now_ms
 from runtime import events
 from runtime.errors import BadRequest, Conflict, NotFound
-from runtime.ids import utcnow
 from runtime.mongo import transaction
 
 __all__ = ["check_name", "ensure_root", "node_json", "get_node", "get_root", "list_children", "create_folder",
@@ -150,7 +149,7 @@ def check_no_cycle(db, owner: str, node: dict, target: dict, session=None) -> No
 def write_node(db, owner: str, node: dict, fields: dict, *, session, device_id: str | None = None,
                content: bool = False, seq: int | None = None, emit: bool = True) -> dict:
     """Store `fields` as the node's next revision (rev, per-field revs, seq, live_key) and emit node.changed."""
-    now = utcnow()
+    now = now_ms()
     rev = int(node.get("rev", 0)) + 1
     merged = {**node, **fields}
     changes = dict(fields)
@@ -255,7 +254,7 @@ def trash(db, mongo, owner: str, node_id, *, base_rev=None, session=None, device
         if node.get("trashed_at") is not None and node.get("trash_group") == node["_id"]:
             return node
         check_rev(node, base_rev)
-        now = utcnow()
+        now = now_ms()
         members = [node] + _subtree(db, owner, node, {"trashed_at": None}, s)
         first = next_seq(db, owner, s, count=len(members))
         fields = {"trashed_at": now, "trash_group": node["_id"]}

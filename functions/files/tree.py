@@ -31,6 +31,15 @@ def ensure_indexes(db) -> None:
     db.nodes.create_index([("trashed_at", ASCENDING)])
 
 
+def now_ms():
+    """The current time at MongoDB's precision (milliseconds), so a node reads back exactly as it was written."""
+    return truncate_ms(utcnow())
+
+
+def truncate_ms(value):
+    return value.replace(microsecond=value.microsecond // 1000 * 1000) if value is not None else None
+
+
 def check_name(name) -> str:
     """CONTRACT §3: NFC, 1-255 UTF-8 bytes, no '/' or NUL, not '.' or '..'; returns the NFC form stored."""
     if not isinstance(name, str):
@@ -71,7 +80,7 @@ def next_seq(db, owner: str, session=None, count: int = 1) -> int:
 def new_node(owner: str, parent_id: str | None, name: str, kind: str, seq: int, *, size: int = 0,
              content_hash: str | None = None, blocks: list | None = None, mtime=None,
              node_id: str | None = None) -> dict:
-    now = utcnow()
+    now = now_ms()
     key = name_key(name)
     return {"_id": node_id or new_id(), "owner": owner, "parent_id": parent_id, "name": name, "name_key": key,
             "live_key": ROOT_LIVE_KEY if parent_id is None else live_key(parent_id, key), "kind": kind,

@@ -23,10 +23,10 @@ from pymongo import ASCENDING, UpdateOne
 
 from functions.files import tree
 from functions.files.service import check_free, check_rev, get_node, live_folder, run, write_node
-from functions.files.tree import check_name, next_seq, node_json
+from functions.files.tree import check_name, next_seq, node_json, now_ms, truncate_ms
 from runtime import events
 from runtime.errors import BadRequest, Conflict, Gone, NotFound, PayloadTooLarge
-from runtime.ids import as_utc, new_id, utcnow
+from runtime.ids import as_utc, new_id
 from runtime.mongo import register_indexes
 from runtime.store import BLOCK_SIZE
 
@@ -67,10 +67,10 @@ def parse_mtime(value) -> datetime | None:
         raise BadRequest("mtime is an ISO 8601 time or seconds since the epoch", code="invalid_mtime")
     try:
         if isinstance(value, int | float):
-            return datetime.fromtimestamp(value, UTC)
+            return truncate_ms(datetime.fromtimestamp(value, UTC))
         if isinstance(value, str):
             parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-            return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+            return truncate_ms(parsed.astimezone(UTC) if parsed.tzinfo else parsed.replace(tzinfo=UTC))
     except (ValueError, OverflowError, OSError):
         pass
     raise BadRequest("mtime is an ISO 8601 time or seconds since the epoch", code="invalid_mtime")
@@ -119,7 +119,7 @@ def _block_docs(db, hashes: list[str], session=None) -> dict[str, dict]:
 def negotiate_upload(db, store, owner: str, body: dict, *, max_blocks: int = 10000, now: datetime | None = None,
                      ttl: timedelta = UPLOAD_TTL, session=None) -> dict:
     """Record an upload and say which blocks this user must send; returns the upload doc plus `missing`."""
-    now = now or utcnow()
+    now = now or now_ms()
     hashes = check_blocks(body.get("blocks"), body.get("size"), max_blocks)
     size = body["size"]
     mtime = parse_mtime(body.get("mtime"))
@@ -204,7 +204,7 @@ def _blocks_missing(missing: list[str]) -> Conflict:
 def apply_content(db, owner: str, upload: dict, *, parent_id=None, name=None, node_id=None, check_base: bool,
                   session, device_id=None, now: datetime | None = None) -> tuple[dict, bool]:
     """Inside `session`: write the upload's content as a new file or over `node_id`; returns (node, created)."""
-    now = now or utcnow()
+    now = now or now_ms()
     hashes = upload["blocks"]
     new_set = list(dict.fromkeys(hashes))
     docs = _block_docs(db, new_set, session)
@@ -274,7 +274,7 @@ def _check_open(upload: dict, now: datetime) -> None:
 def commit_upload(db, mongo, store, owner: str, upload_id, *, session=None, device_id=None,
                   now: datetime | None = None) -> tuple[dict, bool]:
     """Commit an upload: (node, created). Committing again returns the same node and changes nothing."""
-    now = now or utcnow()
+    now = now or now_ms()
     upload = get_upload(db, owner, upload_id, session)
     if upload["status"] == "committed":
         return _committed(db, owner, upload, session)
@@ -298,7 +298,7 @@ def commit_into(db, store, owner: str, upload: dict, *, parent_id=None, name=Non
                 device_id=None, now: datetime | None = None) -> dict:
     """For the ops referee: write an upload's content where it decided (new file under parent_id/name, or over
     node_id), without a base_rev check, inside its session. Raises 409 blocks_missing / 410 upload_expired."""
-    now = now or utcnow()
+    now = now or now_ms()
     if upload["status"] == "committed":
         return _committed(db, owner, upload, session)[0]
     _check_open(upload, now)

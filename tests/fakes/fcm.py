@@ -14,19 +14,22 @@ then `GET /_fake/stats` reads counters and `POST /_fake/behaviour` sets per-toke
 from __future__ import annotations
 
 import argparse
+import io
 import itertools
 import json
 import secrets
+import sys
 import threading
 import time
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from urllib.parse import unquote
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from flask import Flask, jsonify, request
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 JWT_BEARER = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 GOOGLE_TOKEN_AUDIENCE = "https://oauth2.googleapis.com/token"
@@ -64,12 +67,62 @@ class Received:
     at: float = field(default_factory=time.time)
 
 
-class _KeepAliveHandler(WSGIRequestHandler):
-    """HTTP/1.1 so firebase-admin's pooled connections are kept alive, like against the real FCM."""
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        """A client that went away mid-answer (a worker SIGKILLed in a test) is expected, not news."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
+class _KeepAliveHandler(BaseHTTPRequestHandler):
+    """A minimal HTTP/1.1 WSGI front with keep-alive, as FCM has (werkzeug's dev server closes every
+    connection). Bodies are always read by Content-Length and answered with one, so a connection can
+    carry the next request."""
 
     protocol_version = "HTTP/1.1"
+    disable_nagle_algorithm = True  # headers and body go out in two writes; don't wait for the peer's ACK
+    app = None  # set per server
 
-    def log_request(self, *args, **kwargs):  # quiet: tests and benchmarks send thousands
+    def _handle(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+        path, _, query = self.path.partition("?")
+        environ = {
+            "REQUEST_METHOD": self.command, "SCRIPT_NAME": "", "PATH_INFO": unquote(path), "QUERY_STRING": query,
+            "SERVER_NAME": self.server.server_address[0], "SERVER_PORT": str(self.server.server_address[1]),
+            "SERVER_PROTOCOL": self.request_version, "REMOTE_ADDR": self.client_address[0],
+            "CONTENT_TYPE": self.headers.get("Content-Type", ""), "CONTENT_LENGTH": str(length),
+            "wsgi.version": (1, 0), "wsgi.url_scheme": "http", "wsgi.input": io.BytesIO(body),
+            "wsgi.errors": sys.stderr, "wsgi.multithread": True, "wsgi.multiprocess": False, "wsgi.run_once": False,
+        }
+        for key, value in self.headers.items():
+            name = "HTTP_" + key.upper().replace("-", "_")
+            if name not in ("HTTP_CONTENT_TYPE", "HTTP_CONTENT_LENGTH"):
+                environ[name] = value
+        reply: dict = {}
+
+        def start_response(status, headers, exc_info=None):
+            reply["status"], reply["headers"] = status, headers
+
+        chunks = self.app(environ, start_response)
+        try:
+            payload = b"".join(chunks)
+        finally:
+            getattr(chunks, "close", lambda: None)()
+        code, _, reason = reply["status"].partition(" ")
+        self.send_response(int(code), reason)
+        for key, value in reply["headers"]:
+            if key.lower() not in ("content-length", "connection"):
+                self.send_header(key, value)
+        self.send_header("Content-Length", str(len(payload)))
+        self.end_headers()
+        self.wfile.write(payload)
+
+    do_GET = do_POST = do_PUT = do_DELETE = _handle
+
+    def log_message(self, *args):  # quiet: tests and benchmarks send thousands
         pass
 
 
@@ -106,8 +159,8 @@ class FakeFCM:
 
     # ----- lifecycle
     def start(self, port: int = 0) -> FakeFCM:
-        self._server = make_server(self.host, port, self.app, threaded=True, request_handler=_KeepAliveHandler)
-        self._server.daemon_threads = True
+        handler = type("Handler", (_KeepAliveHandler,), {"app": self.app})
+        self._server = _Server((self.host, port), handler)
         self.port = self._server.server_port
         self._thread = threading.Thread(target=self._server.serve_forever, name="fake-fcm", daemon=True)
         self._thread.start()

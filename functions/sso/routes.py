@@ -16,6 +16,7 @@ from functions.sso.providers import ProviderError, ProviderUnavailable, provider
 from functions.sso.service import LOGIN_COOKIE, SESSION_COOKIE, SignInRefused, SsoService
 from runtime.app import clients, settings
 from runtime.errors import ApiError, BadRequest, NotFound, Unauthorized, error_body
+from runtime.ids import iso
 
 log = logging.getLogger(__name__)
 bp = Blueprint("sso", __name__)
@@ -49,7 +50,9 @@ def _problem(status: int, code: str, message: str, details: dict | None = None):
 
 @bp.errorhandler(ApiError)
 def _api_error(err: ApiError):
-    return _problem(err.status, err.code, err.message, err.details)
+    resp = _problem(err.status, err.code, err.message, err.details)
+    resp.headers.update(err.headers)
+    return resp
 
 
 def _cookie_args(max_age: int | None, path: str = "/") -> dict:
@@ -134,7 +137,7 @@ def session_info():
     if user is None:
         raise Unauthorized("not signed in", code="unauthorized")
     resp = jsonify({"user": {"id": user["_id"], "email": user["email"], "name": user.get("name")},
-                    "csrf_token": session["csrf"], "expires_at": session["expires_at"].isoformat()})
+                    "csrf_token": session["csrf"], "expires_at": iso(session["expires_at"])})
     resp.headers.update(NO_STORE)
     return resp
 

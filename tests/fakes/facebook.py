@@ -52,7 +52,7 @@ class FakeFacebook:
     def start(self, port: int = 0, host: str = "127.0.0.1") -> FakeFacebook:
         self._server = make_server(host, port, self.app, threaded=True, request_handler=_QuietHandler)
         self.url = f"http://{host}:{self._server.server_port}"
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
         return self
 
     def stop(self) -> None:

@@ -78,7 +78,7 @@ class FakeGoogle:
     def start(self, port: int = 0, host: str = "127.0.0.1") -> FakeGoogle:
         self._server = make_server(host, port, self.app, threaded=True, request_handler=_QuietHandler)
         self.url = f"http://{host}:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
         self._thread.start()
         return self
 
@@ -235,9 +235,9 @@ input[type=text],input[type=email]{{width:100%;padding:.5rem}}button{{padding:.6
                 fake.access_tokens[access] = grant
                 overrides, how = fake.next_id_token_claims, fake.next_sign
                 fake.next_id_token_claims, fake.next_sign = {}, "ok"
-            id_token = fake.make_id_token(grant["email"], aud=client_id, name=grant["name"],
-                                          email_verified=grant["email_verified"], nonce=grant["nonce"],
-                                          sign=how, **overrides)
+            claims = {"aud": client_id, "name": grant["name"], "email_verified": grant["email_verified"],
+                      "nonce": grant["nonce"], **overrides}
+            id_token = fake.make_id_token(grant["email"], sign=how, **claims)
             return jsonify({"access_token": access, "expires_in": 3599, "token_type": "Bearer",
                             "scope": "openid https://www.googleapis.com/auth/userinfo.email "
                                      "https://www.googleapis.com/auth/userinfo.profile",

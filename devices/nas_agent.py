@@ -126,11 +126,14 @@ class NasAgent:
                 known = self.pending.get(sid)
                 if known is None:
                     self.pending[sid] = {"expires_at": message["expires_at"], "user": user, "pressed": False}
-                    self._save_state()
+            # answer first (a person is watching the app), then persist: the request is acked only after both,
+            # so a crash in between means a redelivery, never a lost pairing
+            self.send("pair.waiting", session_id=sid)
+            with self._lock:
+                self._save_state()
             log.info("LED blinking: %s wants to pair (session %s) - press the button", user.get("name") or "someone",
                      sid)
             self._led(f"blinking {sid}")
-            self.send("pair.waiting", session_id=sid)
             if known is not None and known.get("pressed"):
                 self.button.set()  # a redelivered request after a press we could not send yet
             elif self.auto_press is not None:

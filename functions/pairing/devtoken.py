@@ -1,0 +1,41 @@
+"""`python -m functions.pairing.devtoken [--email E] [--name N]`: a local user and an access token for curl.
+
+For trying the API from a shell on a development machine (docs/pairing-quickstart.md) without a Google or
+Facebook sign-in. It writes straight to the database of PCLOUD_MONGO_URL and signs with the keys in
+PCLOUD_DATA_DIR, so it only works where you already hold those — it grants nothing a remote caller lacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from runtime.clients import Clients
+from runtime.ids import new_id, utcnow
+from runtime.settings import load_settings
+from runtime.tokens import issue_access_token
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m functions.pairing.devtoken")
+    parser.add_argument("--email", default="newcomer@example.test")
+    parser.add_argument("--name", default="Newcomer")
+    args = parser.parse_args(argv)
+    settings = load_settings()
+    clients = Clients(settings)
+    try:
+        email = args.email.strip().lower()
+        user = clients.db.users.find_one({"email": email}, {"_id": 1})
+        if user is None:
+            user = {"_id": new_id(), "email": email, "name": args.name, "identities": [], "seq": 0,
+                    "journal_floor": 0, "created_at": utcnow()}
+            clients.db.users.insert_one(user)
+        token, _ = issue_access_token(clients.keys, settings, sub=user["_id"], aud="pcloud")
+        print(token)
+    finally:
+        clients.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

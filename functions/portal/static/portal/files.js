@@ -183,12 +183,12 @@ async function moveDialog(node) {
   let here = state.folder;
 
   async function show(folder) {
-    here = folder;
-    where.textContent = displayName(folder);
-    up.disabled = !folder.parent_id;
     const subfolders = (await listAll(`/files/v1/nodes/${encodeURIComponent(folder.id)}/children`))
       .filter((n) => n.kind === "folder" && !n.trashed_at && n.id !== node.id);
     subfolders.forEach(remember);
+    here = folder;
+    where.textContent = displayName(folder);
+    up.disabled = !folder.parent_id;
     list.replaceChildren(...subfolders.map((f) => el("li", {},
       el("button", { type: "button", class: "link", onclick: () => show(f).catch((e) => { error.textContent = explain(e); }) },
         `${f.name} ›`))));
@@ -265,7 +265,7 @@ function uploadRow(label, size) {
       bar.max = Math.max(max, 1);
       bar.value = value;
     },
-    done(size, sent) {
+    done(size, sent, replaced) {
       const skipped = size - sent;
       item.dataset.state = "done";
       item.dataset.sentBytes = String(sent);
@@ -275,6 +275,7 @@ function uploadRow(label, size) {
       text.textContent = skipped === size && size > 0
         ? `Done: ${formatBytes(size)}, all already stored, nothing sent (skipped ${formatBytes(skipped)} by dedup)`
         : `Done: sent ${formatBytes(sent)}, skipped ${formatBytes(skipped)} already stored (dedup)`;
+      if (replaced) text.textContent += "; replaced the earlier version";
     },
     fail(err) {
       item.dataset.state = "error";
@@ -365,7 +366,7 @@ async function uploadFile(file, parentId, siblings, row, retried) {
     console.warn(`content hash differs for ${file.name}: ${node.content_hash} != ${contentHash}`);
   }
   siblings.set(nameKey(node.name), remember(node));
-  row.done(file.size, sent);
+  row.done(file.size, sent, Boolean(body.node_id));
   return node;
 }
 

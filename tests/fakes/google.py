@@ -99,7 +99,7 @@ class FakeGoogle:
     # --- tokens ---------------------------------------------------------------------------------
     def make_id_token(self, email: str = "someone@example.test", aud: str | None = None, *, name: str | None = None,
                       email_verified: bool = True, nonce: str | None = None, sub: str | None = None,
-                      expires_in: int = 3600, sign: str = "ok", **overrides) -> str:
+                      expires_in: int = 3600, sign: str = "ok", drop: tuple = (), **overrides) -> str:
         now = int(time.time())
         aud = aud or self.client_id or "client"
         claims = {"iss": self.issuer, "azp": aud, "aud": aud,
@@ -108,7 +108,7 @@ class FakeGoogle:
         if nonce is not None:
             claims["nonce"] = nonce
         claims.update(overrides)
-        claims = {k: v for k, v in claims.items() if v is not None}
+        claims = {k: v for k, v in claims.items() if v is not None and k not in drop}
         return self.sign(claims, sign)
 
     def sign(self, claims: dict, how: str = "ok") -> str:

@@ -60,15 +60,15 @@ def test_next_may_be_a_registered_sibling_redirect_uri(sso):
     assert resp.status_code == 302 and resp.headers["Location"] == target
 
 
-@pytest.mark.parametrize("next_url", ["https://evil.example/portal/", "//evil.example/x", "/\\evil.example",
-                                      "http://127.0.0.1:1/elsewhere", "javascript:alert(1)"])
-def test_open_redirect_in_next_is_refused(sso, next_url):
-    resp = sso.start_login(sso.browser(), "google", next_url)
-    assert resp.status_code == 400
-    assert resp.json()["error"]["code"] == "invalid_next"
+def test_open_redirect_in_next_is_refused(sso):
+    for next_url in ("https://evil.example/portal/", "//evil.example/x", "/\\evil.example",
+                     "http://127.0.0.1:1/elsewhere", "javascript:alert(1)", sso.redirect_uri("reader") + "/extra"):
+        resp = sso.start_login(sso.browser(), "google", next_url)
+        assert resp.status_code == 400, next_url
+        assert resp.json()["error"]["code"] == "invalid_next"
+        page = requests.get(f"{sso.url}/auth/login", params={"next": next_url}, timeout=10)
+        assert page.status_code == 400
     assert sso.db.sso_pending.count_documents({}) == 0
-    page = requests.get(f"{sso.url}/auth/login", params={"next": next_url}, timeout=10)
-    assert page.status_code == 400
 
 
 def _nothing_stored(sso):

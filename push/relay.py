@@ -102,8 +102,8 @@ class Relay:
         self.idle_wait = idle_wait
         self.sweep_every = sweep_every
         self._stop = threading.Event()
-        self._last_sweep = 0.0
-        self._last_token_sweep = 0.0
+        self._last_sweep = float("-inf")
+        self._last_token_sweep = float("-inf")
 
     def stop(self) -> None:
         self._stop.set()

@@ -25,7 +25,6 @@ log = logging.getLogger(__name__)
 MAX_PAYLOAD_BYTES = 4096  # FCM's limit for data (+ notification) payloads
 SYNC_GAP_MS = 2000  # at most one sync tickle per device per 2 s
 DELIVERY_KEEP = timedelta(days=3)  # delivery records readable at GET /mobile/v1/notifications
-EPOCH = datetime(1970, 1, 1, tzinfo=utcnow().tzinfo)
 
 PAIRING_STATUSES = ("waiting", "done", "failed", "expired")
 PUSH_EVENT_TYPES = ("node.changed", "file.committed", "conflict.created", "pairing.status", "device.online",
@@ -206,7 +205,8 @@ return slot
 @register_indexes
 def _indexes(db) -> None:
     db.push_deliveries.create_index([("owner", ASCENDING), ("created_at", DESCENDING)])
-    db.push_deliveries.create_index([("status", ASCENDING), ("next_attempt_at", ASCENDING)])
+    # the sweeper's query: queued deliveries whose lease (or wait) is over
+    db.push_deliveries.create_index([("status", ASCENDING), ("lease_until", ASCENDING)])
     db.push_deliveries.create_index([("expires_at", ASCENDING)], expireAfterSeconds=0)
     db.devices.create_index([("push_token", ASCENDING)], sparse=True)
     db.devices.create_index([("owner", ASCENDING), ("kind", ASCENDING)])
@@ -265,7 +265,7 @@ def fan_out(db, redis, keys, evts: list[dict], lease: timedelta, now: datetime |
                 slot = int(slot_script(keys=[keys.k("push", "sync-slot", device["_id"])], args=[now_ms, SYNC_GAP_MS]))
                 if slot > now_ms:
                     send_at = datetime.fromtimestamp(slot / 1000, tz=now.tzinfo)
-                    doc = delivery_doc(f"sync-{device['_id']}-{slot}", event, device, intent, now, send_at, EPOCH)
+                    doc = delivery_doc(f"sync-{device['_id']}-{slot}", event, device, intent, now, send_at, send_at)
                     seq = doc.pop("seq", 0)
                     doc.pop("data")
                     deferred.append(UpdateOne({"_id": doc.pop("_id")},

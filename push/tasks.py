@@ -1,10 +1,11 @@
 """rq jobs that send pushes, and the sweeper that keeps MongoDB (not Redis) the record of what is owed.
 
 Each delivery in `push_deliveries` is `queued` until a worker confirms it `sent` or `failed` (with a reason).
-A queued delivery carries `lease_until`: while a job for it may still be in Redis it is left alone; once the
-lease ran out (worker SIGKILLed mid-batch, Redis restarted empty) the sweeper enqueues it again. Transient
-FCM errors put it back to `queued` with `next_attempt_at` after an exponential backoff with jitter that
-honours Retry-After, so no worker ever sleeps waiting for FCM. Sending is at least once.
+A queued delivery carries `lease_until` (never before `next_attempt_at`): while a job for it may still be in
+Redis, or while it waits for its retry time, it is left alone; once that is over (worker SIGKILLed mid-batch,
+Redis restarted empty, retry due) the sweeper enqueues it again. Transient FCM errors put it back to `queued`
+with `next_attempt_at` after an exponential backoff with jitter that honours Retry-After, so no worker ever
+sleeps waiting for FCM. Sending is at least once.
 """
 
 from __future__ import annotations
@@ -247,8 +248,8 @@ def _requeue(delivery_id: str, now: datetime, retry_at: datetime, reason: str, a
 def sweep(clients, lease: timedelta = DEFAULT_LEASE, now: datetime | None = None, limit: int = 5000) -> int:
     """Enqueue every queued delivery that is due and not held by a live lease. Returns how many."""
     now = now or utcnow()
-    query = {"status": "queued", "next_attempt_at": {"$lte": now}, "lease_until": {"$lte": now}}
-    docs = list(clients.db.push_deliveries.find(query).sort("next_attempt_at", 1).limit(limit))
+    query = {"status": "queued", "lease_until": {"$lte": now}}
+    docs = list(clients.db.push_deliveries.find(query).sort("lease_until", 1).limit(limit))
     if not docs:
         return 0
     ids = [d["_id"] for d in docs]

@@ -102,3 +102,10 @@ def test_notifications_show_delivery_state(client, make_user, clients, push_cont
     assert {i["device_id"] for i in only} == {ok}
     assert client.get("/mobile/v1/notifications?cursor=zzz", headers=alice.headers).status_code == 400
     assert client.get("/mobile/v1/notifications?limit=0", headers=alice.headers).status_code == 400
+
+
+def test_openapi_documents_the_push_routes(client):
+    paths = client.get("/openapi.json").get_json()["paths"]
+    assert "post" in paths["/mobile/v1/devices"]
+    assert "put" in paths["/mobile/v1/devices/{device_id}/push-token"]
+    assert "get" in paths["/mobile/v1/notifications"]

@@ -16,7 +16,7 @@ from pymongo import ASCENDING, DESCENDING, InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError
 
 from runtime import events
-from runtime.errors import BadRequest, PayloadTooLarge
+from runtime.errors import ApiError, BadRequest, PayloadTooLarge
 from runtime.ids import utcnow
 from runtime.mongo import register_indexes
 
@@ -246,10 +246,15 @@ def fan_out(db, redis, keys, evts: list[dict], lease: timedelta, now: datetime |
     tickles inside one 2 s window become one message carrying the newest cursor.
     """
     now = now or utcnow()
-    planned = []  # (event, device, intent)
+    planned = []  # (event, intent)
     for event in evts:
-        for intent in intents_for_event(db, event):
-            planned.append((event, intent))
+        try:
+            intents = intents_for_event(db, event)
+        except (ApiError, ValueError, TypeError) as exc:
+            # a malformed event must not block the outbox behind it: say so and move on
+            log.warning("outbox event %s (%s) makes no push: %s", event.get("_id"), event.get("type"), exc)
+            continue
+        planned.extend((event, intent) for intent in intents)
     if not planned:
         return []
     phones = phones_by_owner(db, {e.get("user_id") for e, _ in planned if e.get("user_id")})

@@ -226,3 +226,14 @@ def test_of_two_statuses_in_one_batch_only_the_newest_goes(clients, push_context
     assert [m["data"]["status"] for m in fcm_fake.messages_for("tok")] == ["done"]
     older = clients.db.push_deliveries.find_one({"data.status": "waiting"})
     assert older["status"] == "failed" and older["reason"].startswith("superseded")
+
+
+def test_a_malformed_event_does_not_block_the_outbox(clients, push_context, drain_push, fcm_fake, make_phone):
+    make_phone("u1", "tok")
+    bad = emit(clients, "conflict.created", "u1", {"node_id": "n1"})  # no conflict_id
+    worse = emit(clients, "push.notify", "u1", {"message": {"type": "sync", "cursor": "not-a-cursor"}})
+    emit(clients, "device.online", "u1", {"device_id": "nas", "online": True})
+    assert relay_once(clients, push_context.lease) == 3
+    drain_push()
+    assert [m["data"]["type"] for m in fcm_fake.messages_for("tok")] == ["device"]
+    assert clients.db.outbox.count_documents({"_id": {"$in": [bad, worse]}, "status": "done"}) == 2

@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 
 QUEUE = "push"
 JOB_BATCH = 500  # messages per rq job (one send_each call)
-MAX_ATTEMPTS = 12
+MAX_ATTEMPTS = 12  # sends FCM answered with a transient error
+MAX_RESENDS = 30  # sweeper re-enqueues (retries and lost jobs) before a delivery is given up
 BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_CAP_SECONDS = 900.0
 DEFAULT_LEASE = timedelta(seconds=120)
@@ -252,9 +253,18 @@ def sweep(clients, lease: timedelta = DEFAULT_LEASE, now: datetime | None = None
     docs = list(clients.db.push_deliveries.find(query).sort("lease_until", 1).limit(limit))
     if not docs:
         return 0
+    # a delivery whose job keeps dying (a poison message) must not circle for ever
+    hopeless = [d["_id"] for d in docs if d.get("resends", 0) >= MAX_RESENDS]
+    if hopeless:
+        reason = f"gave up: no worker confirmed it in {MAX_RESENDS} tries"
+        clients.db.push_deliveries.update_many({"_id": {"$in": hopeless}, "status": "queued"},
+                                               {"$set": {"status": "failed", "updated_at": now, "reason": reason}})
+        docs = [d for d in docs if d.get("resends", 0) < MAX_RESENDS]
+    if not docs:
+        return 0
     ids = [d["_id"] for d in docs]
     clients.db.push_deliveries.update_many({"_id": {"$in": ids}, "status": "queued"},
-                                           {"$set": {"lease_until": now + lease}})
+                                           {"$set": {"lease_until": now + lease}, "$inc": {"resends": 1}})
     enqueue(clients, docs)
     return len(docs)
 

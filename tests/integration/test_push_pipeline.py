@@ -237,3 +237,18 @@ def test_a_malformed_event_does_not_block_the_outbox(clients, push_context, drai
     drain_push()
     assert [m["data"]["type"] for m in fcm_fake.messages_for("tok")] == ["device"]
     assert clients.db.outbox.count_documents({"_id": {"$in": [bad, worse]}, "status": "done"}) == 2
+
+
+def test_a_delivery_no_worker_ever_confirms_is_given_up(clients, push_context, make_phone):
+    make_phone("u1", "tok")
+    emit(clients, "device.online", "u1", {"device_id": "nas", "online": True})
+    relay_once(clients, push_context.lease)
+    now = utcnow()
+    for _ in range(tasks.MAX_RESENDS):  # every job dies before recording anything
+        now += push_context.lease + timedelta(seconds=1)
+        assert tasks.sweep(clients, push_context.lease, now=now) == 1
+    now += push_context.lease + timedelta(seconds=1)
+    assert tasks.sweep(clients, push_context.lease, now=now) == 0
+    doc = clients.db.push_deliveries.find_one({})
+    assert doc["status"] == "failed" and doc["reason"].startswith("gave up")
+    clients.queue(tasks.QUEUE).empty()

@@ -290,12 +290,10 @@ def fan_out(db, redis, keys, evts: list[dict], lease: timedelta, now: datetime |
         others = [e for e in exc.details.get("writeErrors", []) if e.get("code") != 11000]
         if others:
             raise
-        # recorded by an earlier (crashed) relay pass: send again only if not confirmed sent
-        if dupes:
-            settled = db.push_deliveries.find({"_id": {"$in": list(dupes)}, "status": {"$ne": "queued"}}, {"_id": 1})
-            done = {d["_id"] for d in settled}
-            for delivery_id in done:
-                inserts.pop(delivery_id, None)
+        # recorded by an earlier relay pass that died before marking its events done: those deliveries are
+        # settled, or held by a lease (a job may have them); the sweeper sends them when the lease ends
+        for delivery_id in dupes:
+            inserts.pop(delivery_id, None)
     return list(inserts.values())
 
 

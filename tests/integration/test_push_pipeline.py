@@ -170,10 +170,13 @@ def test_relay_pass_is_idempotent_when_it_dies_half_way(clients, push_context, d
     event = clients.db.outbox.find_one({"_id": event_id})
     # a relay recorded the deliveries, then died before enqueueing or marking the event done
     service.fan_out(clients.db, clients.redis, clients.redis_keys, [event], push_context.lease)
-    relay_once(clients, push_context.lease)
+    assert relay_once(clients, push_context.lease) == 1
     drain_push()
     assert clients.db.push_deliveries.count_documents({}) == 1
-    assert len(fcm_fake.messages_for("tok")) == 1
+    assert fcm_fake.messages_for("tok") == []  # its lease still holds it: no second copy now...
+    assert tasks.sweep(clients, push_context.lease, now=utcnow() + push_context.lease) == 1
+    drain_push()
+    assert len(fcm_fake.messages_for("tok")) == 1  # ...and exactly one once the lease is over
 
 
 def test_stale_tokens_are_swept_after_270_days(clients, make_phone):

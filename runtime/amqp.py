@@ -10,6 +10,8 @@ import logging
 import threading
 import time
 import uuid
+import zlib
+from functools import partial
 
 import pika
 from pika.exceptions import AMQPError, NackError, UnroutableError
@@ -183,13 +185,22 @@ class Consumer:
     def consume(self, message: dict, properties: pika.BasicProperties, routing_key: str) -> None:
         raise NotImplementedError
 
+    def shard(self, routing_key: str) -> str:
+        """Messages with the same shard are handled in order (run_consumer with workers > 1)."""
+        return routing_key
+
 
 def run_consumer(url: str, consumer: Consumer, stop: threading.Event | None = None,
-                 reconnect_max: float = 30.0) -> None:
-    """Consume forever with manual acks; reconnect with backoff when the broker goes away."""
+                 reconnect_max: float = 30.0, workers: int = 1) -> None:
+    """Consume forever with manual acks; reconnect with backoff when the broker goes away.
+
+    With `workers` > 1, messages are handled by that many threads, each message going to the thread its
+    `consumer.shard(routing_key)` picks: different keys proceed in parallel, one key stays in order.
+    """
     delay = 0.5
     stop = stop or threading.Event()
     while not stop.is_set():
+        connection = pool = None
         try:
             connection = pika.BlockingConnection(parameters(url))
             channel = connection.channel()
@@ -197,12 +208,19 @@ def run_consumer(url: str, consumer: Consumer, stop: threading.Event | None = No
             channel.basic_qos(prefetch_count=consumer.prefetch)
             delay = 0.5
             log.info("consuming %s", consumer.queue)
+            pool = _WorkerPool(connection, channel, consumer, workers) if workers > 1 else None
             for method, properties, body in channel.consume(consumer.queue, inactivity_timeout=0.5):
                 if stop.is_set():
                     break
                 if method is None:
                     continue
-                _handle(channel, consumer, method, properties, body)
+                if pool is not None:
+                    pool.submit(method, properties, body)
+                else:
+                    _handle(channel, consumer, method, properties, body)
+            if pool is not None:
+                pool.close(connection)
+                pool = None
             try:
                 channel.cancel()
                 connection.close()
@@ -211,11 +229,71 @@ def run_consumer(url: str, consumer: Consumer, stop: threading.Event | None = No
         except (AMQPError, OSError) as exc:
             log.warning("amqp consumer %s lost its connection (%s); retrying in %.1fs",
                         consumer.queue, exc.__class__.__name__, delay)
+            if pool is not None:
+                pool.close(None)  # unacked messages come back from the broker
+            if connection is not None and connection.is_open:
+                try:
+                    connection.close()
+                except (AMQPError, OSError):
+                    pass
             stop.wait(delay)
             delay = min(delay * 2, reconnect_max)
 
 
-def _handle(channel, consumer: Consumer, method, properties, body: bytes) -> None:
+class _WorkerPool:
+    """Threads that handle messages and hand the ack back to the connection's thread (pika's rule)."""
+
+    def __init__(self, connection, channel, consumer: Consumer, workers: int):
+        import queue as queue_mod
+
+        self.connection = connection
+        self.channel = channel
+        self.consumer = consumer
+        self.queues = [queue_mod.SimpleQueue() for _ in range(workers)]
+        self.threads = [threading.Thread(target=self._work, args=(q,), name=f"{consumer.queue}-{i}", daemon=True)
+                        for i, q in enumerate(self.queues)]
+        for thread in self.threads:
+            thread.start()
+
+    def submit(self, method, properties, body) -> None:
+        index = zlib.crc32(self.consumer.shard(method.routing_key).encode()) % len(self.queues)
+        self.queues[index].put((method, properties, body))
+
+    def _work(self, q) -> None:
+        while True:
+            item = q.get()
+            if item is None:
+                return
+            method, properties, body = item
+            outcome = _outcome(self.consumer, method, properties, body)
+            tag = method.delivery_tag
+            if outcome == "ack":
+                done = partial(self.channel.basic_ack, tag)
+            else:
+                done = partial(self.channel.basic_nack, tag, requeue=outcome == "requeue")
+            try:
+                self.connection.add_callback_threadsafe(partial(_quietly, done))
+            except (AMQPError, OSError) as exc:
+                log.debug("connection gone before the ack of %s: %s (the broker redelivers)", tag, exc)
+
+    def close(self, connection) -> None:
+        for q in self.queues:
+            q.put(None)
+        for thread in self.threads:
+            thread.join(timeout=10)
+        if connection is not None and connection.is_open:
+            connection.process_data_events(0)  # send the acks the workers queued last
+
+
+def _quietly(fn) -> None:
+    try:
+        fn()
+    except (AMQPError, OSError) as exc:
+        log.debug("ack on a closed channel: %s", exc)
+
+
+def _outcome(consumer: Consumer, method, properties, body: bytes) -> str:
+    """Handle one message: "ack", "requeue" (a dependency is away) or "drop" (to the dead-letter queue)."""
     try:
         message = json.loads(body)
         if not isinstance(message, dict):
@@ -224,19 +302,24 @@ def _handle(channel, consumer: Consumer, method, properties, body: bytes) -> Non
     except (ValueError, Reject) as exc:
         log.warning("dead-lettering message %s on %s: %s",
                     getattr(properties, "message_id", None), method.routing_key, exc)
-        channel.basic_nack(method.delivery_tag, requeue=False)
-        return
+        return "drop"
     except consumer.transient_errors as exc:
         log.warning("requeueing message on %s: %s", method.routing_key, exc)
-        channel.basic_nack(method.delivery_tag, requeue=True)
         time.sleep(0.5)
-        return
+        return "requeue"
     except Exception:  # noqa: BLE001 - a bug in one message must not kill the consumer; the message is kept
         log.exception("dead-lettering message %s on %s: the consumer failed",
                       getattr(properties, "message_id", None), method.routing_key)
-        channel.basic_nack(method.delivery_tag, requeue=False)
-        return
-    channel.basic_ack(method.delivery_tag)
+        return "drop"
+    return "ack"
+
+
+def _handle(channel, consumer: Consumer, method, properties, body: bytes) -> None:
+    outcome = _outcome(consumer, method, properties, body)
+    if outcome == "ack":
+        channel.basic_ack(method.delivery_tag)
+    else:
+        channel.basic_nack(method.delivery_tag, requeue=outcome == "requeue")
 
 
 def ensure_vhost_url(url: str, vhost: str) -> str:

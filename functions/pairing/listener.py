@@ -24,6 +24,7 @@ from runtime.settings import Settings
 log = logging.getLogger(__name__)
 
 SWEEP_EVERY = 0.25
+WORKERS = 4  # threads handling messages; each device's messages stay in order
 DEVICE_TYPES = ("hello", "pair.waiting", "pair.confirmed", "pair.rejected")
 
 
@@ -35,6 +36,10 @@ class DeviceEventsConsumer(Consumer):
 
     def __init__(self, service: PairingService):
         self.service = service
+
+    def shard(self, routing_key: str) -> str:
+        """One device's messages are handled in order; different devices in parallel."""
+        return routing_key.split(".", 2)[1] if routing_key.count(".") >= 2 else routing_key
 
     def consume(self, message: dict, properties, routing_key: str) -> None:
         prefix, _, rest = routing_key.partition(".")
@@ -64,7 +69,7 @@ def sweep_loop(service: PairingService, stop: threading.Event, every: float = SW
         stop.wait(every)
 
 
-def run(settings: Settings, stop: threading.Event) -> None:
+def run(settings: Settings, stop: threading.Event, workers: int = WORKERS) -> None:
     """Consume and sweep until `stop` is set (tests run this in a thread)."""
     clients = Clients(settings)
     try:
@@ -72,7 +77,7 @@ def run(settings: Settings, stop: threading.Event) -> None:
         service = PairingService.from_clients(clients)
         sweeper = threading.Thread(target=sweep_loop, args=(service, stop), name="pairing-sweeper", daemon=True)
         sweeper.start()
-        run_consumer(settings.amqp_url, DeviceEventsConsumer(service), stop)
+        run_consumer(settings.amqp_url, DeviceEventsConsumer(service), stop, workers=workers)
         sweeper.join(timeout=5)
     finally:
         clients.close()

@@ -1,0 +1,3 @@
+from examples.sibling_app.app import main
+
+main()

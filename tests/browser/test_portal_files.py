@@ -154,3 +154,24 @@ def test_upload_a_folder_creates_its_tree(browser_page, gateway, clients, make_p
     assert db.nodes.find_one({"owner": session.user_id, "name": "one.bin", "parent_id": year["_id"]})["size"] == 5000
     assert db.nodes.find_one({"owner": session.user_id, "name": "cover.txt"})["parent_id"] == album_node["_id"]
     assert browser_page.problems == []
+
+
+def test_upload_waits_out_rate_limiting_instead_of_failing(browser_page, gateway, clients, make_portal_session):
+    """The gateway's 429 + Retry-After (a big folder upload can meet it) makes the page pause and go on."""
+    session = make_portal_session()
+    page = open_files(browser_page, gateway, session)
+    refused = []
+
+    def limit_first_negotiation(route):
+        if not refused:
+            refused.append(route.request.url)
+            route.fulfill(status=429, headers={"Retry-After": "1", "Content-Type": "application/json"},
+                          body='{"error": {"code": "rate_limited", "message": "slow down"}}')
+        else:
+            route.continue_()
+
+    page.route("**/files/v1/uploads", limit_first_negotiation)
+    data = os.urandom(10_000)
+    row = upload(page, "#upload-files", "patient.bin", data)
+    assert refused and row.get_attribute("data-sent-bytes") == str(len(data))
+    assert clients.db.nodes.find_one({"owner": session.user_id, "name": "patient.bin"})["size"] == len(data)

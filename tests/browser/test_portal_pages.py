@@ -40,6 +40,33 @@ def test_signed_in_pages_render_on_a_phone_without_csp_violations(browser_page, 
     assert browser_page.problems == []
 
 
+UNLABELLED = """() => {
+  const labels = (el) => (el.labels ? [...el.labels].map((l) => l.textContent).join("") : "");
+  const name = (el) => (el.getAttribute("aria-label") || labels(el) || el.textContent || el.getAttribute("title")
+                        || "").trim();
+  const bad = [];
+  for (const el of document.querySelectorAll("input:not([type=hidden]), button, a[href], select, textarea")) {
+    if (!name(el)) bad.push(el.outerHTML.slice(0, 120));
+  }
+  if (!document.documentElement.lang) bad.push("<html> without lang");
+  if (document.querySelectorAll("main").length !== 1) bad.push("not exactly one <main>");
+  if (!document.querySelector("h1")) bad.push("no <h1>");
+  return bad;
+}"""
+
+
+@pytest.mark.parametrize("path", ["/portal/signin", "/portal/files", "/portal/trash", "/portal/devices",
+                                  "/portal/conflicts", "/portal/notifications"])
+def test_every_control_has_an_accessible_name(browser_page, gateway, make_portal_session, path):
+    if path != "/portal/signin":
+        browser_page.sign_in_as(make_portal_session(), gateway.url)
+    page = browser_page.page
+    page.goto(f"{gateway.url}{path}")
+    page.wait_for_load_state("networkidle")
+    assert page.evaluate(UNLABELLED) == []
+    assert page.evaluate("document.documentElement.scrollWidth <= window.innerWidth"), "wider than a phone"
+
+
 def test_csp_blocks_injected_inline_script(browser_page, gateway, make_portal_session):
     """The policy is really enforced: a script injected into the page does not run."""
     session = make_portal_session()

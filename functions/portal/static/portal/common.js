@@ -12,6 +12,32 @@ export class ApiError extends Error {
   }
 }
 
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
+
+/**
+ * fetch that waits out rate limiting: a big folder upload makes many requests, and 429 + Retry-After
+ * (or a 503 while a dependency restarts) is a reason to pause, not to fail the upload.
+ */
+export async function fetchPolitely(url, init, attempts = 6) {
+  for (let attempt = 1; ; attempt += 1) {
+    let resp;
+    try {
+      resp = await fetch(url, init);
+    } catch (err) {
+      // a lost connection may have lost the answer, not the request: repeat only what is safe to repeat
+      const idempotent = ["GET", "HEAD", "PUT"].includes((init && init.method) || "GET");
+      if (!idempotent || attempt >= attempts) {
+        throw new ApiError(0, { code: "network", message: "Cannot reach PCloud; check your connection." });
+      }
+      await sleep(500 * attempt);
+      continue;
+    }
+    if ((resp.status !== 429 && resp.status !== 503) || attempt >= attempts) return resp;
+    const retryAfter = Number(resp.headers.get("Retry-After"));
+    await sleep(Number.isFinite(retryAfter) && retryAfter > 0 ? Math.min(retryAfter, 60) * 1000 : 1000 * attempt);
+  }
+}
+
 /** Call a same-origin JSON API with the SSO cookie; state-changing calls carry X-CSRF-Token. */
 export async function api(method, path, body) {
   const headers = { Accept: "application/json" };
@@ -21,12 +47,7 @@ export async function api(method, path, body) {
     headers["Content-Type"] = "application/json";
     init.body = JSON.stringify(body);
   }
-  let resp;
-  try {
-    resp = await fetch(path, init);
-  } catch (err) {
-    throw new ApiError(0, { code: "network", message: "Cannot reach PCloud; check your connection." });
-  }
+  const resp = await fetchPolitely(path, init);
   if (resp.status === 401) {
     const data = await resp.json().catch(() => null);
     if (!data || !data.error || data.error.code !== "csrf_required") {

@@ -1,7 +1,7 @@
 // The file browser: breadcrumbs, folder listing, create/rename/move/delete, download, and uploads with the
 // dedup protocol of CONTRACT §3 (hash 4 MiB blocks in a Worker, negotiate, send only missing blocks, commit).
-import { ApiError, announce, api, clearError, el, formatBytes, formatTime, listAll, nameKey, showError }
-  from "./common.js";
+import { ApiError, announce, api, clearError, el, fetchPolitely, formatBytes, formatTime, listAll, nameKey,
+  showError } from "./common.js";
 
 const section = document.getElementById("files");
 const entriesList = document.getElementById("entries");
@@ -291,7 +291,7 @@ async function sendBlock(missing, blob) {
     if (!FORBIDDEN_HEADERS.has(key.toLowerCase())) headers[key] = value;
   }
   const sameOrigin = new URL(missing.url, location.href).origin === location.origin;
-  const resp = await fetch(missing.url, { method: missing.method || "PUT", headers, body: blob,
+  const resp = await fetchPolitely(missing.url, { method: missing.method || "PUT", headers, body: blob,
     credentials: sameOrigin ? "same-origin" : "omit" });
   if (!resp.ok) {
     const data = await resp.json().catch(() => null);

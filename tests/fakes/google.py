@@ -243,6 +243,13 @@ input[type=text],input[type=email]{{width:100%;padding:.5rem}}button{{padding:.6
                                      "https://www.googleapis.com/auth/userinfo.profile",
                             "id_token": id_token})
 
+        @app.post("/_fake/id_token")
+        def mint_id_token():
+            """For benchmarks against the stand-in as a process: what a phone's Google SDK would hand over."""
+            body = request.get_json(force=True, silent=True) or {}
+            return jsonify({"id_token": fake.make_id_token(body.get("email", "someone@example.test"),
+                                                           aud=body.get("aud"), name=body.get("name"))})
+
         @app.get("/v1/userinfo")
         def userinfo():
             header = request.headers.get("Authorization", "")

@@ -65,6 +65,7 @@ def test_upload_twice_second_sends_nothing_then_rename_move_delete_restore(brows
 
     data = os.urandom(BLOCK + 123_456)  # two blocks
     first = upload(page, "#upload-files", "beach.bin", data)
+    assert first.get_attribute("data-hasher") == "webcrypto"  # loopback is a secure context
     assert first.get_attribute("data-sent-bytes") == str(len(data))
     assert first.get_attribute("data-skipped-bytes") == "0"
     entry(page, "beach.bin").wait_for()
@@ -175,3 +176,54 @@ def test_upload_waits_out_rate_limiting_instead_of_failing(browser_page, gateway
     row = upload(page, "#upload-files", "patient.bin", data)
     assert refused and row.get_attribute("data-sent-bytes") == str(len(data))
     assert clients.db.nodes.find_one({"owner": session.user_id, "name": "patient.bin"})["size"] == len(data)
+
+
+def _lan_address() -> str | None:
+    """This machine's non-loopback IPv4 address, if it has one (no packet is sent)."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect(("10.255.255.255", 1))
+            address = sock.getsockname()[0]
+        except OSError:
+            return None
+    return None if address.startswith("127.") or address == "0.0.0.0" else address
+
+
+def test_plain_http_on_a_lan_address_hashes_without_webcrypto(browser_page, env, clients, make_portal_session):
+    """Over plain http on a LAN address the page is not a secure context and has no WebCrypto: the Worker's
+    portable SHA-256 must give the very digests the store checks."""
+    from gateway.wsgi import create_gateway
+    from runtime.clients import forget
+    from runtime.settings import load_settings
+    from tests.conftest import LiveServer
+
+    address = _lan_address()
+    if address is None:
+        pytest.skip("this machine has no non-loopback IPv4 address to serve an insecure origin from")
+    port = int(env["PCLOUD_BIND"].rsplit(":", 1)[1])
+    lan = f"{address}:{port}"
+    settings = load_settings({**env, "PCLOUD_BIND": lan, "PCLOUD_PUBLIC_URL": f"http://{lan}"})
+    try:
+        server = LiveServer(create_gateway(settings), host=address, port=port)
+    except OSError as exc:
+        forget(settings)
+        pytest.skip(f"cannot listen on {address}:{port}: {exc}")
+    try:
+        session = make_portal_session()
+        browser_page.sign_in_as(session, server.url)
+        page = browser_page.page
+        page.goto(f"{server.url}/portal/files")
+        page.wait_for_selector("#files[data-ready=true]", state="attached")
+        assert page.evaluate("window.isSecureContext") is False
+        data = os.urandom(BLOCK + 777)
+        row = upload(page, "#upload-files", "lan.bin", data)
+        assert row.get_attribute("data-hasher") == "portable"
+        assert row.get_attribute("data-sent-bytes") == str(len(data))
+        node = clients.db.nodes.find_one({"owner": session.user_id, "name": "lan.bin"})
+        assert node["content_hash"] == content_hash(data)
+        assert browser_page.problems == []
+    finally:
+        server.stop()
+        forget(settings)

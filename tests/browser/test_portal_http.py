@@ -198,3 +198,14 @@ def test_only_cookie_identities_have_a_live_session(clients, make_portal_session
     assert service.live_session(clients.db, Identity("someone-else", via="cookie", session_id=session.sid)) is None
     assert service.live_session(clients.db, Identity("u1", via="bearer", session_id="x")) is None
     assert service.live_session(clients.db, None) is None
+
+
+def test_csp_lets_the_browser_reach_only_the_object_store_besides_itself():
+    from functions.portal import security
+
+    local = load_settings({})
+    assert "connect-src 'self';" in security.content_security_policy(local)
+    minio = load_settings({"PCLOUD_STORE_URL": "s3://pcloud?endpoint=http://127.0.0.1:9000&region=us-east-1"})
+    assert "connect-src 'self' http://127.0.0.1:9000;" in security.content_security_policy(minio)
+    aws = load_settings({"PCLOUD_STORE_URL": "s3://pcloud-blobs"})
+    assert "connect-src 'self' https://*.amazonaws.com;" in security.content_security_policy(aws)

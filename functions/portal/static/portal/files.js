@@ -324,8 +324,9 @@ async function childrenIndex(folderId, fresh) {
 /** Upload one file into parentId; `siblings` (nameKey → node) says whether it overwrites a file. */
 async function uploadFile(file, parentId, siblings, row, retried) {
   row.phase("hashing", "Hashing…", 0, file.size);
-  const { blocks, contentHash } = await hashFile(file, (hashed) =>
+  const { blocks, contentHash, webcrypto } = await hashFile(file, (hashed) =>
     row.phase("hashing", `Hashing ${Math.round((100 * hashed) / Math.max(file.size, 1))}%`, hashed, file.size));
+  row.item.dataset.hasher = webcrypto ? "webcrypto" : "portable";
   const existing = siblings.get(nameKey(file.name));
   if (existing && existing.kind === "folder") {
     throw new ApiError(409, { code: "name_taken", message: `a folder named “${file.name}” is already there` });

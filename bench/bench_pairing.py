@@ -66,12 +66,29 @@ class Pairer:
         return (t_wait - t0) * 1000, (t_done - t0) * 1000
 
 
-def _report(name: str, samples: list[tuple[float, float]], elapsed: float) -> None:
+def _server_side(redis, prefix: str) -> tuple[list[float], list[float]]:
+    """From the sessions' own timestamps: session created → listener saw pair.waiting / claimed the device."""
+    waits, dones = [], []
+    for key in redis.scan_iter(f"{prefix}pairing:session:*", count=1000):
+        s = {k.decode(): v.decode() for k, v in redis.hgetall(key).items()}
+        if s.get("status") == "done" and "waiting_ms" in s:
+            waits.append(int(s["waiting_ms"]) - int(s["created_ms"]))
+            dones.append(int(s["done_ms"]) - int(s["created_ms"]))
+        redis.delete(key)
+    return waits, dones
+
+
+def _report(name: str, samples: list[tuple[float, float]], elapsed: float, server) -> None:
     waits, dones = [s[0] for s in samples], [s[1] for s in samples]
     print(f"{name}: {len(samples)} sessions in {elapsed:.1f}s = {len(samples) / elapsed:.1f} sessions/s")
-    print(f"  start→waiting  p50 {statistics.median(waits):7.1f} ms   p99 {_pct(waits, 99):7.1f} ms"
+    print(f"  client  start→waiting  p50 {statistics.median(waits):7.1f} ms   p99 {_pct(waits, 99):7.1f} ms"
           f"   (targets p50 ≤ 20 ms, p99 ≤ 100 ms)")
-    print(f"  start→done     p50 {statistics.median(dones):7.1f} ms   p99 {_pct(dones, 99):7.1f} ms")
+    print(f"  client  start→done     p50 {statistics.median(dones):7.1f} ms   p99 {_pct(dones, 99):7.1f} ms")
+    s_waits, s_dones = server
+    if s_waits:
+        print(f"  server  start→waiting  p50 {statistics.median(s_waits):7.1f} ms   p99 {_pct(s_waits, 99):7.1f} ms"
+              f"   (session created → pair.waiting handled)")
+        print(f"  server  start→done     p50 {statistics.median(s_dones):7.1f} ms   p99 {_pct(s_dones, 99):7.1f} ms")
 
 
 def main() -> None:
@@ -140,11 +157,13 @@ def main() -> None:
         pairers = [Pairer(base, tokens[i], serials[i]) for i in range(DEVICES)]
         for p in pairers[:3]:
             p.pair_once()  # warm up connections and caches
+        _server_side(clients.redis, settings.redis_prefix)
         samples = []
         t0 = time.perf_counter()
         for i in range(sessions):
             samples.append(pairers[i % DEVICES].pair_once())
-        _report("sequential (1 at a time)", samples, time.perf_counter() - t0)
+        _report("sequential (1 at a time)", samples, time.perf_counter() - t0,
+                _server_side(clients.redis, settings.redis_prefix))
 
         # between phases: the first users unpair, so new users may pair the same boxes
         for p in pairers:
@@ -169,7 +188,8 @@ def main() -> None:
                        for i in range(DEVICES)]
             for f in futures:
                 f.result()
-        _report(f"concurrent ({DEVICES} devices)", samples, time.perf_counter() - t0)
+        _report(f"concurrent ({DEVICES} devices)", samples, time.perf_counter() - t0,
+                _server_side(clients.redis, settings.redis_prefix))
         print(f"(agent presses {args.press_ms} ms after pair.waiting; gunicorn 2 workers × 16 threads; "
               f"one listener; one agent process for all {DEVICES} devices; 2-core machine)")
     finally:

@@ -83,17 +83,22 @@ def run(settings: Settings, stop: threading.Event, workers: int = WORKERS) -> No
         clients.close()
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    import argparse
+
     from runtime.logs import configure_logging
     from runtime.settings import load_settings
 
+    parser = argparse.ArgumentParser(prog="python -m functions.pairing.listener")
+    parser.add_argument("--workers", type=int, default=WORKERS, help="threads handling device messages")
+    args = parser.parse_args(argv)
     settings = load_settings()
     configure_logging(settings.log_level)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    log.info("pairing listener running")
-    run(settings, stop)
+    log.info("pairing listener running with %d workers", args.workers)
+    run(settings, stop, workers=max(1, args.workers))
 
 
 if __name__ == "__main__":

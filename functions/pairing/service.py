@@ -167,7 +167,10 @@ class WakeHub:
             return hub
 
     def __init__(self, redis):
-        self.redis = redis
+        # a client of its own: the subscription outlives whichever request or test built the hub
+        pool = redis.connection_pool
+        self.redis = type(redis)(connection_pool=type(pool)(connection_class=pool.connection_class,
+                                                             **pool.connection_kwargs))
         self._lock = threading.Lock()
         self._waiters: dict[tuple[str, str], set[threading.Event]] = {}
         self._thread: threading.Thread | None = None
@@ -369,8 +372,9 @@ class PairingService:
             if decision is None:
                 return session, None
             new, fields, deadline = decision
-            flat = [x for kv in fields.items() for x in kv]
             now_ms = _ms(self.clock())
+            fields = {**fields, f"{new}_ms": str(now_ms)}  # when each status was reached (operators, benchmark)
+            flat = [x for kv in fields.items() for x in kv]
             result = self._cas(args=[self.base, sid, session["status"], new, now_ms,
                                      "" if deadline is None else deadline, *flat])
             if result[0] == b"ok":

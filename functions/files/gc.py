@@ -15,6 +15,7 @@ from collections import Counter, defaultdict
 from datetime import datetime, timedelta
 
 from pymongo import ASCENDING, UpdateOne
+from pymongo.errors import OperationFailure
 
 from functions.files.tree import next_seq, now_ms
 from runtime import events
@@ -103,7 +104,21 @@ def mark_collectable(db, mongo, now: datetime | None = None, grace: timedelta = 
                                   {"$set": {"state": "deleting", "deleting_since": now}}, session=s)
         return doomed
 
-    return transaction(mongo, fn)
+    return _attempt_once(mongo, fn, [])
+
+
+def _attempt_once(mongo, fn, on_conflict):
+    """One transaction attempt: a write conflict means a commit is using these blocks, so leave them for the
+    next run instead of retrying (the driver's helper would keep retrying for two minutes)."""
+    with mongo.start_session() as session:
+        try:
+            with session.start_transaction():
+                return fn(session)
+        except OperationFailure as exc:
+            if exc.has_error_label("TransientTransactionError") or exc.code in (112, 251):
+                log.info("files gc: blocks in use by a concurrent commit; they wait for the next run")
+                return on_conflict
+            raise
 
 
 def sweep(db, store, hashes: list[str] | None = None, limit: int = BATCH) -> int:

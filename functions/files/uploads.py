@@ -266,7 +266,8 @@ def _committed(db, owner: str, upload: dict, session=None) -> tuple[dict, bool]:
 
 
 def _check_open(upload: dict, now: datetime) -> None:
-    if upload["status"] == "expired" or as_utc(upload["expires_at"]) <= now:
+    expires_at = as_utc(upload.get("expires_at"))
+    if upload.get("status") == "expired" or (expires_at is not None and expires_at <= now):
         raise Gone("the upload expired; negotiate it again", code="upload_expired",
                    details={"upload_id": upload["_id"]})
 
@@ -299,7 +300,7 @@ def commit_into(db, store, owner: str, upload: dict, *, parent_id=None, name=Non
     """For the ops referee: write an upload's content where it decided (new file under parent_id/name, or over
     node_id), without a base_rev check, inside its session. Raises 409 blocks_missing / 410 upload_expired."""
     now = now or now_ms()
-    if upload["status"] == "committed":
+    if upload.get("status") == "committed":
         return _committed(db, owner, upload, session)[0]
     _check_open(upload, now)
     missing = verify_blocks(db, store, owner, upload)
@@ -307,6 +308,8 @@ def commit_into(db, store, owner: str, upload: dict, *, parent_id=None, name=Non
         raise _blocks_missing(missing)
     if node_id is None:
         name = check_name(name)
+    if session is None:
+        raise ValueError("commit_into runs inside the caller's transaction: pass session=")
     return apply_content(db, owner, upload, parent_id=parent_id, name=name, node_id=node_id, check_base=False,
                          session=session, device_id=device_id, now=now)[0]
 

@@ -100,7 +100,7 @@ class SyncClient:
             with os.scandir(directory) as it:
                 items = sorted(it, key=lambda d: d.name)
             for item in items:
-                if (not rel and item.name == STATE_DIR) or item.name.startswith(TEMP_PREFIX):
+                if not rel and item.name == STATE_DIR:
                     continue
                 info = item.stat(follow_symlinks=False)
                 if stat.S_ISLNK(info.st_mode):
@@ -125,7 +125,7 @@ class SyncClient:
             for inode in gone:
                 e = entries[inode]
                 if e["node_id"] and e["node_id"] != REJECTED and e["parent_inode"] not in gone:
-                    self._enqueue("delete", node_id=e["node_id"])
+                    self._enqueue("delete", node_id=e["node_id"], base_rev=self._seen_rev(e["node_id"]))
                 self.state.drop_entry(inode)
             for loc in sorted(disk.values(), key=lambda item: item.path.count("/")):
                 e = None if loc.inode in gone else entries.get(loc.inode)
@@ -147,18 +147,25 @@ class SyncClient:
     def _scan_known(self, loc: Local, e) -> None:
         fields = {"path": loc.path, "parent_inode": loc.parent_inode, "name": loc.name}
         if e["node_id"] != REJECTED:
+            seen = self._seen_rev(e["node_id"])
             if loc.parent_inode != e["parent_inode"]:
-                self._enqueue("move", inode=loc.inode, parent_inode=loc.parent_inode)
+                self._enqueue("move", inode=loc.inode, parent_inode=loc.parent_inode, base_rev=seen)
             if loc.name != e["name"]:
-                self._enqueue("rename", inode=loc.inode, name=loc.name)
+                self._enqueue("rename", inode=loc.inode, name=loc.name, base_rev=seen)
             if loc.kind == "file" and (loc.size, loc.mtime_ns) != (e["size"], e["mtime_ns"]):
                 _, digest, _ = hash_file(self.folder / loc.path)
                 fields.update(size=loc.size, mtime_ns=loc.mtime_ns, content_hash=digest)
                 if digest != e["content_hash"]:
-                    self._enqueue("upload", inode=loc.inode, overwrite=True)
+                    self._enqueue("upload", inode=loc.inode, overwrite=True, base_rev=seen)
         self.state.set_entry(loc.inode, **fields)
 
+    def _seen_rev(self, node_id: str | None) -> int | None:
+        """The rev the disk reflects: the op's base_rev, fixed when the change is seen (see _advance)."""
+        node = self.state.node(node_id)
+        return None if node is None else node["rev"]
+
     def _enqueue(self, op_type: str, **body) -> None:
+        body = {k: v for k, v in body.items() if v is not None}
         self.state.enqueue(f"{self.device_id[:8]}-{uuid.uuid4().hex}", op_type, body)
 
     # --- flush ------------------------------------------------------------------------------------------------
@@ -224,7 +231,8 @@ class SyncClient:
             current = self.state.node(node_id)
             if current is None:
                 return "drop"
-            wire.update(node_id=node_id, base_rev=current["rev"])
+            op["sent_base"] = op["base_rev"] if op.get("base_rev") is not None else current["rev"]
+            wire.update(node_id=node_id, base_rev=op["sent_base"])
         if "parent_inode" in op:
             parent_id = self._parent_of(op)
             if parent_id == "drop":
@@ -276,6 +284,9 @@ class SyncClient:
             if creates and self.state.entry(op.get("inode")) is not None:
                 self.state.set_entry(op["inode"], node_id=REJECTED)
             return
+        if result["status"] == "applied" and node and op.get("sent_base") is not None \
+                and node["rev"] == op["sent_base"] + 1:
+            self._advance(node["id"], node["rev"])
         if result.get("conflict"):
             log.warning("conflict %s on %s: %s", result["conflict"]["type"], op["type"],
                         result["conflict"]["resolution"])
@@ -287,6 +298,20 @@ class SyncClient:
                     self.state.set_entry(op["inode"], node_id=node["id"])
                 else:  # merged into a folder this device already has: fold the local one into it
                     self._fold_into(op["inode"], node["id"])
+
+    def _advance(self, node_id: str, rev: int) -> None:
+        """Our own op was the only change since base_rev: later queued ops on the node may build on it.
+
+        Otherwise they keep the rev the disk reflects, so a change made elsewhere meanwhile is refereed
+        instead of silently overwritten.
+        """
+        for queued in self.state.queued():
+            if queued.get("base_rev") is None:
+                continue
+            target = queued.get("node_id") or (self.state.entry(queued.get("inode")) or {"node_id": None})["node_id"]
+            if target == node_id:
+                queued["base_rev"] = rev
+                self.state.update_queued(queued["seq"], queued)
 
     def _fold_into(self, inode: int, node_id: str) -> None:
         dup, keep = self.state.entry(inode), self.state.entry_for_node(node_id)
@@ -357,23 +382,33 @@ class SyncClient:
             for e in entries.values():
                 if e["node_id"] and e["node_id"] != REJECTED:
                     by_node.setdefault(e["node_id"], e)
-            for node_id, want in sorted(live.items(), key=lambda kv: kv[1].count("/")):
-                node = mirror[node_id]
-                e = by_node.get(node_id)
-                if e is not None:
-                    e = self.state.entry(e["inode"])  # paths may have moved with a parent
-                if e is not None and self._on_disk(e):
+            levels: dict[int, list] = {}
+            for node_id, want in live.items():
+                levels.setdefault(want.count("/"), []).append((node_id, want))
+            self._parked: dict[int, str] = {}
+            for depth in sorted(levels):
+                missing = []
+                for node_id, want in levels[depth]:  # first what is already here: moves and new content
+                    e = by_node.get(node_id)
+                    e = self.state.entry(e["inode"]) if e is not None else None  # may have moved with a parent
+                    if e is None or not self._on_disk(e):
+                        if e is not None:
+                            self.state.drop_entry(e["inode"])
+                        missing.append((node_id, want))
+                        continue
                     if e["path"] != want:
                         e = self._move_local(e, want)
                         if e is None:
                             continue
-                    if node["kind"] == "file" and node["content_hash"] != e["content_hash"]:
-                        if self._unchanged(e):
-                            self._download(node, want, e)
-                    continue
-                if e is not None:
-                    self.state.drop_entry(e["inode"])
-                self._materialise(node, want)
+                    node = mirror[node_id]
+                    if node["kind"] == "file" and node["content_hash"] != e["content_hash"] and self._unchanged(e):
+                        self._download(node, want, e)
+                for node_id, want in missing:  # then what this device does not have yet
+                    self._materialise(mirror[node_id], want)
+            for inode, back in self._parked.items():  # moved aside but not placed (its name was held locally)
+                e = self.state.entry(inode)
+                if e is not None and TEMP_PREFIX in e["path"] and not os.path.lexists(self.folder / back):
+                    self._rename(e, back)
 
     def _on_disk(self, e) -> bool:
         try:
@@ -409,6 +444,7 @@ class SyncClient:
             if occupant["inode"] != e["inode"]:
                 parked = f"{occupant['path'].rsplit('/', 1)[0] + '/' if '/' in occupant['path'] else ''}" \
                          f"{TEMP_PREFIX}{occupant['inode']}"
+                self._parked[occupant["inode"]] = occupant["path"]
                 self._rename(occupant, parked)
         return self._rename(self.state.entry(e["inode"]), want)
 

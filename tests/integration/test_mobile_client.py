@@ -187,3 +187,16 @@ def test_cli_once(gateway, make_user, tmp_path):
     done = subprocess.run([*cmd[:4], str(other), *cmd[5:]], env=env, capture_output=True, text=True, timeout=60,
                           cwd=Path(__file__).resolve().parents[2])
     assert done.returncode == 0 and (other / "x.txt").read_text() == "from the cli"
+
+
+def test_queued_ops_do_not_build_on_changes_this_device_never_saw(pair):
+    laptop, phone, in_step, _, _ = pair
+    (laptop.folder / "f.txt").write_bytes(b"base")
+    in_step()
+    (laptop.folder / "f.txt").write_bytes(b"laptop edit")
+    assert laptop.sync_once()
+    os.rename(phone.folder / "f.txt", phone.folder / "g.txt")  # the phone, offline: rename, then edit
+    (phone.folder / "g.txt").write_bytes(b"phone edit")
+    server = in_step()
+    today = datetime.now(UTC).strftime("%Y-%m-%d")
+    assert server == {"g.txt": b"laptop edit", f"g (conflicted copy from Pixel {today}).txt": b"phone edit"}

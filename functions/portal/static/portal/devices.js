@@ -95,8 +95,11 @@ form.addEventListener("submit", async (event) => {
     statusBox.dataset.status = "error";
     if (err instanceof ApiError && err.status === 404) {
       statusText.textContent = `No NAS with serial ${serial} has ever connected. Check the serial and that it is online.`;
-    } else if (err instanceof ApiError && err.status === 409) {
-      statusText.textContent = `${serial} is paired to another account. Unpair it there first. (${err.message})`;
+    } else if (err instanceof ApiError && err.code === "device_paired_elsewhere") {
+      statusText.textContent = `${serial} is paired to another account. Unpair it there first.`;
+    } else if (err instanceof ApiError && err.code === "pairing_in_progress") {
+      statusText.textContent = `A pairing of ${serial} is already under way. Press the button on the NAS if it `
+        + "is yours, or try again once that attempt has finished or expired.";
     } else {
       statusText.textContent = `Could not pair: ${err.message}`;
     }

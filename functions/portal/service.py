@@ -46,13 +46,19 @@ def _names(collection, owner: str, ids: set) -> dict:
 
 def recent_conflicts(db, owner: str, limit: int = 100) -> list[dict]:
     docs = list(db.conflicts.find({"owner": owner}).sort([("created_at", -1), ("_id", -1)]).limit(limit))
-    nodes = _names(db.nodes, owner, {d.get("node_id") for d in docs})
+    node_ids = list({d.get("node_id") for d in docs} - {None})
+    nodes, folders = {}, {}
+    for n in db.nodes.find({"_id": {"$in": node_ids}, "owner": owner}, {"name": 1, "parent_id": 1, "trashed_at": 1}):
+        nodes[n["_id"]] = n.get("name")
+        if not n.get("trashed_at") and n.get("parent_id"):
+            folders[n["_id"]] = n["parent_id"]
     devices = _names(db.devices, owner, {d.get("device_id") for d in docs})
     return [{
         "id": d["_id"], "type": d.get("type"), "resolution": d.get("resolution"),
         "explanation": CONFLICT_TEXT.get(d.get("type"), d.get("type") or "conflict"),
         "resolution_text": RESOLUTION_TEXT.get(d.get("resolution"), d.get("resolution") or ""),
         "node_id": d.get("node_id"), "node_name": nodes.get(d.get("node_id")),
+        "folder_id": folders.get(d.get("node_id")),
         "device_name": devices.get(d.get("device_id")), "created_at": iso(d.get("created_at")),
     } for d in docs]
 

@@ -52,6 +52,8 @@ def upload(page, selector, name, data):
 def test_upload_twice_second_sends_nothing_then_rename_move_delete_restore(browser_page, gateway, clients,
                                                                          make_portal_session):
     session = make_portal_session()
+    writes = []
+    browser_page.page.on("request", lambda r: writes.append(r) if r.method not in ("GET", "HEAD") else None)
     page = open_files(browser_page, gateway, session)
     assert page.locator("#breadcrumbs").inner_text().strip() == "My files"
     assert page.locator("#empty-folder").is_visible()
@@ -111,6 +113,11 @@ def test_upload_twice_second_sends_nothing_then_rename_move_delete_restore(brows
     assert page.locator("#empty-trash").is_visible()
     page.get_by_role("link", name="Files", exact=True).click()
     entry(page, "sunset.bin").wait_for()
+    # every state-changing API call carried the session's CSRF token; block PUTs go to presigned URLs instead
+    api_writes = [r for r in writes if "/blobs/v1/" not in r.url]
+    assert {r.method for r in api_writes} == {"POST", "PATCH", "DELETE"}
+    assert all(r.headers.get("x-csrf-token") == session.csrf for r in api_writes)
+    assert all("/blobs/v1/" in r.url and r.method == "PUT" for r in writes if r not in api_writes)
     restored = clients.db.nodes.find_one({"owner": session.user_id, "name": "sunset.bin"})
     assert restored["trashed_at"] is None and restored["content_hash"] == content_hash(data)
     browser_page.screenshot("files")

@@ -123,7 +123,9 @@ def test_conflicts_page_explains_each_conflict_of_this_user_only(client, clients
     session = make_portal_session()
     other = make_portal_session()
     node = new_id()
-    clients.db.nodes.insert_one({"_id": node, "owner": session.user_id, "name": "budget.xlsx", "kind": "file"})
+    folder = new_id()
+    clients.db.nodes.insert_one({"_id": node, "owner": session.user_id, "name": "budget.xlsx", "kind": "file",
+                                 "parent_id": folder, "trashed_at": None})
     clients.db.conflicts.insert_many([
         {"_id": new_id(), "owner": session.user_id, "type": "edit_edit", "resolution": "conflicted_copy",
          "node_id": node, "created_at": utcnow()},
@@ -132,6 +134,7 @@ def test_conflicts_page_explains_each_conflict_of_this_user_only(client, clients
     ])
     html = get_as(client, session, "/portal/conflicts").get_data(as_text=True)
     assert "budget.xlsx" in html and "edit_edit" in html and "conflicted copy" in html
+    assert f'href="/portal/files?folder={folder}"' in html
     assert "cycle" not in html
     html = get_as(client, other, "/portal/conflicts").get_data(as_text=True)
     assert 'data-type="cycle"' in html and "budget.xlsx" not in html

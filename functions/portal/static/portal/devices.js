@@ -109,3 +109,7 @@ form.addEventListener("submit", async (event) => {
 });
 
 loadDevices().catch((err) => showError(err, "Could not load your devices"));
+// online state changes with heartbeats: refresh now and then while someone is looking
+setInterval(() => {
+  if (document.visibilityState === "visible") loadDevices().catch(() => {});
+}, 30000);

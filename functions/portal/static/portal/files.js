@@ -420,6 +420,22 @@ for (const id of ["upload-files", "upload-folder"]) {
   });
 }
 
+// dropping files on the page uploads them into the folder on screen
+section.addEventListener("dragover", (event) => {
+  if (event.dataTransfer && [...event.dataTransfer.types].includes("Files")) {
+    event.preventDefault();
+    section.classList.add("dropping");
+  }
+});
+section.addEventListener("dragleave", () => section.classList.remove("dropping"));
+section.addEventListener("drop", (event) => {
+  event.preventDefault();
+  section.classList.remove("dropping");
+  // a dropped folder arrives as an empty File without a type: "Upload a folder" is the way for those
+  const files = Array.from((event.dataTransfer && event.dataTransfer.files) || []).filter((f) => f.size || f.type);
+  if (files.length) uploadAll(files).catch((err) => showError(explain(err), "Upload failed"));
+});
+
 // --- start ------------------------------------------------------------------------------------------------
 window.addEventListener("popstate", (event) => {
   const id = (event.state && event.state.folder) || (state.root && state.root.id);

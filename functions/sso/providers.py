@@ -242,10 +242,11 @@ class FacebookProvider:
                              token_endpoint_auth_method="client_secret_post", default_timeout=self.timeout)
 
     def start(self, redirect_uri: str) -> LoginStart:
-        verifier = generate_token(48)
+        # Facebook echoes a nonce only into Limited Login ID tokens; sent anyway so every sign-in carries one
+        nonce, verifier = generate_token(24), generate_token(48)
         with self._session(redirect_uri) as session:
-            url, state = session.create_authorization_url(self.authorize_url, code_verifier=verifier)
-        return LoginStart(url, state, None, verifier)
+            url, state = session.create_authorization_url(self.authorize_url, code_verifier=verifier, nonce=nonce)
+        return LoginStart(url, state, nonce, verifier)
 
     def finish(self, params: dict, pending: dict, redirect_uri: str) -> Profile:
         if params.get("error"):

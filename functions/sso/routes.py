@@ -120,6 +120,11 @@ def login_callback(name: str):
         return _problem(400, "sign_in_failed", str(exc))
     except SignInRefused as exc:
         return _problem(400, "email_unverified", str(exc))
+    previous = sso.live_session(cookie=request.cookies.get(SESSION_COOKIE))
+    if previous is not None:  # a new sign-in replaces this browser's session (and tells its siblings)
+        deliveries = sso.end_session(previous["_id"], "replaced")
+        if deliveries:
+            sso.deliver_backchannel(clients().keys.sign, deliveries, timeout=3.0)
     cookie, _ = sso.create_session(user["_id"], name)
     resp = redirect(pending["next"], 302)
     resp.set_cookie(SESSION_COOKIE, cookie, **_cookie_args(settings().sso_session_seconds))

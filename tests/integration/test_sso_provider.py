@@ -33,6 +33,10 @@ def test_discovery_and_jwks(sso):
     assert meta["backchannel_logout_supported"] is True and meta["backchannel_logout_session_supported"] is True
     jwks = requests.get(meta["jwks_uri"], timeout=10).json()
     assert jwks["keys"] and all(k["kid"] and k["alg"] == "RS256" and "d" not in k for k in jwks["keys"])
+    paths = requests.get(f"{sso.url}/openapi.json", timeout=10).json()["paths"]
+    for path in ("/auth/login/{provider}", "/auth/token", "/auth/logout", "/mobile/v1/auth/google",
+                 "/mobile/v1/auth/facebook", "/.well-known/openid-configuration"):
+        assert path in paths
 
 
 def test_authorize_without_a_session_sends_the_browser_to_sign_in(sso):

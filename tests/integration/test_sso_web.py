@@ -43,6 +43,10 @@ def test_google_sign_in_lands_on_the_portal_with_a_session(sso):
 
 
 def test_facebook_sign_in_links_to_the_same_user_by_verified_email(sso):
+    start = sso.start_login(sso.browser(), "facebook")
+    query = query_of(start.headers["Location"])
+    assert start.headers["Location"].startswith(sso.facebook.authorize_url)
+    assert query["client_id"] == "424242" and query["state"] and query["code_challenge_method"] == "S256"
     first = sso.browser()
     assert sso.sign_in(first, "google", "grace@example.test", "Grace").status_code == 302
     browser = sso.browser()
@@ -52,6 +56,11 @@ def test_facebook_sign_in_links_to_the_same_user_by_verified_email(sso):
     assert len(users) == 1
     assert {i["provider"] for i in users[0]["identities"]} == {"google", "facebook"}
     assert sso.session_doc(browser)["user_id"] == users[0]["_id"]
+    # signing in again in the same browser replaces its session
+    old = sso.session_doc(first)
+    assert sso.sign_in(first, "facebook", "grace@example.test").status_code == 302
+    assert sso.db.sso_sessions.find_one({"_id": old["_id"]})["end_reason"] == "replaced"
+    assert sso.session_doc(first)["ended_at"] is None
 
 
 def test_next_may_be_a_registered_sibling_redirect_uri(sso):

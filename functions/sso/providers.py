@@ -26,6 +26,7 @@ from joserfc.jwk import KeySet
 
 ID_TOKEN_ALGS = ["RS256"]
 METADATA_TTL = 3600.0
+JWKS_REFRESH = 10.0
 
 
 class ProviderError(Exception):
@@ -110,6 +111,7 @@ class GoogleProvider:
         self._metadata: dict | None = None
         self._metadata_at = 0.0
         self._jwks: KeySet | None = None
+        self._jwks_at = 0.0
 
     # --- discovery and keys ---------------------------------------------------------------
     def metadata(self) -> dict:
@@ -128,7 +130,8 @@ class GoogleProvider:
         return data
 
     def _keyset(self, force: bool = False) -> KeySet:
-        if self._jwks is not None and not force:
+        """Google's keys, cached; an unknown kid refetches them, at most once per JWKS_REFRESH seconds."""
+        if self._jwks is not None and (not force or time.monotonic() - self._jwks_at < JWKS_REFRESH):
             return self._jwks
         resp = _http("GET", self.metadata()["jwks_uri"], self.timeout)
         if resp.status_code != 200:
@@ -137,7 +140,7 @@ class GoogleProvider:
             keys = KeySet.import_key_set(_json(resp))
         except (JoseError, ValueError, TypeError) as exc:
             raise ProviderUnavailable(f"jwks_uri gave an unusable key set: {exc}") from None
-        self._jwks = keys
+        self._jwks, self._jwks_at = keys, time.monotonic()
         return keys
 
     def verify_id_token(self, id_token: str, audiences: list[str], nonce: str | None = None,

@@ -88,8 +88,9 @@ class NasAgent:
             expires = _parse_time(item.get("expires_at"))
             if expires and expires > _now():
                 self.pending[sid] = item
-        if self.pending:
-            self._led(f"blinking {next(iter(self.pending))}")
+        for sid, item in self.pending.items():
+            log.info("resuming pending pairing %s (press the button before %s)", sid, item.get("expires_at"))
+            self._led(f"blinking {sid}")
 
     def _save_state(self) -> None:
         tmp = self.state_file.with_suffix(".tmp")

@@ -48,3 +48,24 @@ def test_listener_restart_mid_pairing_still_completes(client, clients, make_user
     done = client.get(f"/pairing/v1/sessions/{sid}?wait=10&since=waiting", headers=user.headers).json
     assert done["status"] == "done"
     assert clients.db.devices.find_one({"serial": device.serial})["owner"] == user.id
+
+
+def test_an_agent_restarted_mid_pairing_keeps_its_pending_pairing(client, clients, make_user, listener, nas_agent):
+    serial = unique_serial("NAS")
+    agent = nas_agent(serial)
+    _device(clients, serial)
+    user = make_user()
+    sid = client.post("/pairing/v1/sessions", json={"serial": serial}, headers=user.headers).json["session_id"]
+    assert client.get(f"/pairing/v1/sessions/{sid}?wait=10&since=start", headers=user.headers).json["status"] == \
+        "waiting"
+    wait_until(lambda: agent.led == f"blinking {sid}", what="the LED to blink")
+    agent.proc.terminate()  # power cut after the request was acked: only the agent's state file remembers it
+    agent.proc.wait(timeout=15)
+
+    again = nas_agent(serial)
+    assert f"resuming pending pairing {sid}" in again.log()
+    assert again.led == f"blinking {sid}"
+    again.press()
+    done = client.get(f"/pairing/v1/sessions/{sid}?wait=20&since=waiting", headers=user.headers).json
+    assert done["status"] == "done", (done, again.log())
+    wait_until(lambda: again.led == "paired", timeout=15, what="pair.completed")

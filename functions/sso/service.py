@@ -66,7 +66,7 @@ class SsoService:
         """`next` must be a same-origin path/URL or a registered sibling redirect URI, else 400."""
         if next_url is None or next_url == "":
             return DEFAULT_NEXT
-        if any(ord(ch) < 0x20 or ch == "\\" for ch in next_url) or len(next_url) > 2048:
+        if any(ord(ch) < 0x20 or ch == "\\" for ch in next_url) or len(next_url) > 4096:
             raise BadRequest("next is not an acceptable URL", code="invalid_next")
         if next_url.startswith("/") and not next_url.startswith("//"):
             return next_url

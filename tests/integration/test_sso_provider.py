@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
+import hmac
+import json
 import time
 from datetime import timedelta
 
@@ -16,6 +19,10 @@ from runtime.ids import utcnow
 from tests.fixtures.sso import READER, STORE, pkce_pair, query_of
 
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
 def _verify(sso, token: str) -> dict:
@@ -178,12 +185,18 @@ def test_reused_refresh_token_revokes_the_family(sso):
     assert other_client.status_code == 400 and other_client.json()["error"] == "invalid_grant"
 
 
-def test_expired_and_forged_access_tokens_are_refused_at_userinfo(sso, clients, make_user):
+def test_expired_alg_none_and_hs256_access_tokens_are_refused(sso, clients, make_user):
     user = make_user()
     now = int(time.time())
     expired = clients.keys.sign({"iss": sso.url, "sub": user.id, "aud": READER, "iat": now - 1000,
                                  "nbf": now - 1000, "exp": now - 100}, {"typ": "at+jwt"})
-    for token in (expired, "not.a.jwt", user.token + "x"):
+    claims = {"iss": sso.url, "sub": user.id, "aud": "pcloud", "iat": now, "nbf": now, "exp": now + 300}
+    payload = _b64(json.dumps(claims).encode())
+    alg_none = f"{_b64(json.dumps({'alg': 'none', 'typ': 'JWT'}).encode())}.{payload}."
+    header = _b64(json.dumps({"alg": "HS256", "kid": clients.keys.current.kid, "typ": "JWT"}).encode())
+    pem = clients.keys.current.as_pem(private=False)
+    hs256 = f"{header}.{payload}.{_b64(hmac.new(pem, f'{header}.{payload}'.encode(), hashlib.sha256).digest())}"
+    for token in (expired, alg_none, hs256, "not.a.jwt", user.token + "x"):
         resp = requests.get(f"{sso.url}/auth/userinfo", headers={"Authorization": f"Bearer {token}"}, timeout=10)
         assert resp.status_code == 401 and "invalid_token" in resp.headers["WWW-Authenticate"]
     gateway = requests.get(f"{sso.url}/echo/v1/ping", headers={"Authorization": f"Bearer {expired}"}, timeout=10)

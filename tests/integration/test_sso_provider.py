@@ -199,6 +199,8 @@ def test_expired_alg_none_and_hs256_access_tokens_are_refused(sso, clients, make
     for token in (expired, alg_none, hs256, "not.a.jwt", user.token + "x"):
         resp = requests.get(f"{sso.url}/auth/userinfo", headers={"Authorization": f"Bearer {token}"}, timeout=10)
         assert resp.status_code == 401 and "invalid_token" in resp.headers["WWW-Authenticate"]
+        at_gateway = requests.get(f"{sso.url}/echo/v1/echo", headers={"Authorization": f"Bearer {token}"}, timeout=10)
+        assert at_gateway.status_code == 401
     gateway = requests.get(f"{sso.url}/echo/v1/ping", headers={"Authorization": f"Bearer {expired}"}, timeout=10)
     assert gateway.status_code == 401 and gateway.json()["error"]["code"] == "token_expired"
     assert requests.get(f"{sso.url}/auth/userinfo", timeout=10).status_code == 401

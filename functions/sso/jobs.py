@@ -15,7 +15,7 @@ def run_maintenance(clients) -> dict:
     sso = SsoService(clients.db, clients.settings, clients.mongo)
     ended = sso.end_expired_sessions()
     sent = sso.deliver_backchannel(clients.keys.sign, timeout=min(clients.settings.http_timeout_seconds, 5.0))
-    return {"ended": ended, **sent}
+    return {"ended": ended, **sent, "purged": sso.purge_expired()}
 
 
 def end_sessions() -> dict:

@@ -47,6 +47,7 @@ def _indexes(db) -> None:
     db.sso_pending.create_index([("expires_at", ASCENDING)])
     db.sso_codes.create_index([("expires_at", ASCENDING)])
     db.sso_refresh_tokens.create_index([("family", ASCENDING)])
+    db.sso_refresh_tokens.create_index([("expires_at", ASCENDING)])
     db.sso_backchannel.create_index([("status", ASCENDING), ("next_at", ASCENDING)])
 
 
@@ -192,6 +193,20 @@ class SsoService:
             self.end_session(doc["_id"], "expired")
             ended += 1
         return ended
+
+    def purge_expired(self, keep: timedelta = timedelta(days=1)) -> int:
+        """Drop what can no longer be used: old pending logins, codes, refresh tokens, deliveries, sessions.
+
+        Used codes and refresh tokens are kept a day past expiry so a late replay still revokes its family.
+        """
+        now = self.clock()
+        removed = self.db.sso_pending.delete_many({"expires_at": {"$lte": now}}).deleted_count
+        removed += self.db.sso_codes.delete_many({"expires_at": {"$lte": now - keep}}).deleted_count
+        removed += self.db.sso_refresh_tokens.delete_many({"expires_at": {"$lte": now - keep}}).deleted_count
+        removed += self.db.sso_backchannel.delete_many({"status": {"$in": ["done", "failed"]},
+                                                        "created_at": {"$lte": now - 7 * keep}}).deleted_count
+        removed += self.db.sso_sessions.delete_many({"ended_at": {"$lte": now - 30 * keep}}).deleted_count
+        return removed
 
     # --- back-channel logout ----------------------------------------------------------------------
     def deliver_backchannel(self, sign: Callable[[dict, dict], str], ids: list[str] | None = None,

@@ -275,4 +275,7 @@ def test_session_expiry_sends_back_channel_logout_with_retries(sso, clients):
     assert sso.db.sso_sessions.find_one({"_id": session["_id"]})["end_reason"] == "expired"
     refresh = sso.token({"grant_type": "refresh_token", "refresh_token": body["refresh_token"]})
     assert refresh.status_code == 400 and refresh.json()["error"] == "invalid_grant"
-    assert run_maintenance(clients) == {"ended": 0, "sent": 0, "retry": 0, "failed": 0}
+    assert run_maintenance(clients) == {"ended": 0, "sent": 0, "retry": 0, "failed": 0, "purged": 0}
+    stale = sso.db.sso_refresh_tokens.update_many({}, {"$set": {"expires_at": utcnow() - timedelta(days=2)}})
+    assert stale.modified_count == 1 and run_maintenance(clients)["purged"] == 1
+    assert sso.db.sso_refresh_tokens.count_documents({}) == 0

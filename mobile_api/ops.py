@@ -24,6 +24,7 @@ from runtime.ids import utcnow
 from runtime.mongo import register_indexes, transaction
 
 MAX_OPS = 1000
+CHUNK = 100  # ops per transaction on the fast path
 OP_TYPES = ("create_folder", "rename", "move", "delete", "commit_upload")
 _REQUIRED = {"create_folder": ("parent_id", "name"), "rename": ("node_id", "name", "base_rev"),
              "move": ("node_id", "parent_id", "base_rev"), "delete": ("node_id", "base_rev"),
@@ -43,6 +44,7 @@ class Context:
     owner: str
     device: dict
     now: datetime
+    fast: bool = False  # inside a whole-chunk transaction: skip friendly pre-checks, the unique index decides
 
     @property
     def device_id(self) -> str:
@@ -66,26 +68,68 @@ def device_for(db, owner: str, device_id) -> dict:
 
 
 def apply_batch(db, mongo, store, owner: str, device_id, ops, now: datetime | None = None) -> dict:
-    """`POST /mobile/v1/ops`: results in op order and the feed position after them."""
+    """`POST /mobile/v1/ops`: results in op order and the feed position after them.
+
+    Ops are applied a chunk at a time in one transaction (one commit, one batched result write). When any op
+    of the chunk is rejected or races another writer, that chunk is rolled back and redone op by op, each in
+    its own transaction, so a rejection never undoes its neighbours.
+    """
     if not isinstance(ops, list):
         raise BadRequest("ops must be a list", code="invalid_ops")
     if len(ops) > MAX_OPS:
         raise BadRequest(f"send at most {MAX_OPS} ops per request", code="too_many_ops", details={"max": MAX_OPS})
     device = device_for(db, owner, device_id)
     ctx = Context(db, mongo, store, owner, device, now or utcnow())
-    results = [apply_op(ctx, op) for op in ops]
+    results: list = [None] * len(ops)
+    keys = {i: f"{owner}:{op['op_id']}" for i, op in enumerate(ops) if _malformed(op) is None}
+    prior = {d["_id"]: d["result"] for d in db.mobile_ops.find({"_id": {"$in": list(set(keys.values()))}},
+                                                               {"result": 1})} if keys else {}
+    todo, first_of = [], {}
+    for i, op in enumerate(ops):
+        if i not in keys:
+            results[i] = apply_op(ctx, op)  # malformed: rejected, nothing stored
+        elif keys[i] in prior:
+            results[i] = prior[keys[i]]
+        elif keys[i] in first_of:
+            continue  # the same op_id twice in one batch: answered with the first one's result below
+        else:
+            first_of[keys[i]] = i
+            todo.append(i)
+    for start in range(0, len(todo), CHUNK):
+        chunk = todo[start:start + CHUNK]
+        for i, result in zip(chunk, _apply_chunk(ctx, [ops[i] for i in chunk]), strict=True):
+            results[i] = result
+    for i in keys:
+        if results[i] is None:
+            results[i] = results[first_of[keys[i]]]
     return {"results": results, "cursor": sync.current_cursor(db, owner)}
 
 
+def _apply_chunk(ctx: Context, chunk: list[dict]) -> list[dict]:
+    fast = Context(ctx.db, ctx.mongo, ctx.store, ctx.owner, ctx.device, ctx.now, fast=True)
+
+    def run(session):
+        results = [_dispatch(fast, op, session) for op in chunk]
+        docs = [{"_id": f"{ctx.owner}:{op['op_id']}", "owner": ctx.owner, "op_id": op["op_id"], "result": r,
+                 "created_at": ctx.now} for op, r in zip(chunk, results, strict=True)]
+        ctx.db.mobile_ops.insert_many(docs, session=session)
+        return results
+
+    if len(chunk) > 1:
+        try:
+            return transaction(ctx.mongo, run)
+        except (ApiError, DuplicateKeyError):
+            pass  # some op is rejected or raced: redo them one by one
+    return [apply_op(ctx, op) for op in chunk]
+
+
 def apply_op(ctx: Context, op) -> dict:
+    """One op in its own transaction (the careful path): a rejection stores only its result."""
     op_id = op.get("op_id") if isinstance(op, dict) else None
     problem = _malformed(op)
     if problem:
         return _rejected(op_id if isinstance(op_id, str) else None, "invalid_op", problem)
     key = f"{ctx.owner}:{op_id}"
-    prior = ctx.db.mobile_ops.find_one({"_id": key}, {"result": 1})
-    if prior is not None:
-        return prior["result"]
 
     def run(session):
         again = ctx.db.mobile_ops.find_one({"_id": key}, {"result": 1}, session=session)
@@ -166,7 +210,7 @@ def _dispatch(ctx: Context, op: dict, session) -> dict:
     if op["base_rev"] > int(node.get("rev", 0)):
         raise BadRequest("base_rev is newer than the node", code="invalid_base_rev",
                          details={"node": files.node_json(node)})
-    trashed = tree.in_trash(node, tree.chain(ctx.db, ctx.owner, node, session))
+    trashed = node.get("trashed_at") is not None  # trash is recursive (files.trash marks the whole subtree)
     if kind == "delete":
         decision = conflicts.decide("delete", Facts(node=node, node_trashed=trashed), op["base_rev"])
         if decision.action is Action.APPLY and not trashed:
@@ -179,14 +223,19 @@ def _dispatch(ctx: Context, op: dict, session) -> dict:
             return _result(ctx, op, node, decision, session)
         if trashed:
             _restore(ctx, node["_id"], session)
-        node = files.rename(ctx.db, ctx.mongo, ctx.owner, node["_id"], name, session=session,
-                            device_id=ctx.device_id)
+        if ctx.fast and not trashed:  # the unique index refuses a taken name; the careful path explains it
+            if name != node["name"]:
+                node = files.write_node(ctx.db, ctx.owner, node, {"name": name}, session=session,
+                                        device_id=ctx.device_id)
+        else:
+            node = files.rename(ctx.db, ctx.mongo, ctx.owner, node["_id"], name, session=session,
+                                device_id=ctx.device_id)
         return _result(ctx, op, node, decision, session)
     target = files.get_node(ctx.db, ctx.owner, op["parent_id"], session)
     if target["kind"] != "folder":
         raise BadRequest("parent_id must be a folder", code="not_a_folder")
-    target_chain = [target, *tree.chain(ctx.db, ctx.owner, target, session)]
-    facts = Facts(node=node, node_trashed=trashed, target_trashed=tree.in_trash(target, target_chain[1:]),
+    target_chain = [target, *tree.chain(ctx.db, ctx.owner, target, session)] if node["kind"] == "folder" else []
+    facts = Facts(node=node, node_trashed=trashed, target_trashed=target.get("trashed_at") is not None,
                   cycle=any(a["_id"] == node["_id"] for a in target_chain))
     decision = conflicts.decide("move", facts, op["base_rev"])
     if decision.action is Action.REJECT:
@@ -199,8 +248,13 @@ def _dispatch(ctx: Context, op: dict, session) -> dict:
         _restore(ctx, target["_id"], session)
     if trashed:
         _restore(ctx, node["_id"], session)
-    node = files.move(ctx.db, ctx.mongo, ctx.owner, node["_id"], target["_id"], session=session,
-                      device_id=ctx.device_id)
+    if ctx.fast and not trashed and not facts.target_trashed:
+        if target["_id"] != node["parent_id"]:
+            node = files.write_node(ctx.db, ctx.owner, node, {"parent_id": target["_id"]}, session=session,
+                                    device_id=ctx.device_id)
+    else:
+        node = files.move(ctx.db, ctx.mongo, ctx.owner, node["_id"], target["_id"], session=session,
+                          device_id=ctx.device_id)
     return _result(ctx, op, node, decision, session)
 
 
@@ -251,7 +305,7 @@ def _target(ctx: Context, parent_id, session) -> tuple[dict, bool]:
     target = files.get_node(ctx.db, ctx.owner, parent_id, session)
     if target["kind"] != "folder":
         raise BadRequest("parent_id must be a folder", code="not_a_folder")
-    return target, tree.in_trash(target, tree.chain(ctx.db, ctx.owner, target, session))
+    return target, target.get("trashed_at") is not None
 
 
 def _create_folder(ctx: Context, op: dict, session) -> dict:
@@ -287,7 +341,7 @@ def _commit_upload(ctx: Context, op: dict, session) -> dict:
         node = files.get_node(ctx.db, ctx.owner, upload["node_id"], session)
         if node["kind"] != "file":
             raise BadRequest("only a file's content can be overwritten", code="not_a_file")
-        trashed = tree.in_trash(node, tree.chain(ctx.db, ctx.owner, node, session))
+        trashed = node.get("trashed_at") is not None
         decision = conflicts.decide("commit_upload", Facts(node=node, node_trashed=trashed, content_hash=uploaded),
                                     int(upload.get("base_rev") or 0))
         if decision.restore:

@@ -260,3 +260,19 @@ def test_commit_upload_op_is_idempotent(sync_world):
     first = w.one(phone, dict(op))
     assert w.one(phone, dict(op)) == first
     assert w.db.nodes.count_documents({"owner": w.user.id, "name": "x"}) == 1
+
+
+def test_a_batch_with_a_clash_rolls_back_only_that_op(sync_world):
+    w = sync_world
+    pc, phone, docs = setup(w)
+    a, b, c = w.folder(pc, "a"), w.folder(pc, "b"), w.folder(pc, "c")
+    results = w.apply(phone,
+                      {"op_id": "r1", "type": "rename", "node_id": a["id"], "name": "a2", "base_rev": a["rev"]},
+                      {"op_id": "r2", "type": "rename", "node_id": b["id"], "name": "C", "base_rev": b["rev"]},
+                      {"op_id": "r3", "type": "move", "node_id": c["id"], "parent_id": docs["id"],
+                       "base_rev": c["rev"]},
+                      {"op_id": "r1", "type": "rename", "node_id": a["id"], "name": "zzz", "base_rev": a["rev"]})
+    assert [r["status"] for r in results] == ["applied", "rejected", "applied", "applied"]
+    assert results[1]["error"]["code"] == "name_taken" and results[3] == results[0]
+    assert (w.node(a["id"])["name"], w.node(b["id"])["name"], w.node(c["id"])["parent_id"]) == \
+        ("a2", "b", docs["id"])

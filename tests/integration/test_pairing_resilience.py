@@ -8,9 +8,10 @@ from tests.fixtures.pairing import close_broker_connections, pairing_env_for, un
 
 
 @pytest.fixture
-def env(env, fresh_vhost):
-    # dropping connections with rabbitmqctl takes seconds on a busy machine: leave the person time to press
-    return pairing_env_for(env, fresh_vhost, ack=10, confirm=40)
+def env(env):
+    # dropping connections with rabbitmqctl takes seconds on a busy machine: leave the person time to press.
+    # The worker's vhost with unique serials: creating a vhost per test costs seconds.
+    return pairing_env_for(env, env["PCLOUD_AMQP_URL"], ack=10, confirm=40)
 
 
 def _device(clients, serial):

@@ -80,6 +80,9 @@ class BlobStore(Protocol):
     def head(self, digest: str) -> int | None:
         """The blob's size, or None when absent."""
 
+    def stat(self, digest: str) -> tuple[int, float] | None:
+        """(size, last written as epoch seconds), or None when absent: a newer write proves a client sent it."""
+
     def delete(self, digest: str) -> None: ...
 
     def presign_put(self, digest: str, size: int, expires_in: int = 3600) -> PresignedRequest: ...
@@ -231,6 +234,13 @@ class LocalBlobStore:
             return self.path_for(digest).stat().st_size
         except FileNotFoundError:
             return None
+
+    def stat(self, digest: str) -> tuple[int, float] | None:
+        try:
+            info = self.path_for(digest).stat()
+        except FileNotFoundError:
+            return None
+        return info.st_size, info.st_mtime_ns / 1e9
 
     def delete(self, digest: str) -> None:
         self.path_for(digest).unlink(missing_ok=True)
@@ -443,6 +453,14 @@ class S3BlobStore:
         except BlobNotFound:
             return None
         return response["ContentLength"]
+
+    def stat(self, digest: str) -> tuple[int, float] | None:
+        """S3's Last-Modified has whole seconds: a rewrite within the same second does not show."""
+        try:
+            response = self._call(digest, "head_object", Bucket=self.bucket, Key=self.key(digest))
+        except BlobNotFound:
+            return None
+        return response["ContentLength"], response["LastModified"].timestamp()
 
     def delete(self, digest: str) -> None:
         self._call(digest, "delete_object", Bucket=self.bucket, Key=self.key(digest))

@@ -153,7 +153,8 @@ def negotiate_upload(db, store, owner: str, body: dict, *, max_blocks: int = 100
                           {"$set": {"zero_since": now}}, session=session)
     upload = {"_id": new_id(), "owner": owner, "parent_id": parent_id, "name": name, "size": size,
               "mtime": mtime, "blocks": hashes, "node_id": node_id, "base_rev": base_rev,
-              "expires_at": now + ttl, "status": "pending", "result": None, "created_at": now}
+              "expires_at": now + ttl, "status": "pending", "result": None, "created_at": now,
+              "prior": _prior_writes(store, [h for h in missing if h in docs])}
     db.uploads.insert_one(upload, session=session)
     expires_in = max(1, int(ttl.total_seconds()))
     upload["missing"] = []
@@ -162,6 +163,18 @@ def negotiate_upload(db, store, owner: str, body: dict, *, max_blocks: int = 100
         upload["missing"].append({"hash": h, "url": signed.url, "method": signed.method,
                                   "headers": dict(signed.headers)})
     return upload
+
+
+def _stats(store, hashes: list[str]) -> list:
+    if not hashes:
+        return []
+    with ThreadPoolExecutor(max_workers=min(HEAD_THREADS, len(hashes))) as pool:
+        return list(pool.map(store.stat, hashes))
+
+
+def _prior_writes(store, hashes: list[str]) -> dict:
+    """When the blocks others stored were last written: this user proves possession by writing them again."""
+    return {h: found[1] for h, found in zip(hashes, _stats(store, hashes), strict=True) if found is not None}
 
 
 def get_upload(db, owner: str, upload_id, session=None) -> dict:
@@ -174,7 +187,10 @@ def get_upload(db, owner: str, upload_id, session=None) -> dict:
 
 
 def verify_blocks(db, store, owner: str, upload: dict) -> list[str]:
-    """Blocks of the upload that are not there for this user; HEADs the store only for unproven ones."""
+    """Blocks of the upload that are not there for this user; asks the store only about unproven ones.
+
+    A block others stored before the negotiation counts only when it was written again since (`prior`):
+    the hash alone never grants its content."""
     hashes = upload["blocks"]
     sizes = dict(zip(hashes, block_sizes(upload["size"], len(hashes)), strict=True))
     unique = list(sizes)
@@ -189,11 +205,19 @@ def verify_blocks(db, store, owner: str, upload: dict) -> list[str]:
             continue
         else:
             to_head.append(h)
-    if to_head:
-        with ThreadPoolExecutor(max_workers=min(HEAD_THREADS, len(to_head))) as pool:
-            found = list(pool.map(store.head, to_head))
-        missing.extend(h for h, got in zip(to_head, found, strict=True) if got != sizes[h])
+    prior = upload.get("prior") or {}
+    for h, found in zip(to_head, _stats(store, to_head), strict=True):
+        if found is None or found[0] != sizes[h] or (h in prior and found[1] <= prior[h]):
+            missing.append(h)
     return missing
+
+
+def record_possession(db, owner: str, hashes: list[str]) -> None:
+    """The user has shown these blocks (verified at commit), even if the commit itself then fails."""
+    unique = list(dict.fromkeys(hashes))
+    if unique:
+        db.block_owners.bulk_write([UpdateOne({"_id": f"{owner}:{h}"}, {"$setOnInsert": {"user": owner, "hash": h}},
+                                              upsert=True) for h in unique], ordered=False)
 
 
 def _blocks_missing(missing: list[str]) -> Conflict:
@@ -283,6 +307,7 @@ def commit_upload(db, mongo, store, owner: str, upload_id, *, session=None, devi
     missing = verify_blocks(db, store, owner, upload)
     if missing:
         raise _blocks_missing(missing)
+    record_possession(db, owner, upload["blocks"])
 
     def fn(s):
         again = get_upload(db, owner, upload_id, s)

@@ -23,7 +23,7 @@ BLOCK = 4 * 1024 * 1024
 
 @pytest.fixture
 def env(env, fresh_vhost):
-    return pairing_env_for(env, fresh_vhost, ack=5, confirm=30)
+    return pairing_env_for(env, fresh_vhost, ack=10, confirm=60)  # roomy: a loaded CI must not time out
 
 
 @pytest.mark.timeout(300)

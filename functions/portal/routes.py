@@ -78,7 +78,7 @@ def files_page():
 
 @bp.get("/portal/trash")
 def trash_page():
-    return _page("trash.html", "trash")
+    return _page("trash.html", "trash", trash_days=settings().trash_days)
 
 
 @bp.get("/portal/devices")

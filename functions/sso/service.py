@@ -101,7 +101,8 @@ class SsoService:
         if doc["provider"] != provider:
             raise BadRequest("state belongs to another provider", code="invalid_state")
         if not binding or not hmac.compare_digest(doc["binding"], sha256_hex(binding)):
-            raise BadRequest("this sign-in was started in another browser", code="invalid_state")
+            raise BadRequest("this sign-in was started in another browser, or at another address than "
+                             f"{self.settings.public_url}; start again there", code="invalid_state")
         if as_utc(doc["expires_at"]) <= self.clock():
             raise BadRequest("the sign-in took too long; start again", code="invalid_state")
         return doc

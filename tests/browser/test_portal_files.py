@@ -234,3 +234,27 @@ def test_plain_http_on_a_lan_address_hashes_without_webcrypto(browser_page, env,
     finally:
         server.stop()
         forget(settings)
+
+
+def test_a_change_made_elsewhere_is_explained_and_the_list_refreshed(browser_page, gateway, clients, make_user,
+                                                                     make_portal_session):
+    import requests
+
+    user = make_user()
+    session = make_portal_session(user=user)
+    page = open_files(browser_page, gateway, session)
+    upload(page, "#upload-files", "draft.txt", b"first words")
+    entry(page, "draft.txt").wait_for()
+    node = clients.db.nodes.find_one({"owner": user.id, "name": "draft.txt"})
+    # the phone renames it meanwhile; the page still shows the old name and revision
+    r = requests.patch(f"{gateway.url}/files/v1/nodes/{node['_id']}", headers=user.headers, timeout=10,
+                       json={"name": "final.txt", "base_rev": node["rev"]})
+    assert r.status_code == 200, r.text
+    entry(page, "draft.txt").get_by_role("button", name="Rename draft.txt").click()
+    page.get_by_label("New name").fill("v2.txt")
+    page.locator("#name-dialog-ok").click()
+    expect(page.locator("#name-dialog-error")).to_contain_text("changed elsewhere")
+    entry(page, "final.txt").wait_for()  # the list was refreshed behind the dialog
+    page.locator("#name-dialog-cancel").click()
+    assert clients.db.nodes.find_one({"_id": node["_id"]})["name"] == "final.txt"
+    assert browser_page.problems == []

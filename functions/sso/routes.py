@@ -119,7 +119,7 @@ def login_callback(name: str):
     except ProviderError as exc:
         return _problem(400, "sign_in_failed", str(exc))
     except SignInRefused as exc:
-        return _problem(400, "email_unverified", str(exc))
+        return _problem(400, exc.code, str(exc))
     previous = sso.live_session(cookie=request.cookies.get(SESSION_COOKIE))
     if previous is not None:  # a new sign-in replaces this browser's session (and tells its siblings)
         deliveries = sso.end_session(previous["_id"], "replaced")

@@ -54,6 +54,10 @@ def _indexes(db) -> None:
 class SignInRefused(Exception):
     """The provider's answer was fine but it cannot become a PCloud sign-in (unverified email…)."""
 
+    def __init__(self, message: str, code: str = "email_unverified"):
+        super().__init__(message)
+        self.code = code
+
 
 class SsoService:
     def __init__(self, db, settings, mongo_client=None, clock: Callable[[], datetime] = utcnow):
@@ -128,7 +132,7 @@ class SsoService:
                 return user
             except DuplicateKeyError:
                 continue  # someone created it meanwhile: link to theirs
-        raise SignInRefused("could not create the account; try again")
+        raise SignInRefused("could not create the account; try again", code="account_conflict")
 
     def user(self, user_id: str) -> dict | None:
         return self.db.users.find_one({"_id": user_id})

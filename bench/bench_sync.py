@@ -5,7 +5,7 @@ command: each figure is split into database wait (time inside MongoDB commands, 
 MongoDB-wire server, itself Python) and the rest (our code, Flask/werkzeug and the HTTP client).
 The 100k tree is seeded directly with insert_many. Figures only; nothing here asserts timings.
 
-    python -m bench.bench_sync [--sizes 1000,100000] [--ops 2000]
+    python -m bench.bench_sync [--sizes 1000,100000] [--ops 2000] [--mongo mongodb://127.0.0.1:27018]
 """
 
 from __future__ import annotations
@@ -112,7 +112,7 @@ def seed(db, owner: str, root_id: str, total: int) -> list[str]:
     return file_ids
 
 
-def run_size(total: int, op_count: int) -> dict:
+def run_size(total: int, op_count: int, mongo_base: str | None = None) -> dict:
     from functions.files import service as files
     from gateway.wsgi import create_gateway
     from mobile_api import sync
@@ -123,7 +123,10 @@ def run_size(total: int, op_count: int) -> dict:
     from runtime.tokens import issue_access_token
     from tests.conftest import LiveServer
 
-    settings = load_settings(bench_env())
+    extra = {}
+    if mongo_base:
+        extra["PCLOUD_MONGO_URL"] = f"{mongo_base.rstrip('/')}/pcloud_bench_sync_{new_id()[:8]}?directConnection=true"
+    settings = load_settings(bench_env(**extra))
     clients = Clients(settings)
     clients.ensure_indexes()
     db = clients.db
@@ -209,11 +212,13 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="1000,100000")
     parser.add_argument("--ops", type=int, default=2000)
+    parser.add_argument("--mongo", default=None,
+                        help="mongodb://host:port of a MongoDB-wire server to use (default: the local one)")
     args = parser.parse_args(argv)
     results = []
     for size in (int(s) for s in args.sizes.split(",")):
         print(f"seeding {size:,} nodes and measuring …", flush=True)
-        r = run_size(size, min(args.ops, size - 20))
+        r = run_size(size, min(args.ops, size - 20), args.mongo)
         results.append(r)
         print(f"  seeded in {r['seed_s']:.1f} s", flush=True)
     print()

@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from pymongo import ASCENDING
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from functions.files import service as files
 from functions.files.uploads import content_hash
-from mobile_api import conflicts, sync, tree
+from mobile_api import bulk, conflicts, sync, tree
 from mobile_api.conflicts import Action, Decision, Facts
 from runtime.errors import ApiError, BadRequest, NotFound
 from runtime.ids import utcnow
@@ -109,7 +109,9 @@ def _apply_chunk(ctx: Context, chunk: list[dict]) -> list[dict]:
     fast = Context(ctx.db, ctx.mongo, ctx.store, ctx.owner, ctx.device, ctx.now, fast=True)
 
     def run(session):
-        results = [_dispatch(fast, op, session) for op in chunk]
+        results = bulk.try_apply(fast, chunk, session)
+        if results is None:
+            results = [_dispatch(fast, op, session) for op in chunk]
         docs = [{"_id": f"{ctx.owner}:{op['op_id']}", "owner": ctx.owner, "op_id": op["op_id"], "result": r,
                  "created_at": ctx.now} for op, r in zip(chunk, results, strict=True)]
         ctx.db.mobile_ops.insert_many(docs, session=session)
@@ -118,7 +120,7 @@ def _apply_chunk(ctx: Context, chunk: list[dict]) -> list[dict]:
     if len(chunk) > 1:
         try:
             return transaction(ctx.mongo, run)
-        except (ApiError, DuplicateKeyError):
+        except (ApiError, DuplicateKeyError, BulkWriteError, bulk.Raced):
             pass  # some op is rejected or raced: redo them one by one
     return [apply_op(ctx, op) for op in chunk]
 

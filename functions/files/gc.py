@@ -32,12 +32,27 @@ def ensure_indexes(db) -> None:
     db.blocks.create_index([("state", ASCENDING)])
 
 
-def expire_uploads(db, now: datetime | None = None) -> int:
-    """Uploads never committed stop protecting their blocks; those become collectable after the grace."""
+def expire_uploads(db, now: datetime | None = None, batch: int = BATCH) -> int:
+    """Uploads never committed stop protecting their blocks. Negotiation writes no block documents (it must
+    stay cheap), so expiry records the blocks nobody has a document for: GC then finds their bytes."""
     now = now or now_ms()
-    result = db.uploads.update_many({"status": "pending", "expires_at": {"$lte": now}},
-                                    {"$set": {"status": "expired", "blocks": []}})
-    return result.modified_count
+    expired = 0
+    while True:
+        found = list(db.uploads.find({"status": "pending", "expires_at": {"$lte": now}}, {"blocks": 1, "size": 1})
+                     .limit(batch))
+        if not found:
+            return expired
+        for upload in found:
+            hashes = list(dict.fromkeys(upload.get("blocks") or []))
+            known = {d["_id"] for d in db.blocks.find({"_id": {"$in": hashes}}, {"_id": 1})} if hashes else set()
+            unknown = [h for h in hashes if h not in known]
+            if unknown:
+                db.blocks.bulk_write([UpdateOne({"_id": h}, {"$setOnInsert": {"refs": 0, "zero_since": now,
+                                                                                "state": "pending", "created_at": now}},
+                                                upsert=True) for h in unknown], ordered=False)
+            result = db.uploads.update_one({"_id": upload["_id"], "status": "pending"},
+                                           {"$set": {"status": "expired", "blocks": []}})
+            expired += result.modified_count
 
 
 def purge_trash(db, mongo, trash_days: int, now: datetime | None = None, batch: int = BATCH) -> int:
@@ -95,8 +110,7 @@ def mark_collectable(db, mongo, now: datetime | None = None, grace: timedelta = 
         if not candidates:
             return []
         wanted = set()
-        for upload in db.uploads.find({"status": "pending", "expires_at": {"$gt": now},
-                                       "blocks": {"$in": candidates}}, {"blocks": 1}, session=s):
+        for upload in db.uploads.find({"status": "pending", "expires_at": {"$gt": now}}, {"blocks": 1}, session=s):
             wanted.update(upload["blocks"])
         doomed = [h for h in candidates if h not in wanted]
         if doomed:

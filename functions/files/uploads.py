@@ -31,6 +31,7 @@ from runtime.mongo import register_indexes
 from runtime.store import BLOCK_SIZE
 
 UPLOAD_TTL = timedelta(hours=24)
+CLOCK_SKEW = timedelta(minutes=5)  # between us and the object store, when judging "written after negotiating"
 HEAD_THREADS = 8
 _HASH = re.compile(r"^[0-9a-f]{64}$")
 EMPTY_HASH = hashlib.sha256(b"").hexdigest()
@@ -40,7 +41,7 @@ EMPTY_HASH = hashlib.sha256(b"").hexdigest()
 def ensure_indexes(db) -> None:
     db.uploads.create_index([("owner", ASCENDING), ("status", ASCENDING)])
     db.uploads.create_index([("status", ASCENDING), ("expires_at", ASCENDING)])
-    db.uploads.create_index([("blocks", ASCENDING)])
+    db.nodes.create_index([("owner", ASCENDING), ("content_hash", ASCENDING)])
     db.blocks.create_index([("refs", ASCENDING), ("zero_since", ASCENDING)])
     db.block_owners.create_index([("hash", ASCENDING)])
 
@@ -107,6 +108,13 @@ def check_blocks(blocks, size, max_blocks: int) -> list[str]:
     return hashes
 
 
+def owns_content(db, owner: str, whole: str, session=None) -> bool:
+    """A user holding a file (live or trashed, not purged) with this content has proven all of its blocks,
+    and that file's references keep them from GC."""
+    return db.nodes.find_one({"owner": owner, "content_hash": whole, "kind": "file", "purged": {"$ne": True}},
+                             {"_id": 1}, session=session) is not None
+
+
 def _owned(db, owner: str, hashes: list[str], session=None) -> set[str]:
     ids = [f"{owner}:{h}" for h in hashes]
     return {d["hash"] for d in db.block_owners.find({"_id": {"$in": ids}}, {"hash": 1}, session=session)}
@@ -139,22 +147,18 @@ def negotiate_upload(db, store, owner: str, body: dict, *, max_blocks: int = 100
         name = check_name(name)
         live_folder(db, owner, parent_id, session)
     unique = list(dict.fromkeys(hashes))
-    docs = _block_docs(db, unique, session)
-    owned = _owned(db, owner, unique, session)
     sizes = dict(zip(hashes, block_sizes(size, len(hashes)), strict=True))
-    missing = [h for h in unique if h not in owned or h not in docs or docs[h].get("state") == "deleting"]
-    fresh = [h for h in missing if h not in docs]
-    if fresh:  # a document per block lets GC find bytes of uploads that are never committed
-        db.blocks.bulk_write([UpdateOne({"_id": h}, {"$setOnInsert": {"size": sizes[h], "refs": 0, "zero_since": now,
-                                                                        "state": "pending", "created_at": now}},
-                                        upsert=True) for h in fresh], ordered=False, session=session)
-    # blocks nobody references any more start their grace period again now that someone wants them
-    db.blocks.update_many({"_id": {"$in": unique}, "refs": {"$lte": 0}, "state": {"$ne": "deleting"}},
-                          {"$set": {"zero_since": now}}, session=session)
+    whole = content_hash(hashes)
+    if owns_content(db, owner, whole, session):  # the same file again: one lookup, whatever the block count
+        docs, missing = {}, []
+    else:
+        docs = _block_docs(db, unique, session)
+        owned = _owned(db, owner, [h for h in unique if h in docs], session) if docs else set()
+        missing = [h for h in unique if h not in owned or h not in docs or docs[h].get("state") == "deleting"]
     upload = {"_id": new_id(), "owner": owner, "parent_id": parent_id, "name": name, "size": size,
               "mtime": mtime, "blocks": hashes, "node_id": node_id, "base_rev": base_rev,
               "expires_at": now + ttl, "status": "pending", "result": None, "created_at": now,
-              "prior": _prior_writes(store, [h for h in missing if h in docs])}
+              "content_hash": whole, "prior": _prior_writes(store, [h for h in missing if h in docs])}
     db.uploads.insert_one(upload, session=session)
     expires_in = max(1, int(ttl.total_seconds()))
     upload["missing"] = []
@@ -189,13 +193,16 @@ def get_upload(db, owner: str, upload_id, session=None) -> dict:
 def verify_blocks(db, store, owner: str, upload: dict) -> list[str]:
     """Blocks of the upload that are not there for this user; asks the store only about unproven ones.
 
-    A block others stored before the negotiation counts only when it was written again since (`prior`):
-    the hash alone never grants its content."""
+    A block others stored before the negotiation counts only when it was written again since (`prior`, the
+    store's own clock); one nobody had a document for must have been written after the negotiation (our clock,
+    less CLOCK_SKEW): the hash alone never grants its content."""
     hashes = upload["blocks"]
     sizes = dict(zip(hashes, block_sizes(upload["size"], len(hashes)), strict=True))
     unique = list(sizes)
+    if owns_content(db, owner, upload.get("content_hash") or content_hash(hashes)):
+        return []
     docs = _block_docs(db, unique)
-    owned = _owned(db, owner, unique)
+    owned = _owned(db, owner, [h for h in unique if h in docs]) if docs else set()
     missing, to_head = [], []
     for h in unique:
         doc = docs.get(h)
@@ -206,8 +213,11 @@ def verify_blocks(db, store, owner: str, upload: dict) -> list[str]:
         else:
             to_head.append(h)
     prior = upload.get("prior") or {}
+    created = as_utc(upload.get("created_at"))
+    floor = created.timestamp() - CLOCK_SKEW.total_seconds() if created else None
     for h, found in zip(to_head, _stats(store, to_head), strict=True):
-        if found is None or found[0] != sizes[h] or (h in prior and found[1] <= prior[h]):
+        written_after = prior.get(h, floor)
+        if found is None or found[0] != sizes[h] or (written_after is not None and found[1] <= written_after):
             missing.append(h)
     return missing
 

@@ -200,3 +200,19 @@ def test_queued_ops_do_not_build_on_changes_this_device_never_saw(pair):
     server = in_step()
     today = datetime.now(UTC).strftime("%Y-%m-%d")
     assert server == {"g.txt": b"laptop edit", f"g (conflicted copy from Pixel {today}).txt": b"phone edit"}
+
+
+def test_dev_token_for_the_walkthrough(gateway, env, clients, tmp_path):
+    done = subprocess.run([sys.executable, "-m", "clients.sync_client.dev_token", "--email", "New@Example.test"],
+                          env={**os.environ, **env}, capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0, done.stderr
+    token = done.stdout.strip()
+    client = SyncClient(tmp_path / "walk", SyncApi(gateway.url, token), device_name="Laptop")
+    try:
+        (client.folder / "hello.txt").write_text("hi")
+        assert client.sync_once()
+    finally:
+        client.close()
+    user = clients.db.users.find_one({"email": "new@example.test"})
+    assert clients.db.nodes.find_one({"owner": user["_id"], "name": "hello.txt"}) is not None

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 import requests
 
@@ -55,6 +57,22 @@ def _nothing_stored(sso):
     assert sso.db.sso_refresh_tokens.count_documents({}) == 0
 
 
+class _Counts:
+    """For tests on the shared gateway: nothing new stored for this email, no new refresh token."""
+
+    def __init__(self, sso, email: str):
+        self.sso, self.email = sso, email
+        self.tokens = sso.db.sso_refresh_tokens.count_documents({})
+
+    def unchanged(self) -> None:
+        assert self.sso.db.users.count_documents({"email": self.email}) == 0
+        assert self.sso.db.sso_refresh_tokens.count_documents({}) == self.tokens
+
+
+def _email() -> str:
+    return f"bad-{uuid.uuid4().hex[:8]}@example.test"
+
+
 @pytest.mark.parametrize("kwargs", [
     {"aud": "another-app.apps.googleusercontent.test"},
     {"iss": "https://accounts.evil.example"},
@@ -67,25 +85,29 @@ def _nothing_stored(sso):
     {"sign": "hs256-public"},
 ], ids=["wrong-aud", "wrong-iss", "expired", "unverified", "unverified-str", "no-email", "bad-signature",
         "alg-none", "hs256-with-public-key"])
-def test_a_bad_google_id_token_is_401_and_stores_nothing(sso, kwargs):
-    token = sso.google.make_id_token("lin@example.test", **kwargs)
-    resp = _exchange(sso, "google", {"id_token": token})
+def test_a_bad_google_id_token_is_401_and_stores_nothing(sso_shared, kwargs):
+    email = _email()
+    counts = _Counts(sso_shared, email)
+    token = sso_shared.google.make_id_token(email, **kwargs)
+    resp = _exchange(sso_shared, "google", {"id_token": token})
     assert resp.status_code == 401, resp.text
     assert resp.json()["error"]["code"] == "invalid_token"
-    _nothing_stored(sso)
+    counts.unchanged()
 
 
-def test_a_malformed_exchange_body_is_400(sso):
+def test_a_malformed_exchange_body_is_400(sso_shared):
+    counts = _Counts(sso_shared, "nobody@example.test")
     for body in ({}, {"id_token": ""}, {"id_token": 5}, "not json", "[1]"):
-        resp = _exchange(sso, "google", body)
+        resp = _exchange(sso_shared, "google", body)
         assert resp.status_code == 400 and resp.json()["error"]["code"] in ("invalid_json", "invalid_request")
-    _nothing_stored(sso)
+    counts.unchanged()
 
 
-def test_garbage_id_token_is_401(sso):
-    resp = _exchange(sso, "google", {"id_token": "abc.def.ghi"})
+def test_garbage_id_token_is_401(sso_shared):
+    counts = _Counts(sso_shared, "nobody@example.test")
+    resp = _exchange(sso_shared, "google", {"id_token": "abc.def.ghi"})
     assert resp.status_code == 401
-    _nothing_stored(sso)
+    counts.unchanged()
 
 
 def test_facebook_exchange_returns_tokens(sso):
@@ -101,16 +123,18 @@ def test_facebook_exchange_returns_tokens(sso):
 
 
 @pytest.mark.parametrize("case", ["other-app", "invalid", "unknown", "no-email"])
-def test_a_bad_facebook_token_is_401_and_stores_nothing(sso, case):
+def test_a_bad_facebook_token_is_401_and_stores_nothing(sso_shared, case):
+    sso, email = sso_shared, _email()
+    counts = _Counts(sso, email)
     token = {
-        "other-app": lambda: sso.facebook.issue_token("fay@example.test", app_id=str(int(FACEBOOK_APP_ID) + 1)),
-        "invalid": lambda: sso.facebook.issue_token("fay@example.test", valid=False),
+        "other-app": lambda: sso.facebook.issue_token(email, app_id=str(int(FACEBOOK_APP_ID) + 1)),
+        "invalid": lambda: sso.facebook.issue_token(email, valid=False),
         "unknown": lambda: "EAAnot-a-token",
         "no-email": lambda: sso.facebook.issue_token(None, "No Mail"),
     }[case]()
     resp = _exchange(sso, "facebook", {"access_token": token})
     assert resp.status_code == 401, resp.text
-    _nothing_stored(sso)
+    counts.unchanged()
 
 
 @pytest.fixture

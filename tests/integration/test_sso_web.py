@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 import requests
 
@@ -115,14 +117,17 @@ def test_a_callback_from_another_browser_is_refused(sso):
 
 
 @pytest.mark.parametrize("provider", ["google", "facebook"])
-def test_denied_consent_is_a_400_page_without_a_session(sso, provider):
+def test_denied_consent_is_a_400_page_without_a_session(sso_shared, provider):
+    sso, email = sso_shared, f"deny-{uuid.uuid4().hex[:8]}@example.test"
+    sessions = sso.db.sso_sessions.count_documents({})
     browser = sso.browser()
     browser.headers["Accept"] = "text/html,application/xhtml+xml"
-    resp = sso.sign_in(browser, provider, "ada@example.test", action="deny")
+    resp = sso.sign_in(browser, provider, email, action="deny")
     assert resp.status_code == 400
     assert "text/html" in resp.headers["Content-Type"] and "did not work" in resp.text
     assert "pcloud_sso" not in browser.cookies
-    _nothing_stored(sso)
+    assert sso.db.users.count_documents({"email": email}) == 0
+    assert sso.db.sso_sessions.count_documents({}) == sessions
 
 
 @pytest.mark.parametrize("claims,sign", [
@@ -136,14 +141,18 @@ def test_denied_consent_is_a_400_page_without_a_session(sso, provider):
     ({}, "hs256-public"),
 ], ids=["wrong-aud", "wrong-aud-and-azp", "wrong-iss", "wrong-nonce", "expired", "bad-signature", "alg-none",
         "hs256-with-public-key"])
-def test_a_bad_google_id_token_is_refused(sso, claims, sign):
+def test_a_bad_google_id_token_is_refused(sso_shared, claims, sign):
+    sso = sso_shared  # one gateway for all these cases: assert on this case's email and on count deltas
+    email = f"bad-{uuid.uuid4().hex[:8]}@example.test"
+    sessions = sso.db.sso_sessions.count_documents({})
     sso.google.next_id_token_claims, sso.google.next_sign = claims, sign
     browser = sso.browser()
-    resp = sso.sign_in(browser, "google", "ada@example.test")
+    resp = sso.sign_in(browser, "google", email)
     assert resp.status_code == 400, resp.text
     assert resp.json()["error"]["code"] == "sign_in_failed"
     assert "pcloud_sso" not in browser.cookies
-    _nothing_stored(sso)
+    assert sso.db.users.count_documents({"email": email}) == 0
+    assert sso.db.sso_sessions.count_documents({}) == sessions
 
 
 def test_an_unverified_google_email_never_signs_in_or_links(sso):

@@ -59,7 +59,7 @@ def make_tree(root: Path, files: int, total: int, dup_share: float, seed: int = 
     for i, size in enumerate(sizes):
         path = root / f"{2015 + i % 10}" / f"{1 + i % 12:02d}" / f"IMG_{i:05d}.jpg"
         path.parent.mkdir(parents=True, exist_ok=True)
-        if originals and rng.random() < dup_share:
+        if originals and i % round(1 / dup_share) == round(1 / dup_share) - 1:  # exactly that share of files
             shutil.copyfile(rng.choice(originals), path)
         else:
             path.write_bytes(os.urandom(size))
@@ -170,9 +170,12 @@ class Counter(monitoring.CommandListener):
         self.succeeded(event)
 
 
-def negotiate_cost(settings, owner: str, root_id: str, blocks: int, owned: bool) -> dict:
-    """One in-process negotiation: round trips, wall, our CPU and the database wait."""
-    from functions.files import uploads
+def negotiate_cost(settings, owner: str, root_id: str, blocks: int, case: str) -> dict:
+    """One in-process negotiation: round trips, wall, our CPU and the database wait.
+
+    case: "new" (no block known: each gets a presigned PUT), "same_file" (the user holds a file with this
+    content, as in a second backup) or "owned_blocks" (every block is the user's, but in other files)."""
+    from functions.files import tree, uploads
     from runtime.mongo import database_name
     from runtime.store import make_store
 
@@ -181,11 +184,14 @@ def negotiate_cost(settings, owner: str, root_id: str, blocks: int, owned: bool)
     db = client[database_name(settings.mongo_url)]
     store = make_store(settings, secret=b"bench", ensure=False)
     hashes = [secrets.token_hex(32) for _ in range(blocks)]
-    if owned:  # as after an earlier backup: the blocks exist and are this user's
+    if case != "new":  # as after an earlier backup: the blocks exist and are this user's
         db.blocks.insert_many([{"_id": h, "size": BLOCK, "refs": 1, "zero_since": None, "state": "live"}
                                for h in hashes])
         db.block_owners.insert_many([{"_id": f"{owner}:{h}", "user": owner, "hash": h} for h in hashes])
-    body = {"parent_id": root_id, "name": f"big-{blocks}-{owned}.bin", "size": BLOCK * blocks,
+    if case == "same_file":
+        db.nodes.insert_one(tree.new_node(owner, root_id, f"held-{blocks}.bin", "file", 0, size=BLOCK * blocks,
+                                          content_hash=uploads.content_hash(hashes), blocks=hashes))
+    body = {"parent_id": root_id, "name": f"big-{blocks}-{case}.bin", "size": BLOCK * blocks,
             "blocks": [{"hash": h, "size": BLOCK} for h in hashes]}
     listener.count = listener.wait_ns = 0
     cpu0, wall0 = time.process_time(), time.perf_counter()
@@ -193,7 +199,7 @@ def negotiate_cost(settings, owner: str, root_id: str, blocks: int, owned: bool)
     wall = time.perf_counter() - wall0
     cpu = time.process_time() - cpu0
     client.close()
-    return {"blocks": blocks, "owned": owned, "missing": len(upload["missing"]), "round_trips": listener.count,
+    return {"blocks": blocks, "case": case, "missing": len(upload["missing"]), "round_trips": listener.count,
             "wall": wall, "cpu": cpu, "db_wait": listener.wait_ns / 1e9}
 
 
@@ -249,12 +255,14 @@ def main() -> None:
 
         print(f"negotiation in-process (database {settings.mongo_url.split('?')[0].rsplit('/', 1)[0]}, "
               f"presigning against moto):")
-        for blocks, owned in ((100, False), (args.big_blocks, False), (100, True), (args.big_blocks, True)):
-            cost = negotiate_cost(settings, owner, root_id, blocks, owned)
-            kind = "all this user already stored" if owned else "all new (presign each)"
-            print(f"  {cost['blocks']:6d} blocks, {kind:30s}: {cost['round_trips']:2d} db round trips | wall "
-                  f"{cost['wall'] * 1000:7.1f} ms = our CPU {cost['cpu'] * 1000:7.1f} ms + db wait "
-                  f"{cost['db_wait'] * 1000:7.1f} ms | missing {cost['missing']}")
+        labels = {"same_file": "re-upload (user holds this file)", "new": "all blocks new (presign each)",
+                  "owned_blocks": "blocks owned, in other files"}
+        for case in ("same_file", "new", "owned_blocks"):
+            for blocks in (100, args.big_blocks):
+                cost = negotiate_cost(settings, owner, root_id, blocks, case)
+                print(f"  {cost['blocks']:6d} blocks, {labels[case]:34s}: {cost['round_trips']:2d} db round trips | "
+                      f"wall {cost['wall'] * 1000:8.1f} ms = our CPU {cost['cpu'] * 1000:7.1f} ms + db wait "
+                      f"{cost['db_wait'] * 1000:8.1f} ms | missing {cost['missing']}")
     finally:
         gateway.terminate()
         moto.terminate()

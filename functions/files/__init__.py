@@ -59,7 +59,7 @@ OPENAPI = {"paths": {
         "summary": "The file's bytes; Range → 206, ETag = content_hash",
         "parameters": [_ID, {"name": "Range", "in": "header", "schema": {"type": "string"}}],
         "responses": {"200": {"description": "the bytes", "content": {"application/octet-stream": {}}},
-                      "206": {"description": "a byte range"}, "302": {"description": "a presigned URL"},
+                      "206": {"description": "a byte range"},
                       "304": {"description": "If-None-Match matched"}, "404": _ERR, "416": _ERR}}},
     "/files/v1/trash": {"get": {"summary": "Nodes the caller trashed, paged", "parameters": _PAGE,
                                 "responses": {"200": _LIST}}},

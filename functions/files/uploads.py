@@ -236,7 +236,8 @@ def _blocks_missing(missing: list[str]) -> Conflict:
 
 
 def apply_content(db, owner: str, upload: dict, *, parent_id=None, name=None, node_id=None, check_base: bool,
-                  session, device_id=None, now: datetime | None = None) -> tuple[dict, bool]:
+                  session, device_id=None, now: datetime | None = None,
+                  record_owners: bool = True) -> tuple[dict, bool]:
     """Inside `session`: write the upload's content as a new file or over `node_id`; returns (node, created)."""
     now = now or now_ms()
     hashes = upload["blocks"]
@@ -283,7 +284,7 @@ def apply_content(db, owner: str, upload: dict, *, parent_id=None, name=None, no
     if dropped:
         db.blocks.update_many({"_id": {"$in": dropped}, "refs": {"$lte": 0}}, {"$set": {"zero_since": now}},
                               session=session)
-    if new_set:
+    if new_set and record_owners:
         db.block_owners.bulk_write([UpdateOne({"_id": f"{owner}:{h}"}, {"$setOnInsert": {"user": owner, "hash": h}},
                                               upsert=True) for h in new_set], ordered=False, session=session)
     events.emit(db, "file.committed", owner, {"node_id": doc["_id"], "upload_id": upload["_id"],
@@ -314,10 +315,12 @@ def commit_upload(db, mongo, store, owner: str, upload_id, *, session=None, devi
     if upload["status"] == "committed":
         return _committed(db, owner, upload, session)
     _check_open(upload, now)
-    missing = verify_blocks(db, store, owner, upload)
+    same_content = owns_content(db, owner, upload.get("content_hash") or content_hash(upload["blocks"]))
+    missing = [] if same_content else verify_blocks(db, store, owner, upload)
     if missing:
         raise _blocks_missing(missing)
-    record_possession(db, owner, upload["blocks"])
+    if not same_content:
+        record_possession(db, owner, upload["blocks"])
 
     def fn(s):
         again = get_upload(db, owner, upload_id, s)
@@ -325,7 +328,8 @@ def commit_upload(db, mongo, store, owner: str, upload_id, *, session=None, devi
             return _committed(db, owner, again, s)
         _check_open(again, now)
         return apply_content(db, owner, again, parent_id=again["parent_id"], name=again["name"],
-                             node_id=again.get("node_id"), check_base=True, session=s, device_id=device_id, now=now)
+                             node_id=again.get("node_id"), check_base=True, session=s, device_id=device_id, now=now,
+                             record_owners=not same_content)
 
     return run(mongo, session, fn)
 

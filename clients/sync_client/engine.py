@@ -282,9 +282,11 @@ class SyncClient:
         if result["status"] == "rejected":
             code = (result.get("error") or {}).get("code") or (result.get("conflict") or {}).get("type")
             log.warning("op %s %s rejected: %s", op["type"], op["op_id"], code)
-            if op["type"] == "upload" and code in RETRY_UPLOAD and self.state.entry(op.get("inode")) is not None:
+            if op["type"] == "upload" and code in RETRY_UPLOAD and op.get("attempt", 0) < 3 \
+                    and self.state.entry(op.get("inode")) is not None:
                 # the blocks or the upload went away before the commit: upload again under a new op_id
                 again = {k: v for k, v in op.items() if k not in ("seq", "op_id", "type", "sent_base")}
+                again["attempt"] = op.get("attempt", 0) + 1
                 self._enqueue("upload", **again)
                 return
             if creates and self.state.entry(op.get("inode")) is not None:

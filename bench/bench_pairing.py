@@ -12,6 +12,7 @@ the same percentiles under load. The agent presses its button `--press-ms` after
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -96,6 +97,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="50 sessions per phase instead of 500")
     parser.add_argument("--sessions", type=int, default=None)
     parser.add_argument("--press-ms", type=int, default=50)
+    parser.add_argument("--listener-workers", type=int, default=None, help="default: the listener's own")
+    parser.add_argument("--logs", default=None, help="a directory for the processes' output (default: discarded)")
     args, _ = parser.parse_known_args()
     sessions = args.sessions or (50 if args.quick else 500)
 
@@ -123,16 +126,26 @@ def main() -> None:
             tokens.append(issue_access_token(clients.keys, settings, sub=uid, aud="pcloud")[0])
         return tokens
 
+    def spawn(name: str, argv: list[str]) -> subprocess.Popen:
+        if not args.logs:
+            return start_process(argv, env)
+        os.makedirs(args.logs, exist_ok=True)
+        with open(os.path.join(args.logs, f"{name}.log"), "wb") as out:
+            return subprocess.Popen(argv, env={**os.environ, **env}, cwd=ROOT, stdout=out, stderr=subprocess.STDOUT)
+
     serials = [f"BENCH-{i:03d}-{uuid.uuid4().hex[:4].upper()}" for i in range(DEVICES)]
     procs = []
     try:
-        procs.append(start_process([python(), "-m", "functions.pairing.listener"], env))
+        listener = [python(), "-m", "functions.pairing.listener"]
+        if args.listener_workers:
+            listener += ["--workers", str(args.listener_workers)]
+        procs.append(spawn("listener", listener))
         agent_args = [python(), "-m", "devices.nas_agent", "--state-dir", f"{env['PCLOUD_DATA_DIR']}/nas",
-                      "--auto-press", str(args.press_ms / 1000), "--log-level", "WARNING"]
+                      "--auto-press", str(args.press_ms / 1000), "--log-level", "INFO" if args.logs else "WARNING"]
         for serial in serials:
             agent_args += ["--serial", serial]
-        procs.append(start_process(agent_args, env))
-        procs.append(start_process([gunicorn(), "-c", "gateway/gunicorn.conf.py", "gateway.wsgi:app"], env))
+        procs.append(spawn("agents", agent_args))
+        procs.append(spawn("gateway", [gunicorn(), "-c", "gateway/gunicorn.conf.py", "gateway.wsgi:app"]))
         deadline = time.monotonic() + 60
         while True:  # workers still booting answer slowly: wait for a real 200
             try:

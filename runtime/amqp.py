@@ -151,6 +151,16 @@ class AmqpPublisher:
                         raise PublishError(f"amqp: {exc.__class__.__name__}", details={"dependency": "amqp"}) from exc
         raise AssertionError("unreachable")
 
+    def queue_depth(self, queue: str) -> int:
+        """Messages ready in a queue (not those already delivered to a consumer)."""
+        with self._lock:
+            try:
+                channel = self._ensure()
+                return channel.queue_declare(queue, passive=True).method.message_count
+            except (AMQPError, OSError) as exc:
+                self.close_quietly()
+                raise Unavailable(f"amqp: {exc.__class__.__name__}", details={"dependency": "amqp"}) from exc
+
     def ping(self) -> None:
         with self._lock:
             try:

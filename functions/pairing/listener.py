@@ -77,7 +77,10 @@ def run(settings: Settings, stop: threading.Event, workers: int = WORKERS) -> No
         service = PairingService.from_clients(clients)
         sweeper = threading.Thread(target=sweep_loop, args=(service, stop), name="pairing-sweeper", daemon=True)
         sweeper.start()
-        run_consumer(settings.amqp_url, DeviceEventsConsumer(service), stop, workers=workers)
+        consumer = DeviceEventsConsumer(service)
+        # a small prefetch keeps a backlog in the broker, where the sweeper can see it (BrokerBacklog)
+        consumer.prefetch = max(2, workers * 2)
+        run_consumer(settings.amqp_url, consumer, stop, workers=workers)
         sweeper.join(timeout=5)
     finally:
         clients.close()

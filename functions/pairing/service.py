@@ -216,10 +216,34 @@ class WakeHub:
                     del self._waiters[(channel, sid)]
 
 
+class BrokerBacklog:
+    """Are device events waiting in the server's queue? Asked at most every `every` seconds."""
+
+    def __init__(self, publisher, every: float = 0.5):
+        self.publisher = publisher
+        self.every = every
+        self._checked = 0.0
+        self._value = False
+        self._lock = threading.Lock()
+
+    def __call__(self) -> bool:
+        with self._lock:
+            if time.monotonic() - self._checked < self.every:
+                return self._value
+            try:
+                self._value = self.publisher.queue_depth(amqp.EVENTS_QUEUE) > 0
+            except Unavailable as exc:
+                log.warning("could not read the device events backlog: %s", exc)
+                self._value = False
+            self._checked = time.monotonic()
+            return self._value
+
+
 class PairingService:
     """Sessions (Redis) and the NAS registry (MongoDB); `publisher` is the AmqpPublisher to devices."""
 
-    def __init__(self, db, mongo, redis, keys, publisher, timing: Timing, clock=utcnow):
+    def __init__(self, db, mongo, redis, keys, publisher, timing: Timing, clock=utcnow, backlog=None):
+        """`backlog()` says whether device events wait unhandled (default: asks the broker, cached briefly)."""
         self.db = db
         self.mongo = mongo
         self.redis = redis
@@ -227,6 +251,7 @@ class PairingService:
         self.publisher = publisher
         self.timing = timing
         self.clock = clock
+        self._backlog = backlog or BrokerBacklog(publisher)
         self._start = redis.register_script(_START_LUA)
         self._cas = redis.register_script(_CAS_LUA)
 
@@ -391,9 +416,19 @@ class PairingService:
             payload["device_id"] = device_id
         events.emit(self.db, "pairing.status", owner, payload, session=session)
 
-    def _deadline_decision(self, session: dict, now_ms: int):
+    def _deadline_decision(self, session: dict, now_ms: int, answering: bool = False):
+        """The timeout a session has reached by now_ms, as (status, fields, None), or None.
+
+        A device is not blamed for our own backlog: while device events wait unhandled in the broker, its
+        `pair.waiting` may be among them, so `failed: device_offline` waits up to one more ack period; a
+        `pair.waiting` handled within that period (`answering`) counts as in time.
+        """
         status = session["status"]
-        if status == "start" and now_ms >= int(session["ack_ms"]):
+        ack_ms = int(session["ack_ms"])
+        if status == "start" and now_ms >= ack_ms:
+            grace_ms = ack_ms + self.timing.ack_seconds * 1000
+            if now_ms < grace_ms and (answering or self._backlog()):
+                return None
             return "failed", {"reason": "device_offline"}, None
         if status == "waiting" and now_ms >= int(session["expires_ms"]):
             return "expired", {}, None
@@ -441,7 +476,7 @@ class PairingService:
         now_ms = _ms(self.clock())
 
         def decide(s):
-            late = self._deadline_decision(s, now_ms)
+            late = self._deadline_decision(s, now_ms, answering=True)
             if late:
                 return late
             if s["status"] == "start":

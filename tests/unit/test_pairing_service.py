@@ -38,7 +38,7 @@ def clock():
 def svc(clients, clock):
     clients.ensure_indexes()
     return PairingService(clients.db, clients.mongo, clients.redis, clients.redis_keys, clients.amqp,
-                          Timing(ack_seconds=15, confirm_seconds=120), clock=clock)
+                          Timing(ack_seconds=15, confirm_seconds=120), clock=clock, backlog=lambda: False)
 
 
 @pytest.fixture
@@ -168,6 +168,32 @@ def test_ack_timeout_fails_and_confirm_timeout_expires(svc, nas, clock, clients)
     assert _events(clients, sid) == ["waiting", "expired"]
 
 
+def test_our_own_backlog_does_not_fail_a_device_that_answered_in_time(clients, nas, clock):
+    backlog = {"now": True}
+    svc = PairingService(clients.db, clients.mongo, clients.redis, clients.redis_keys, clients.amqp,
+                         Timing(ack_seconds=15, confirm_seconds=120), clock=clock, backlog=lambda: backlog["now"])
+    late = svc.start("u1", nas())["session_id"]
+    serial = nas()
+    slow = svc.start("u1", serial)["session_id"]
+    clock.advance(20)  # past the ack deadline, while device events still wait in the broker
+    assert svc.sweep_deadlines() == 0
+    assert svc.get("u1", slow)["status"] == "start"
+    svc.on_waiting(serial, slow)  # its answer was in that backlog
+    assert svc.get("u1", slow)["status"] == "waiting"
+    clock.advance(11)  # a whole extra ack period: no backlog excuses that
+    assert svc.sweep_deadlines() == 1
+    assert svc.get("u1", late) == {"session_id": late, "serial": svc.get("u1", late)["serial"], "status": "failed",
+                                   "reason": "device_offline"}
+
+
+def test_the_backlog_probe_reads_the_broker(clients):
+    from functions.pairing.service import BrokerBacklog
+
+    assert BrokerBacklog(clients.amqp)() in (True, False)  # the worker vhost's events queue exists and answers
+    clients.amqp.ping()
+    assert clients.amqp.queue_depth(amqp.DEAD_LETTER_QUEUE) >= 0
+
+
 def test_a_press_that_arrives_after_expires_at_is_expired_even_before_a_sweep(svc, nas, clock, clients):
     serial = nas()
     sid = svc.start("u1", serial)["session_id"]
@@ -211,7 +237,7 @@ def test_wait_answers_at_once_when_status_differs_and_wakes_on_a_change(svc, nas
 
 def test_wait_sees_its_own_deadline_pass_without_a_sweeper(clients, nas):
     svc = PairingService(clients.db, clients.mongo, clients.redis, clients.redis_keys, clients.amqp,
-                         Timing(ack_seconds=1, confirm_seconds=5))
+                         Timing(ack_seconds=1, confirm_seconds=5), backlog=lambda: False)
     sid = svc.start("u1", nas())["session_id"]
     got = svc.wait("u1", sid, "start", 10)
     assert got["status"] == "failed" and got["reason"] == "device_offline"

@@ -39,7 +39,7 @@ def decode_cursor(cursor: str | None) -> int:
     except (binascii.Error, ValueError, UnicodeDecodeError):
         raw = ""
     digits = raw[len(_PREFIX):] if raw.startswith(_PREFIX) else ""
-    if not digits.isascii() or not digits.isdigit() or len(digits) > 18:
+    if not digits.isascii() or not digits.isdigit() or len(digits) > 18 or encode_cursor(int(digits)) != cursor:
         raise BadRequest("cursor is not one this server handed out", code="invalid_cursor")
     return int(digits)
 

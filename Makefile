@@ -33,7 +33,7 @@ bench: services
 	$(PY) -m bench
 
 rotate-keys: install
-	$(PY) -m gateway.cli rotate-keys
+	$(PY) -m functions.sso.cli rotate-keys
 
 clean:
 	rm -rf $(VENV) var

@@ -39,16 +39,16 @@ def bench_env(**extra) -> dict:
     return env
 
 
-def start_process(args: list[str], env: dict, ready_url: str | None = None, timeout: float = 30.0):
+def start_process(args: list[str], env: dict, ready_url: str | None = None, timeout: float = 90.0):
     proc = subprocess.Popen(args, env={**os.environ, **env}, cwd=ROOT, stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     if ready_url:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
-                requests.get(ready_url, timeout=1)
+                requests.get(ready_url, timeout=10)
                 return proc
-            except requests.ConnectionError:
+            except requests.RequestException:
                 time.sleep(0.1)
         proc.kill()
         raise SystemExit(f"{args} did not answer at {ready_url}")

@@ -68,11 +68,20 @@ def changes(db, owner: str, cursor: str | None = None, limit: int = 500, session
                    code="cursor_expired", details={"journal_floor": encode_cursor(user.get("journal_floor") or 0)})
     if after > int(user.get("seq") or 0):
         raise BadRequest("cursor is ahead of this account's journal", code="invalid_cursor")
-    docs = list(db.nodes.find({"owner": owner, "seq": {"$gt": after}}, _FIELDS, session=session)
-                .sort("seq", ASCENDING).limit(limit + 1))
+    top = int(user.get("seq") or 0)
+    docs: list[dict] = []
+    low, window = after, limit + 1
+    while len(docs) <= limit and low < top:
+        # a bounded seq range per query: the server then walks only that slice of the (owner, seq) index,
+        # never everything after the cursor; the range doubles across holes left by nodes changed again
+        high = min(top, low + window)
+        docs += db.nodes.find({"owner": owner, "seq": {"$gt": low, "$lte": high}}, _FIELDS, session=session) \
+            .sort("seq", ASCENDING).limit(limit + 1 - len(docs))
+        low, window = high, window * 2
     has_more = len(docs) > limit
     docs = docs[:limit]
-    last = docs[-1]["seq"] if docs else after
+    # every seq up to `top` was committed before we read it (it is taken inside the writing transaction)
+    last = docs[-1]["seq"] if has_more else max(top, after)
     return {"changes": [node_view(d) for d in docs], "cursor": encode_cursor(last), "has_more": has_more}
 
 

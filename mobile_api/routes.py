@@ -70,7 +70,22 @@ _ID = {"type": "string", "pattern": "^[0-9a-f]{24}$"}
 _REV = {"type": "integer", "minimum": 0, "description": "the node's rev this device last saw"}
 _NAME = {"type": "string", "minLength": 1, "description": "1-255 UTF-8 bytes, no '/' or NUL, not '.' or '..'"}
 
+_OP_SCHEMAS = {
+    "MobileOpCreateFolder": _op("create_folder", ["parent_id", "name"], {"parent_id": _ID, "name": _NAME},
+                                "make a folder"),
+    "MobileOpRename": _op("rename", ["node_id", "name", "base_rev"], {"node_id": _ID, "name": _NAME, "base_rev": _REV},
+                          "rename a node"),
+    "MobileOpMove": _op("move", ["node_id", "parent_id", "base_rev"],
+                        {"node_id": _ID, "parent_id": _ID, "base_rev": _REV}, "move a node into another folder"),
+    "MobileOpDelete": _op("delete", ["node_id", "base_rev"], {"node_id": _ID, "base_rev": _REV},
+                          "move a node to the trash"),
+    "MobileOpCommitUpload": _op("commit_upload", ["upload_id"], {"upload_id": _ID},
+                                "commit an upload negotiated with POST /files/v1/uploads (node_id + base_rev there "
+                                "overwrite)"),
+}
+
 OPENAPI_SCHEMAS = {
+    **_OP_SCHEMAS,
     "MobileNode": {
         "type": "object",
         "required": ["id", "parent_id", "name", "kind", "rev", "size", "content_hash", "mtime", "trashed_at"],
@@ -85,16 +100,10 @@ OPENAPI_SCHEMAS = {
             "purged": {"type": "boolean", "description": "present and true when the node is gone for good"},
         },
     },
-    "MobileOp": {"oneOf": [
-        _op("create_folder", ["parent_id", "name"], {"parent_id": _ID, "name": _NAME}, "make a folder"),
-        _op("rename", ["node_id", "name", "base_rev"], {"node_id": _ID, "name": _NAME, "base_rev": _REV},
-            "rename a node"),
-        _op("move", ["node_id", "parent_id", "base_rev"], {"node_id": _ID, "parent_id": _ID, "base_rev": _REV},
-            "move a node into another folder"),
-        _op("delete", ["node_id", "base_rev"], {"node_id": _ID, "base_rev": _REV}, "move a node to the trash"),
-        _op("commit_upload", ["upload_id"], {"upload_id": _ID},
-            "commit an upload negotiated with POST /files/v1/uploads (node_id + base_rev there overwrite)"),
-    ], "discriminator": {"propertyName": "type"}},
+    "MobileOp": {"oneOf": [{"$ref": f"#/components/schemas/{name}"} for name in _OP_SCHEMAS],
+                 "discriminator": {"propertyName": "type",
+                                   "mapping": {op: f"#/components/schemas/{name}"
+                                               for op, name in zip(ops.OP_TYPES, _OP_SCHEMAS, strict=True)}}},
     "MobileConflictRef": {
         "type": "object", "required": ["id", "type", "resolution"],
         "properties": {"id": _ID,

@@ -114,8 +114,12 @@ def test_openapi_documents_the_sync_endpoints(client):
         assert operation["operationId"] and "200" in operation["responses"]
     schemas = doc["components"]["schemas"]
     assert {"MobileNode", "MobileOp", "MobileOpResult", "MobileConflict"} <= set(schemas)
-    kinds = [o["properties"]["type"]["const"] for o in schemas["MobileOp"]["oneOf"]]
+    variants = [schemas[o["$ref"].rsplit("/", 1)[-1]] for o in schemas["MobileOp"]["oneOf"]]
+    kinds = [v["properties"]["type"]["const"] for v in variants]
     assert kinds == ["create_folder", "rename", "move", "delete", "commit_upload"]
+    mapping = schemas["MobileOp"]["discriminator"]["mapping"]
+    assert {k: schemas[v.rsplit("/", 1)[-1]]["properties"]["type"]["const"] for k, v in mapping.items()} == \
+        {k: k for k in kinds}
 
     def refs(value):
         if isinstance(value, dict):

@@ -24,7 +24,6 @@ from pymongo import ASCENDING, UpdateOne
 from functions.files import tree
 from functions.files.service import check_free, check_rev, get_node, live_folder, run, write_node
 from functions.files.tree import check_name, next_seq, node_json, now_ms, truncate_ms
-from runtime import events
 from runtime.errors import BadRequest, Conflict, Gone, NotFound, PayloadTooLarge
 from runtime.ids import as_utc, new_id
 from runtime.mongo import register_indexes
@@ -208,7 +207,7 @@ def verify_blocks(db, store, owner: str, upload: dict) -> list[str]:
         doc = docs.get(h)
         if doc is not None and doc.get("state") == "deleting":
             missing.append(h)
-        elif h in owned and doc is not None and doc.get("state") == "live":
+        elif h in owned and doc is not None:  # proven before; GC drops the proof only after the bytes
             continue
         else:
             to_head.append(h)
@@ -222,12 +221,18 @@ def verify_blocks(db, store, owner: str, upload: dict) -> list[str]:
     return missing
 
 
-def record_possession(db, owner: str, hashes: list[str]) -> None:
-    """The user has shown these blocks (verified at commit), even if the commit itself then fails."""
-    unique = list(dict.fromkeys(hashes))
-    if unique:
-        db.block_owners.bulk_write([UpdateOne({"_id": f"{owner}:{h}"}, {"$setOnInsert": {"user": owner, "hash": h}},
-                                              upsert=True) for h in unique], ordered=False)
+def record_possession(db, owner: str, upload: dict, now: datetime) -> None:
+    """The user has shown these blocks (verified at commit), even if the commit itself then fails; the block
+    documents let a later negotiation count them and GC find them if nothing ever references them."""
+    hashes = upload["blocks"]
+    sizes = dict(zip(hashes, block_sizes(upload["size"], len(hashes)), strict=True))
+    if not sizes:
+        return
+    db.blocks.bulk_write([UpdateOne({"_id": h}, {"$setOnInsert": {"size": n, "refs": 0, "zero_since": now,
+                                                                    "state": "pending", "created_at": now}},
+                                    upsert=True) for h, n in sizes.items()], ordered=False)
+    db.block_owners.bulk_write([UpdateOne({"_id": f"{owner}:{h}"}, {"$setOnInsert": {"user": owner, "hash": h}},
+                                          upsert=True) for h in sizes], ordered=False)
 
 
 def _blocks_missing(missing: list[str]) -> Conflict:
@@ -260,7 +265,8 @@ def apply_content(db, owner: str, upload: dict, *, parent_id=None, name=None, no
             extra["name"] = name
         if parent_id is not None and parent_id != node["parent_id"]:
             extra["parent_id"] = parent_id
-        doc = write_node(db, owner, node, {**fields, **extra}, session=session, device_id=device_id, content=True)
+        doc = write_node(db, owner, node, {**fields, **extra}, session=session, device_id=device_id, content=True,
+                         emit=False)
         created = False
     else:
         folder = live_folder(db, owner, parent_id, session)
@@ -268,8 +274,6 @@ def apply_content(db, owner: str, upload: dict, *, parent_id=None, name=None, no
         doc = tree.new_node(owner, folder["_id"], name, "file", next_seq(db, owner, session), size=fields["size"],
                             content_hash=fields["content_hash"], blocks=hashes, mtime=fields["mtime"])
         db.nodes.insert_one(doc, session=session)
-        events.emit(db, "node.changed", owner, {"node_id": doc["_id"], "seq": doc["seq"], "device_id": device_id},
-                    session=session)
         old_set, created = [], True
     sizes = dict(zip(hashes, block_sizes(upload["size"], len(hashes)), strict=True))
     old, new = set(old_set), set(new_set)
@@ -287,12 +291,20 @@ def apply_content(db, owner: str, upload: dict, *, parent_id=None, name=None, no
     if new_set and record_owners:
         db.block_owners.bulk_write([UpdateOne({"_id": f"{owner}:{h}"}, {"$setOnInsert": {"user": owner, "hash": h}},
                                               upsert=True) for h in new_set], ordered=False, session=session)
-    events.emit(db, "file.committed", owner, {"node_id": doc["_id"], "upload_id": upload["_id"],
-                                              "device_id": device_id}, session=session)
+    db.outbox.insert_many([_event("node.changed", owner, {"node_id": doc["_id"], "seq": doc["seq"],
+                                                          "device_id": device_id}, now),
+                           _event("file.committed", owner, {"node_id": doc["_id"], "upload_id": upload["_id"],
+                                                            "device_id": device_id}, now)], session=session)
     db.uploads.update_one({"_id": upload["_id"]},
                           {"$set": {"status": "committed", "committed_at": now,
                                     "result": {"node_id": doc["_id"], "created": created}}}, session=session)
     return doc, created
+
+
+def _event(type_: str, owner: str, payload: dict, now: datetime) -> dict:
+    """An outbox event as runtime.events.emit writes it; a commit writes its two in one round trip."""
+    return {"_id": new_id(), "type": type_, "user_id": owner, "payload": payload, "created_at": now,
+            "status": "pending", "attempts": 0}
 
 
 def _committed(db, owner: str, upload: dict, session=None) -> tuple[dict, bool]:
@@ -319,8 +331,6 @@ def commit_upload(db, mongo, store, owner: str, upload_id, *, session=None, devi
     missing = [] if same_content else verify_blocks(db, store, owner, upload)
     if missing:
         raise _blocks_missing(missing)
-    if not same_content:
-        record_possession(db, owner, upload["blocks"])
 
     def fn(s):
         again = get_upload(db, owner, upload_id, s)
@@ -331,7 +341,12 @@ def commit_upload(db, mongo, store, owner: str, upload_id, *, session=None, devi
                              node_id=again.get("node_id"), check_base=True, session=s, device_id=device_id, now=now,
                              record_owners=not same_content)
 
-    return run(mongo, session, fn)
+    try:
+        return run(mongo, session, fn)
+    except Conflict:
+        if not same_content:  # the blocks were shown even though the commit cannot go through
+            record_possession(db, owner, upload, now)
+        raise
 
 
 def commit_into(db, store, owner: str, upload: dict, *, parent_id=None, name=None, node_id=None, session,

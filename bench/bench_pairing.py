@@ -12,6 +12,7 @@ the same percentiles under load. The agent presses its button `--press-ms` after
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import statistics
 import subprocess
@@ -26,6 +27,7 @@ import requests
 from bench.common import ROOT, bench_env, gunicorn, python, start_process
 
 DEVICES = 50
+GATEWAY_THREADS = 40  # per gunicorn worker (2 workers)
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -67,15 +69,20 @@ class Pairer:
         return (t_wait - t0) * 1000, (t_done - t0) * 1000
 
 
-def _server_side(redis, prefix: str) -> tuple[list[float], list[float]]:
+def _server_side(redis, prefix: str, dump: str | None = None) -> tuple[list[float], list[float]]:
     """From the sessions' own timestamps: session created → listener saw pair.waiting / claimed the device."""
     waits, dones = [], []
+    sessions = []
     for key in redis.scan_iter(f"{prefix}pairing:session:*", count=1000):
         s = {k.decode(): v.decode() for k, v in redis.hgetall(key).items()}
+        sessions.append(s)
         if s.get("status") == "done" and "waiting_ms" in s:
             waits.append(int(s["waiting_ms"]) - int(s["created_ms"]))
             dones.append(int(s["done_ms"]) - int(s["created_ms"]))
         redis.delete(key)
+    if dump:
+        with open(dump, "w") as out:
+            json.dump(sessions, out)
     return waits, dones
 
 
@@ -145,7 +152,9 @@ def main() -> None:
         for serial in serials:
             agent_args += ["--serial", serial]
         procs.append(spawn("agents", agent_args))
-        procs.append(spawn("gateway", [gunicorn(), "-c", "gateway/gunicorn.conf.py", "gateway.wsgi:app"]))
+        # 50 clients each holding a long-poll need more than the default 2 × 16 threads
+        procs.append(spawn("gateway", [gunicorn(), "-c", "gateway/gunicorn.conf.py", "--threads", str(GATEWAY_THREADS),
+                                       "gateway.wsgi:app"]))
         deadline = time.monotonic() + 60
         while True:  # workers still booting answer slowly: wait for a real 200
             try:
@@ -176,7 +185,8 @@ def main() -> None:
         for i in range(sessions):
             samples.append(pairers[i % DEVICES].pair_once())
         _report("sequential (1 at a time)", samples, time.perf_counter() - t0,
-                _server_side(clients.redis, settings.redis_prefix))
+                _server_side(clients.redis, settings.redis_prefix,
+                             os.path.join(args.logs, "sessions-sequential.json") if args.logs else None))
 
         # between phases: the first users unpair, so new users may pair the same boxes
         for p in pairers:
@@ -202,8 +212,9 @@ def main() -> None:
             for f in futures:
                 f.result()
         _report(f"concurrent ({DEVICES} devices)", samples, time.perf_counter() - t0,
-                _server_side(clients.redis, settings.redis_prefix))
-        print(f"(agent presses {args.press_ms} ms after pair.waiting; gunicorn 2 workers × 16 threads; "
+                _server_side(clients.redis, settings.redis_prefix,
+                             os.path.join(args.logs, "sessions.json") if args.logs else None))
+        print(f"(agent presses {args.press_ms} ms after pair.waiting; gunicorn 2 workers × {GATEWAY_THREADS} threads; "
               f"one listener; one agent process for all {DEVICES} devices; 2-core machine)")
     finally:
         for proc in procs:

@@ -199,6 +199,10 @@ class Consumer:
         """Messages with the same shard are handled in order (run_consumer with workers > 1)."""
         return routing_key
 
+    def inline(self, routing_key: str) -> bool:
+        """With workers: handle this message at once in the consuming thread (cheap work that must not queue)."""
+        return False
+
 
 def run_consumer(url: str, consumer: Consumer, stop: threading.Event | None = None,
                  reconnect_max: float = 30.0, workers: int = 1) -> None:
@@ -224,7 +228,7 @@ def run_consumer(url: str, consumer: Consumer, stop: threading.Event | None = No
                     break
                 if method is None:
                     continue
-                if pool is not None:
+                if pool is not None and not consumer.inline(method.routing_key):
                     pool.submit(method, properties, body)
                 else:
                     _handle(channel, consumer, method, properties, body)

@@ -9,8 +9,10 @@ times a second, so `failed`/`expired` happen even when nobody polls.
 from __future__ import annotations
 
 import logging
+import queue
 import signal
 import threading
+import time
 
 from pymongo.errors import PyMongoError
 from redis import RedisError
@@ -24,7 +26,7 @@ from runtime.settings import Settings
 log = logging.getLogger(__name__)
 
 SWEEP_EVERY = 0.25
-WORKERS = 4  # threads handling messages; each device's messages stay in order
+WORKERS = 8  # threads handling messages; each device's messages stay in order
 DEVICE_TYPES = ("hello", "pair.waiting", "pair.confirmed", "pair.rejected")
 
 
@@ -40,6 +42,14 @@ class DeviceEventsConsumer(Consumer):
     def shard(self, routing_key: str) -> str:
         """One device's messages are handled in order; different devices in parallel."""
         return routing_key.split(".", 2)[1] if routing_key.count(".") >= 2 else routing_key
+
+    def inline(self, routing_key: str) -> bool:
+        """Answers that only touch Redis skip the queue behind other devices' database work.
+
+        Overtaking is harmless: a session only moves forward (an early pair.waiting after pair.confirmed
+        changes nothing), and a device sends pair.waiting before pair.confirmed anyway.
+        """
+        return routing_key.endswith((".pair.waiting", ".pair.rejected"))
 
     def consume(self, message: dict, properties, routing_key: str) -> None:
         prefix, _, rest = routing_key.partition(".")
@@ -69,20 +79,58 @@ def sweep_loop(service: PairingService, stop: threading.Event, every: float = SW
         stop.wait(every)
 
 
+class Announcer:
+    """Writes the outbox events that follow a session change in a thread of their own.
+
+    A pair.waiting then costs the message handler only Redis work, so a slow database does not hold up the
+    person watching the app; the events are written moments later (push turns them into notifications).
+    """
+
+    def __init__(self):
+        self.queue: queue.SimpleQueue = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._run, name="pairing-announcer", daemon=True)
+        self.thread.start()
+
+    def __call__(self, fn) -> None:
+        self.queue.put(fn)
+
+    def _run(self) -> None:
+        while True:
+            fn = self.queue.get()
+            if fn is None:
+                return
+            for attempt in range(1, 6):
+                try:
+                    fn()
+                    break
+                except (PyMongoError, Unavailable) as exc:
+                    log.warning("writing a pairing event failed (%s), attempt %d", exc, attempt)
+                    time.sleep(0.2 * attempt)
+            else:
+                log.error("gave up writing a pairing event after 5 attempts")
+
+    def close(self) -> None:
+        self.queue.put(None)
+        self.thread.join(timeout=30)
+
+
 def run(settings: Settings, stop: threading.Event, workers: int = WORKERS) -> None:
     """Consume and sweep until `stop` is set (tests run this in a thread)."""
     clients = Clients(settings)
+    announcer = Announcer()
     try:
         clients.ensure_indexes()
         service = PairingService.from_clients(clients)
+        service.defer = announcer
         sweeper = threading.Thread(target=sweep_loop, args=(service, stop), name="pairing-sweeper", daemon=True)
         sweeper.start()
         consumer = DeviceEventsConsumer(service)
         # a small prefetch keeps a backlog in the broker, where the sweeper can see it (BrokerBacklog)
-        consumer.prefetch = max(2, workers * 2)
+        consumer.prefetch = max(4, workers * 4)
         run_consumer(settings.amqp_url, consumer, stop, workers=workers)
         sweeper.join(timeout=5)
     finally:
+        announcer.close()  # what was changed is also announced before we go
         clients.close()
 
 

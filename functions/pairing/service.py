@@ -17,6 +17,7 @@ import threading
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import partial
 
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
@@ -216,6 +217,10 @@ class WakeHub:
                     del self._waiters[(channel, sid)]
 
 
+def _run_now(fn) -> None:
+    fn()
+
+
 class BrokerBacklog:
     """Are device events waiting in the server's queue? Asked at most every `every` seconds."""
 
@@ -252,6 +257,7 @@ class PairingService:
         self.timing = timing
         self.clock = clock
         self._backlog = backlog or BrokerBacklog(publisher)
+        self.defer = _run_now  # how outbox events that follow a Redis change are written (listener: a thread)
         self._start = redis.register_script(_START_LUA)
         self._cas = redis.register_script(_CAS_LUA)
 
@@ -405,7 +411,8 @@ class PairingService:
             if result[0] == b"ok":
                 session.update(fields, status=new)
                 if new in ("waiting", "failed", "expired"):
-                    self._announce(sid, session["owner"], session["serial"], new)
+                    # not atomic with the Redis change either way; the listener runs these off its hot path
+                    self.defer(partial(self._announce, sid, session["owner"], session["serial"], new))
                 return session, new
         raise Unavailable("pairing session kept changing under us; try again", details={"dependency": "redis"})
 

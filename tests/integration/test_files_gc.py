@@ -175,3 +175,4 @@ def test_commit_racing_gc_never_leaves_a_node_without_its_bytes(files_api, clien
     for node in clients.db.nodes.find({"owner": api.user.id, "kind": "file", "purged": {"$ne": True}}):
         for digest in node["blocks"]:
             assert clients.store.head(digest) is not None
+

@@ -250,8 +250,11 @@ class World:
         assert not lost, f"content lost without a conflict record or trash entry: {lost}"
 
 
-def run_program(clients, make_user, data, max_steps: int) -> World:
-    world = World(clients, make_user().id)
+def run_program(clients, data, max_steps: int) -> World:
+    user_id = new_id()  # a fresh user per example: its own tree, same database
+    clients.db.users.insert_one({"_id": user_id, "email": f"{user_id}@example.test", "name": "P", "identities": [],
+                                 "seq": 0, "journal_floor": 0, "created_at": utcnow()})
+    world = World(clients, user_id)
     world.pull(world.devices[0])
     for device in world.devices[1:]:  # everyone starts from the same (empty) tree
         device.view, device.cursor = dict(world.devices[0].view), world.devices[0].cursor
@@ -278,18 +281,21 @@ def sync_db(clients):
     return clients
 
 
+@pytest.mark.timeout(600)  # ~30 s on an idle database server; the suite's 120 s default is too tight when shared
 @settings(max_examples=int(os.environ.get("PCLOUD_PROPERTY_EXAMPLES", "500")), deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.data_too_large])
 @given(data=st.data())
-def test_three_devices_converge(sync_db, make_user, data):
-    run_program(sync_db, make_user, data, max_steps=12)
+def test_three_devices_converge(sync_db, data):
+    run_program(sync_db, data, max_steps=10)
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(not os.environ.get("PCLOUD_PROPERTY_LONG"), reason="set PCLOUD_PROPERTY_LONG=1 (minutes)")
+@pytest.mark.timeout(3600)
 @settings(max_examples=2000, deadline=None, database=None,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.data_too_large])
 @given(data=st.data())
-def test_three_devices_converge_long_programs(sync_db, make_user, data):
-    run_program(sync_db, make_user, data, max_steps=60)
+def test_three_devices_converge_long_programs(sync_db, data):
+    run_program(sync_db, data, max_steps=60)

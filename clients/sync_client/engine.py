@@ -222,6 +222,8 @@ class SyncClient:
     def _resolve(self, op: dict, touched: set):
         """The wire op, None when it must wait for an earlier op's result, or "drop"."""
         kind, wire = op["type"], {"op_id": op["op_id"]}
+        if kind == "create_folder" and self.state.entry(op["inode"]) is None:
+            return "drop"  # made and removed again while offline: nothing to tell the server
         node_id = None
         if kind in ("delete", "rename", "move") or op.get("overwrite"):
             node_id = self._node_of(op)

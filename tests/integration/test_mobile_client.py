@@ -216,3 +216,12 @@ def test_dev_token_for_the_walkthrough(gateway, env, clients, tmp_path):
         client.close()
     user = clients.db.users.find_one({"email": "new@example.test"})
     assert clients.db.nodes.find_one({"owner": user["_id"], "name": "hello.txt"}) is not None
+
+
+def test_made_and_removed_while_offline_never_reaches_the_server(pair, clients):
+    laptop, phone, in_step, _, user = pair
+    (laptop.folder / "Tmp").mkdir()
+    laptop.scan()  # noticed and queued, but not sent (offline)
+    (laptop.folder / "Tmp").rmdir()
+    server = in_step()
+    assert server == {} and clients.db.nodes.count_documents({"owner": user.id, "name": "Tmp"}) == 0

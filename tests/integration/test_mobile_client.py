@@ -7,72 +7,8 @@ import sys
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pytest
-
 from clients.sync_client import ApiFailure, SyncApi, SyncClient
 from clients.sync_client.hashing import BLOCK_SIZE, hash_file
-from runtime.mongo import database_name
-
-
-def disk_tree(folder: Path) -> dict[str, bytes | None]:
-    out = {}
-    for dirpath, dirnames, filenames in os.walk(folder):
-        rel = os.path.relpath(dirpath, folder)
-        if rel == ".pcloud" or rel.startswith(".pcloud/"):
-            dirnames[:] = []
-            continue
-        dirnames[:] = [d for d in dirnames if not (rel == "." and d == ".pcloud")]
-        for d in dirnames:
-            out[os.path.normpath(os.path.join(rel, d))] = None
-        for f in filenames:
-            out[os.path.normpath(os.path.join(rel, f))] = (Path(dirpath) / f).read_bytes()
-    return out
-
-
-def server_tree(clients, settings, user_id) -> dict[str, bytes | None]:
-    db = clients.mongo[database_name(settings.mongo_url)]
-    nodes = {n["_id"]: n for n in db.nodes.find({"owner": user_id})}
-
-    def path(n):
-        parts = []
-        while n.get("parent_id") is not None:
-            if n.get("trashed_at") is not None:
-                return None
-            parts.append(n["name"])
-            n = nodes[n["parent_id"]]
-        return "/".join(reversed(parts))
-
-    out = {}
-    for n in nodes.values():
-        p = path(n)
-        if p:
-            out[p] = None if n["kind"] == "folder" else b"".join(clients.store.get(h) for h in n.get("blocks") or [])
-    return out
-
-
-@pytest.fixture
-def pair(gateway, make_user, clients, settings, tmp_path):
-    user = make_user()
-    made = []
-
-    def client(name: str, api=None) -> SyncClient:
-        c = SyncClient(tmp_path / name, api or SyncApi(gateway.url, user.token), device_name=name)
-        made.append(c)
-        return c
-
-    laptop, phone = client("Laptop"), client("Pixel")
-
-    def in_step(*extra):
-        for c in (laptop, phone, laptop, *extra):
-            assert c.sync_once()
-        server = server_tree(clients, settings, user.id)
-        assert disk_tree(laptop.folder) == server
-        assert disk_tree(phone.folder) == server
-        return server
-
-    yield laptop, phone, in_step, client, user
-    for c in made:
-        c.close()
 
 
 def test_two_folders_stay_in_step(pair):

@@ -203,6 +203,20 @@ def negotiate_cost(settings, owner: str, root_id: str, blocks: int, case: str) -
             "wall": wall, "cpu": cpu, "db_wait": listener.wait_ns / 1e9}
 
 
+def backups(args, workdir: Path, client: Backup, root_id: str) -> None:
+    began = time.perf_counter()
+    paths = make_tree(workdir, args.files, args.total_mib * MIB, args.dup_share)
+    total = sum(p.stat().st_size for p in paths)
+    unique = len({hashlib.sha256(p.read_bytes()).hexdigest() for p in paths})
+    print(f"tree: {len(paths)} files, {total / MIB:.0f} MiB, {len(paths) - unique} files duplicate another's "
+          f"content (generated in {time.perf_counter() - began:.1f} s); S3 = moto server; gateway = gunicorn "
+          f"{' '.join(GUNICORN_ARGS)}; {args.put_threads} PUT threads per file; machine: {os.cpu_count()} cores")
+    first, wall1 = client.run(root_id, "backup-1", workdir, paths)
+    report("pass 1", first, wall1, len(paths))
+    second, wall2 = client.run(root_id, "backup-2", workdir, paths)
+    report("pass 2", second, wall2, len(paths))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--small", action="store_true", help="a quick run: 24 files, 64 MiB, 1,000-block negotiation")
@@ -211,6 +225,7 @@ def main() -> None:
     parser.add_argument("--dup-share", type=float, default=0.25)
     parser.add_argument("--put-threads", type=int, default=4)
     parser.add_argument("--big-blocks", type=int, default=10000)
+    parser.add_argument("--negotiation-only", action="store_true", help="skip the two backup passes")
     args = parser.parse_args()
     if args.small:
         args.files, args.total_mib, args.big_blocks = 24, 64, 1000
@@ -239,20 +254,10 @@ def main() -> None:
     wait_for(f"{settings.public_url}/healthz", gateway)
     workdir = Path(tempfile.mkdtemp(prefix="pcloud-bench-tree-"))
     try:
-        began = time.perf_counter()
-        paths = make_tree(workdir, args.files, args.total_mib * MIB, args.dup_share)
-        total = sum(p.stat().st_size for p in paths)
-        unique = len({hashlib.sha256(p.read_bytes()).hexdigest() for p in paths})
-        print(f"tree: {len(paths)} files, {total / MIB:.0f} MiB, {len(paths) - unique} files duplicate another's "
-              f"content (generated in {time.perf_counter() - began:.1f} s); S3 = moto server; gateway = gunicorn "
-              f"{' '.join(GUNICORN_ARGS)}; {args.put_threads} PUT threads per file; machine: {os.cpu_count()} cores")
         client = Backup(settings.public_url, token, args.put_threads)
         root_id = client.api("GET", "/root").json()["id"]
-        first, wall1 = client.run(root_id, "backup-1", workdir, paths)
-        report("pass 1", first, wall1, len(paths))
-        second, wall2 = client.run(root_id, "backup-2", workdir, paths)
-        report("pass 2", second, wall2, len(paths))
-
+        if not args.negotiation_only:
+            backups(args, workdir, client, root_id)
         print(f"negotiation in-process (database {settings.mongo_url.split('?')[0].rsplit('/', 1)[0]}, "
               f"presigning against moto):")
         labels = {"same_file": "re-upload (user holds this file)", "new": "all blocks new (presign each)",

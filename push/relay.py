@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 # The job receives the event as {"id","type","user_id","payload"}.
 EVENT_JOBS: dict[str, tuple[str, str]] = {}
 
-CLAIM_BATCH = 500
+CLAIM_BATCH = 200
 STALE_CLAIM = timedelta(minutes=2)
 IDLE_WAIT = 0.02  # seconds between empty polls: the latency floor of outbox → FCM
 SWEEP_EVERY = 0.5

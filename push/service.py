@@ -17,13 +17,14 @@ from pymongo.errors import BulkWriteError
 
 from runtime import events
 from runtime.errors import ApiError, BadRequest, PayloadTooLarge
-from runtime.ids import utcnow
+from runtime.ids import new_id, utcnow
 from runtime.mongo import register_indexes
 
 log = logging.getLogger(__name__)
 
 MAX_PAYLOAD_BYTES = 4096  # FCM's limit for data (+ notification) payloads
 SYNC_GAP_MS = 2000  # at most one sync tickle per device per 2 s
+JOB_BATCH = 500  # messages per rq job (one send_each call)
 DELIVERY_KEEP = timedelta(days=3)  # delivery records readable at GET /mobile/v1/notifications
 
 PAIRING_STATUSES = ("waiting", "done", "failed", "expired")
@@ -207,6 +208,7 @@ def _indexes(db) -> None:
     db.push_deliveries.create_index([("owner", ASCENDING), ("created_at", DESCENDING)])
     # the sweeper's query: queued deliveries whose lease (or wait) is over
     db.push_deliveries.create_index([("status", ASCENDING), ("lease_until", ASCENDING)])
+    db.push_deliveries.create_index([("job", ASCENDING)])
     db.push_deliveries.create_index([("expires_at", ASCENDING)], expireAfterSeconds=0)
     db.devices.create_index([("push_token", ASCENDING)], sparse=True)
     db.devices.create_index([("owner", ASCENDING), ("kind", ASCENDING)])
@@ -283,18 +285,29 @@ def fan_out(db, redis, keys, evts: list[dict], lease: timedelta, now: datetime |
         db.push_deliveries.bulk_write(deferred, ordered=False)
     if not inserts:
         return []
-    try:
-        db.push_deliveries.bulk_write([InsertOne(d) for d in inserts.values()], ordered=False)
-    except BulkWriteError as exc:
-        dupes = {e["op"]["_id"] for e in exc.details.get("writeErrors", []) if e.get("code") == 11000}
-        others = [e for e in exc.details.get("writeErrors", []) if e.get("code") != 11000]
-        if others:
-            raise
-        # recorded by an earlier relay pass that died before marking its events done: those deliveries are
-        # settled, or held by a lease (a job may have them); the sweeper sends them when the lease ends
-        for delivery_id in dupes:
-            inserts.pop(delivery_id, None)
+    docs = list(inserts.values())
+    assign_jobs(docs)
+    for i in range(0, len(docs), JOB_BATCH):  # one command per job's worth: each answers well within timeouts
+        try:
+            db.push_deliveries.bulk_write([InsertOne(d) for d in docs[i:i + JOB_BATCH]], ordered=False)
+        except BulkWriteError as exc:
+            dupes = {e["op"]["_id"] for e in exc.details.get("writeErrors", []) if e.get("code") == 11000}
+            if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
+                raise
+            # recorded by an earlier relay pass that died before marking its events done: those deliveries
+            # are settled, or held by a lease (a job may have them); the sweeper sends them when it ends
+            for delivery_id in dupes:
+                inserts.pop(delivery_id, None)
     return list(inserts.values())
+
+
+def assign_jobs(docs: list[dict]) -> None:
+    """Name each delivery's rq job before it is recorded, so the sweeper can tell a job still waiting in
+    Redis (leave it) from one that is lost (send again)."""
+    for i in range(0, len(docs), JOB_BATCH):
+        job_id = f"push-{new_id()}"
+        for doc in docs[i:i + JOB_BATCH]:
+            doc["job"] = job_id
 
 
 def message_view(doc: dict) -> dict:

@@ -18,16 +18,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from pymongo import UpdateOne
+from rq.job import Job, JobStatus
 
 from push import registry
 from push.senders import PushMessage, PushSender, make_sender
-from push.service import SYNC_GAP_MS, message_data
+from push.service import SYNC_GAP_MS, assign_jobs, message_data
 from runtime.ids import as_utc, utcnow
 
 log = logging.getLogger(__name__)
 
 QUEUE = "push"
-JOB_BATCH = 500  # messages per rq job (one send_each call)
 MAX_ATTEMPTS = 12  # sends FCM answered with a transient error
 MAX_RESENDS = 30  # sweeper re-enqueues (retries and lost jobs) before a delivery is given up
 BACKOFF_BASE_SECONDS = 2.0
@@ -88,15 +88,16 @@ def job_message(doc: dict) -> dict:
 
 
 def enqueue(clients, docs: list[dict]) -> int:
-    """Put deliveries on the rq queue in jobs of ≤ JOB_BATCH messages (one Redis round trip)."""
+    """Put deliveries on the rq queue, one job per `job` id they were given (≤ JOB_BATCH each), in one round trip."""
     if not docs:
         return 0
+    groups: dict[str, list[dict]] = {}
+    for doc in docs:
+        groups.setdefault(doc["job"], []).append(doc)
     queue = clients.queue(QUEUE)
-    datas = [
-        queue.prepare_data(send_messages, args=([job_message(d) for d in docs[i:i + JOB_BATCH]],),
-                           timeout=300, result_ttl=0, failure_ttl=86400)
-        for i in range(0, len(docs), JOB_BATCH)
-    ]
+    datas = [queue.prepare_data(send_messages, args=([job_message(d) for d in group],), job_id=job_id,
+                                timeout=300, result_ttl=0, failure_ttl=86400)
+             for job_id, group in groups.items()]
     queue.enqueue_many(datas)
     return len(datas)
 
@@ -246,13 +247,19 @@ def _requeue(delivery_id: str, now: datetime, retry_at: datetime, reason: str, a
     return UpdateOne({"_id": delivery_id, "status": "queued"}, change)
 
 
-def sweep(clients, lease: timedelta = DEFAULT_LEASE, now: datetime | None = None, limit: int = 5000) -> int:
-    """Enqueue every queued delivery that is due and not held by a live lease. Returns how many."""
+def sweep(clients, lease: timedelta = DEFAULT_LEASE, now: datetime | None = None, limit: int = 1000) -> int:
+    """Enqueue the queued deliveries that are due (lease or retry wait over) and whose job is not still
+    waiting in Redis (a backlog is not a loss). Returns how many it enqueued."""
     now = now or utcnow()
     query = {"status": "queued", "lease_until": {"$lte": now}}
     docs = list(clients.db.push_deliveries.find(query).sort("lease_until", 1).limit(limit))
     if not docs:
         return 0
+    waiting = _jobs_still_pending(clients, {d["job"] for d in docs if d.get("job")}, lease, now)
+    for job_id in waiting:
+        clients.db.push_deliveries.update_many({"job": job_id, "status": "queued"},
+                                               {"$set": {"lease_until": now + lease}})
+    docs = [d for d in docs if d.get("job") not in waiting]
     # a delivery whose job keeps dying (a poison message) must not circle for ever
     hopeless = [d["_id"] for d in docs if d.get("resends", 0) >= MAX_RESENDS]
     if hopeless:
@@ -262,11 +269,30 @@ def sweep(clients, lease: timedelta = DEFAULT_LEASE, now: datetime | None = None
         docs = [d for d in docs if d.get("resends", 0) < MAX_RESENDS]
     if not docs:
         return 0
-    ids = [d["_id"] for d in docs]
-    clients.db.push_deliveries.update_many({"_id": {"$in": ids}, "status": "queued"},
-                                           {"$set": {"lease_until": now + lease}, "$inc": {"resends": 1}})
+    assign_jobs(docs)
+    clients.db.push_deliveries.bulk_write([
+        UpdateOne({"_id": d["_id"], "status": "queued"},
+                  {"$set": {"lease_until": now + lease, "job": d["job"]}, "$inc": {"resends": 1}}) for d in docs
+    ], ordered=False)
     enqueue(clients, docs)
     return len(docs)
+
+
+def _jobs_still_pending(clients, job_ids: set[str], lease: timedelta, now: datetime) -> set[str]:
+    """Jobs queued in Redis, or started less than a lease ago (a SIGKILLed worker's job stays 'started')."""
+    if not job_ids:
+        return set()
+    ids = sorted(job_ids)
+    pending = set()
+    for job_id, job in zip(ids, Job.fetch_many(ids, connection=clients.redis), strict=True):
+        if job is None:
+            continue
+        status = job.get_status(refresh=False)
+        if status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
+            pending.add(job_id)
+        elif status == JobStatus.STARTED and job.started_at and as_utc(job.started_at) > now - lease:
+            pending.add(job_id)
+    return pending
 
 
 def purge_old(clients, now: datetime | None = None) -> int:

@@ -247,11 +247,25 @@ def test_a_delivery_no_worker_ever_confirms_is_given_up(clients, push_context, m
     emit(clients, "device.online", "u1", {"device_id": "nas", "online": True})
     relay_once(clients, push_context.lease)
     now = utcnow()
-    for _ in range(tasks.MAX_RESENDS):  # every job dies before recording anything
+    for _ in range(tasks.MAX_RESENDS):  # every job is lost before recording anything
+        clients.queue(tasks.QUEUE).empty()
         now += push_context.lease + timedelta(seconds=1)
         assert tasks.sweep(clients, push_context.lease, now=now) == 1
+    clients.queue(tasks.QUEUE).empty()
     now += push_context.lease + timedelta(seconds=1)
     assert tasks.sweep(clients, push_context.lease, now=now) == 0
     doc = clients.db.push_deliveries.find_one({})
     assert doc["status"] == "failed" and doc["reason"].startswith("gave up")
     clients.queue(tasks.QUEUE).empty()
+
+
+def test_a_backlog_waiting_in_redis_is_not_sent_twice(clients, push_context, drain_push, fcm_fake, make_phone):
+    """Leases run out while jobs still wait in the queue: that is a backlog, not a loss."""
+    make_phone("u1", "tok")
+    emit(clients, "conflict.created", "u1", {"conflict_id": "c1", "node_id": "n1"})
+    relay_once(clients, push_context.lease)
+    later = utcnow() + push_context.lease + timedelta(seconds=1)
+    assert tasks.sweep(clients, push_context.lease, now=later) == 0
+    assert clients.queue(tasks.QUEUE).count == 1
+    drain_push()
+    assert len(fcm_fake.messages_for("tok")) == 1

@@ -25,7 +25,7 @@ from push.tasks import backoff_seconds
 
 @pytest.fixture
 def sender(fcm_fake, fcm_service_account):
-    return FCMSender(firebase_app(str(fcm_service_account), fcm_fake.url, fcm_fake.token_uri, timeout=5.0))
+    return FCMSender(firebase_app(str(fcm_service_account), fcm_fake.url, fcm_fake.token_uri, timeout=30.0))
 
 
 def message_for(intent: service.Intent, token: str, mid: str = "m1") -> PushMessage:

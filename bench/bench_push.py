@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import statistics
 import subprocess
 import sys
@@ -22,7 +24,7 @@ from pathlib import Path
 
 from rq import SimpleWorker
 
-from bench.common import ROOT, bench_env, python, start_process
+from bench.common import ROOT, bench_env, python
 from push import registry, tasks
 from push.relay import Relay
 from push.senders import FCMSender, PushMessage, firebase_app
@@ -90,7 +92,9 @@ def bench_latency(env: dict, count: int) -> list[float]:
     clients = Clients(load_settings(env))
     clients.ensure_indexes()
     registry.register_phone(clients.db, "lat-user", "p", "android", "lat-token")
-    worker = start_process([python(), "-m", "runtime.worker", "push"], env)
+    # own process group: rq forks a scheduler child that must stop with the worker
+    worker = subprocess.Popen([python(), "-m", "runtime.worker", "push"], cwd=ROOT, env={**os.environ, **env},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     relay = Relay(clients)
     thread = threading.Thread(target=relay.run, daemon=True)
     thread.start()
@@ -111,7 +115,7 @@ def bench_latency(env: dict, count: int) -> list[float]:
     finally:
         relay.stop()
         thread.join(timeout=5)
-        worker.kill()
+        os.killpg(worker.pid, signal.SIGKILL)
         worker.wait()
         fake.stop()
         clients.mongo.drop_database(clients.db.name)

@@ -119,7 +119,8 @@ def _find_in(collection, ids: list[str], projection=None, session=None):
     """`_id $in ids`, in slices: SecantusDB's time for an `$in` grows with (matches x list length), so a 10,000-id
     list of existing documents takes minutes in one query and seconds in slices (a real mongod does not care)."""
     for start in range(0, len(ids), IN_SLICE):
-        yield from collection.find({"_id": {"$in": ids[start:start + IN_SLICE]}}, projection, session=session)
+        yield from collection.find({"_id": {"$in": ids[start:start + IN_SLICE]}}, projection,
+                                   session=session).batch_size(IN_SLICE + 1)
 
 
 def _owned(db, owner: str, hashes: list[str], session=None) -> set[str]:

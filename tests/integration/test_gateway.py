@@ -178,9 +178,9 @@ def test_proxy_mode_reaches_a_function_in_a_second_process(env, settings, make_u
     try:
         for _ in range(100):
             try:
-                requests.get(f"http://127.0.0.1:{port}/echo/v1/ping", timeout=1)
+                requests.get(f"http://127.0.0.1:{port}/echo/v1/ping", timeout=5)
                 break
-            except requests.ConnectionError:
+            except requests.RequestException:
                 time.sleep(0.1)
         from werkzeug.test import Client
 

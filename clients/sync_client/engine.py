@@ -269,12 +269,32 @@ class SyncClient:
         else:
             body.update(parent_id=wire["parent_id"], name=op["name"])
         body = {k: v for k, v in body.items() if v is not None}
-        negotiated = self.api.negotiate(body)
+        try:
+            negotiated = self.api.negotiate(body)
+        except ApiFailure as exc:
+            if exc.code != "parent_trashed" or not self._bring_back(body["parent_id"]):
+                raise
+            negotiated = self.api.negotiate(body)
         index = {b["hash"]: i for i, b in enumerate(blocks)}
         for target in negotiated.get("missing", []):
             self.api.put_block(target, read_block(path, index[target["hash"]]))
         self.state.set_entry(op["inode"], content_hash=digest, size=before.st_size, mtime_ns=before.st_mtime_ns)
         return {"op_id": op["op_id"], "type": "commit_upload", "upload_id": negotiated["upload_id"]}
+
+    def _bring_back(self, folder_id: str) -> bool:
+        """A new file for a folder deleted elsewhere meanwhile: ask the referee to restore the folder first
+        (a move into the folder it is in, on the rev we saw, is `modify_deleted` → restored, under a
+        conflicted-copy name if its own was taken meanwhile), as the table does for an edit in a trashed folder."""
+        folder = self.state.node(folder_id)
+        if folder is None:
+            return False
+        answer = self.api.ops(self.device_id, [{"op_id": f"{self.device_id[:8]}-{uuid.uuid4().hex}", "type": "move",
+                                                "node_id": folder_id, "parent_id": folder["parent_id"],
+                                                "base_rev": folder["rev"]}])
+        result = answer["results"][0]
+        if result.get("node"):
+            self.state.upsert_node(result["node"])
+        return result["status"] != "rejected"
 
     def _apply_result(self, op: dict, result: dict) -> None:
         node = result.get("node")

@@ -1,8 +1,8 @@
 """Two client folders, random offline file-system changes on both, sync in random order: they end in step.
 
 A seeded random walk (not hypothesis: each step is a real sync over HTTP; more seeds: PCLOUD_CLIENT_SEEDS=4,5,…)
-that covers what the table tests
-do not combine: renames of folders with edits inside, moves across folders, deletes of parents, re-creates.
+that covers what the table tests do not combine: renames of folders with edits inside, moves across folders,
+deletes of parents, re-creates.
 """
 
 import os

@@ -86,7 +86,7 @@ def check_blocks(blocks, size, max_blocks: int) -> list[str]:
     if len(blocks) > max_blocks:
         raise PayloadTooLarge(f"a file has at most {max_blocks} blocks", code="too_many_blocks",
                               details={"max_blocks": max_blocks, "blocks": len(blocks)})
-    hashes, total = [], 0
+    hashes, total, seen = [], 0, {}
     for i, block in enumerate(blocks):
         if not isinstance(block, dict):
             raise BadRequest("each block is {hash, size}", code="invalid_blocks", details={"index": i})
@@ -100,6 +100,9 @@ def check_blocks(blocks, size, max_blocks: int) -> list[str]:
         if (not last and block_size != BLOCK_SIZE) or (last and not 1 <= block_size <= BLOCK_SIZE):
             raise BadRequest(f"every block is exactly {BLOCK_SIZE} bytes except the last (1..{BLOCK_SIZE})",
                              code="invalid_block_size", details={"index": i, "size": block_size})
+        if seen.setdefault(digest, block_size) != block_size:
+            raise BadRequest("one hash cannot name blocks of two sizes", code="invalid_block_size",
+                             details={"index": i, "hash": digest})
         hashes.append(digest)
         total += block_size
     if total != size:

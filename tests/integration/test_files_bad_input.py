@@ -9,6 +9,7 @@ import pytest
 from tests.fixtures.files import BLOCK
 
 H = hashlib.sha256(b"x").hexdigest()
+H2 = hashlib.sha256(b"y").hexdigest()
 
 
 @pytest.fixture
@@ -45,8 +46,14 @@ def test_block_size_not_4_mib_except_the_last(api, clients, sizes):
     _nothing_written(api, clients)
 
 
+def test_one_hash_with_two_sizes(api, clients):
+    _assert_error(_negotiate(api, size=BLOCK + 1, blocks=[{"hash": H, "size": BLOCK}, {"hash": H, "size": 1}]),
+                  400, "invalid_block_size")
+    _nothing_written(api, clients)
+
+
 def test_sizes_not_summing_to_size(api, clients):
-    _assert_error(_negotiate(api, size=BLOCK + 2, blocks=[{"hash": H, "size": BLOCK}, {"hash": H, "size": 1}]),
+    _assert_error(_negotiate(api, size=BLOCK + 2, blocks=[{"hash": H, "size": BLOCK}, {"hash": H2, "size": 1}]),
                   400, "size_mismatch")
     _assert_error(_negotiate(api, size=5, blocks=[]), 400, "size_mismatch")
     _assert_error(_negotiate(api, size=-1, blocks=[]), 400, "invalid_size")
@@ -67,7 +74,7 @@ def two_block_limit(env):
 
 def test_the_block_limit_is_configurable(two_block_limit, files_api):
     api = files_api()
-    blocks = [{"hash": H, "size": BLOCK}] * 2 + [{"hash": H, "size": 1}]
+    blocks = [{"hash": H, "size": BLOCK}] * 2 + [{"hash": H2, "size": 1}]
     response = _negotiate(api, size=BLOCK * 2 + 1, blocks=blocks)
     _assert_error(response, 413, "too_many_blocks")
     assert response.json()["error"]["details"]["max_blocks"] == 2

@@ -39,13 +39,16 @@ def test_lone_surrogates_are_invalid_names():
 
 def test_block_lists():
     assert uploads.check_blocks([], 0, 10) == []
-    assert uploads.check_blocks([{"hash": H, "size": BLOCK}, {"hash": H, "size": 1}], BLOCK + 1, 10) == [H, H]
+    H2 = hashlib.sha256(b"y").hexdigest()
+    assert uploads.check_blocks([{"hash": H, "size": BLOCK}, {"hash": H, "size": BLOCK}, {"hash": H2, "size": 1}],
+                                2 * BLOCK + 1, 10) == [H, H, H2]
     cases = [
         ([{"hash": H.upper(), "size": 1}], 1, "invalid_hash"),
         ([{"hash": H, "size": BLOCK - 1}, {"hash": H, "size": 1}], BLOCK, "invalid_block_size"),
         ([{"hash": H, "size": True}], 1, "invalid_block_size"),
         ([{"hash": H, "size": 0}], 0, "invalid_block_size"),
         ([{"hash": H, "size": 5}], 6, "size_mismatch"),
+        ([{"hash": H, "size": BLOCK}, {"hash": H, "size": 5}], BLOCK + 5, "invalid_block_size"),
         ([{"hash": H, "size": 5}], True, "invalid_size"),
         ("blocks", 1, "invalid_blocks"),
         (["x"], 1, "invalid_blocks"),

@@ -46,24 +46,31 @@ def wait_for(url: str, proc, timeout: float = 60.0) -> None:
             return
         except requests.RequestException:
             time.sleep(0.2)
-    proc.kill()
     raise SystemExit(f"{url} did not answer within {timeout:.0f} s")
 
 
 def make_tree(root: Path, files: int, total: int, dup_share: float, seed: int = 7) -> list[Path]:
-    """Random (incompressible, like JPEGs) files in nested folders; a share of them copies of others."""
+    """Random (incompressible, like JPEGs) files in nested folders; every 1/dup_share-th file is a copy of an
+    earlier one. Sizes are planned first and scaled so the whole tree, copies included, is `total` bytes."""
     rng = random.Random(seed)
-    mean = total / files
-    sizes = [max(64 * 1024, int(rng.uniform(0.125, 1.875) * mean)) for _ in range(files)]
-    paths, originals = [], []
-    for i, size in enumerate(sizes):
+    every = round(1 / dup_share)
+    plan: list[tuple[int, int | None]] = []  # (size, index of the file it copies)
+    for i in range(files):
+        if i % every == every - 1:
+            source = rng.choice([k for k, (_, src) in enumerate(plan) if src is None])
+            plan.append((plan[source][0], source))
+        else:
+            plan.append((int(rng.uniform(0.125, 1.875) * total / files), None))
+    scale = total / sum(size for size, _ in plan)
+    sizes = [max(64 * 1024, int(size * scale)) for size, _ in plan]
+    paths = []
+    for i, (_, source) in enumerate(plan):
         path = root / f"{2015 + i % 10}" / f"{1 + i % 12:02d}" / f"IMG_{i:05d}.jpg"
         path.parent.mkdir(parents=True, exist_ok=True)
-        if originals and i % round(1 / dup_share) == round(1 / dup_share) - 1:  # exactly that share of files
-            shutil.copyfile(rng.choice(originals), path)
+        if source is None:
+            path.write_bytes(os.urandom(sizes[i]))
         else:
-            path.write_bytes(os.urandom(size))
-            originals.append(path)
+            shutil.copyfile(paths[source], path)
         paths.append(path)
     return paths
 
@@ -234,6 +241,14 @@ def main() -> None:
     moto_port = free_port()
     moto = start_process([os.path.join(os.path.dirname(gunicorn()), "moto_server"), "-H", "127.0.0.1", "-p",
                           str(moto_port)], AWS)
+    try:
+        run_with(args, moto, moto_port)
+    finally:
+        moto.terminate()
+        moto.wait(10)
+
+
+def run_with(args, moto, moto_port: int) -> None:
     wait_for(f"http://127.0.0.1:{moto_port}/", moto)
     bucket = f"pcloud-bench-{secrets.token_hex(4)}"
     env = bench_env(PCLOUD_STORE_URL=f"s3://{bucket}?endpoint=http://127.0.0.1:{moto_port}&region=us-east-1",
@@ -251,9 +266,9 @@ def main() -> None:
                                  "seq": 0, "journal_floor": 0, "created_at": utcnow()})
     token, _ = issue_access_token(clients.keys, settings, sub=owner, aud="pcloud")
     gateway = start_process([gunicorn(), *GUNICORN_ARGS, "-b", settings.bind, "gateway.wsgi:app"], env)
-    wait_for(f"{settings.public_url}/healthz", gateway)
     workdir = Path(tempfile.mkdtemp(prefix="pcloud-bench-tree-"))
     try:
+        wait_for(f"{settings.public_url}/healthz", gateway)
         client = Backup(settings.public_url, token, args.put_threads)
         root_id = client.api("GET", "/root").json()["id"]
         if not args.negotiation_only:
@@ -270,9 +285,7 @@ def main() -> None:
                       f"{cost['db_wait'] * 1000:8.1f} ms | missing {cost['missing']}")
     finally:
         gateway.terminate()
-        moto.terminate()
         gateway.wait(10)
-        moto.wait(10)
         clients.mongo.drop_database(clients.db.name)
         clients.close()
         shutil.rmtree(workdir, ignore_errors=True)

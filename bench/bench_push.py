@@ -126,19 +126,27 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--messages", type=int, default=5000)
     parser.add_argument("--events", type=int, default=200)
+    parser.add_argument("--mongo", help="another MongoDB-wire server, e.g. mongodb://127.0.0.1:27018/")
     args, _ = parser.parse_known_args(argv)
+
+    def env_for(**extra) -> dict:
+        env = bench_env(**extra)
+        if args.mongo:
+            env["PCLOUD_MONGO_URL"] = args.mongo.rstrip("/") + "/" + env["PCLOUD_MONGO_URL"].rsplit("/", 1)[1]
+        return env
+
     tmp = Path(tempfile.mkdtemp(prefix="pcloud-bench-push-"))
     service_account = tmp / "sa.json"
     fake, url = start_fake_process(service_account)
     try:
         sender_rate = bench_sender(url, service_account, args.messages)
-        env = bench_env(PCLOUD_PUSH_BACKEND="fcm", PCLOUD_FCM_CREDENTIALS=str(service_account),
-                        PCLOUD_FCM_ENDPOINT=url)
+        env = env_for(PCLOUD_PUSH_BACKEND="fcm", PCLOUD_FCM_CREDENTIALS=str(service_account),
+                      PCLOUD_FCM_ENDPOINT=url)
         worker_rate, fan_rate = bench_worker(env, args.messages)
     finally:
         fake.kill()
         fake.wait()
-    latencies = sorted(bench_latency(bench_env(), args.events))
+    latencies = sorted(bench_latency(env_for(), args.events))
     p50 = statistics.median(latencies)
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
     print(f"stand-in answers each send in {DELAY_MS} ms; 2-core machine, stand-in and worker both CPython")

@@ -268,9 +268,11 @@ def run_program(clients, data, max_steps: int) -> World:
             world.retry_last(device)
         else:
             world.offline(device, action, data)
-    for _ in range(2):
-        for device in world.devices:
-            world.sync(device)
+    for device in world.devices:  # everyone comes online and syncs …
+        world.sync(device)
+    for device in world.devices:  # … and reads what those after it sent (the last one already has it all)
+        if device.cursor != world.devices[-1].cursor:
+            world.pull(device)
     world.check()
     return world
 

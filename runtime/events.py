@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from pymongo import ASCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
 
 from runtime.ids import new_id, utcnow
 from runtime.mongo import register_indexes
@@ -21,11 +22,16 @@ def _indexes(db) -> None:
 
 def emit(db, type: str, user_id: str | None, payload: dict, session=None) -> str:
     event_id = new_id()
-    db.outbox.insert_one(
-        {"_id": event_id, "type": type, "user_id": user_id, "payload": payload, "created_at": utcnow(),
-         "status": "pending", "attempts": 0},
-        session=session,
-    )
+    try:
+        db.outbox.insert_one(
+            {"_id": event_id, "type": type, "user_id": user_id, "payload": payload, "created_at": utcnow(),
+             "status": "pending", "attempts": 0},
+            session=session,
+        )
+    except DuplicateKeyError:
+        if session is not None:
+            raise
+        # A retried write whose first attempt had landed: the event is recorded once, which is what we want.
     return event_id
 
 

@@ -272,6 +272,9 @@ class SyncClient:
         try:
             negotiated = self.api.negotiate(body)
         except ApiFailure as exc:
+            if exc.status == 404 and op.get("overwrite"):
+                self._as_new_file(op["inode"])  # purged elsewhere: keep this edit as a new file
+                return "drop"
             if exc.code != "parent_trashed" or not self._bring_back(body["parent_id"]):
                 raise
             negotiated = self.api.negotiate(body)
@@ -280,6 +283,13 @@ class SyncClient:
             self.api.put_block(target, read_block(path, index[target["hash"]]))
         self.state.set_entry(op["inode"], content_hash=digest, size=before.st_size, mtime_ns=before.st_mtime_ns)
         return {"op_id": op["op_id"], "type": "commit_upload", "upload_id": negotiated["upload_id"]}
+
+    def _as_new_file(self, inode: int) -> None:
+        """The node this file was is gone for good (purged): upload the local content as a new file."""
+        e = self.state.entry(inode)
+        if e is not None:
+            self.state.set_entry(inode, node_id=None)
+            self._enqueue("upload", inode=inode, parent_inode=e["parent_inode"], name=e["name"])
 
     def _bring_back(self, folder_id: str) -> bool:
         """A new file for a folder deleted elsewhere meanwhile: ask the referee to restore the folder first
@@ -311,7 +321,11 @@ class SyncClient:
                 again["attempt"] = op.get("attempt", 0) + 1
                 self._enqueue("upload", **again)
                 return
-            if creates and self.state.entry(op.get("inode")) is not None:
+            e = self.state.entry(op.get("inode"))
+            if op.get("overwrite") and code == "not_found" and e is not None:
+                self._as_new_file(op["inode"])  # edited here while the file was purged elsewhere
+                return
+            if creates and e is not None:
                 self.state.set_entry(op["inode"], node_id=REJECTED)
             return
         if result["status"] == "applied" and node and op.get("sent_base") is not None \

@@ -4,7 +4,7 @@ periods, conflicts and a sync interrupted after the server applied the ops."""
 import os
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from clients.sync_client import ApiFailure, SyncApi, SyncClient
@@ -161,3 +161,18 @@ def test_made_and_removed_while_offline_never_reaches_the_server(pair, clients):
     (laptop.folder / "Tmp").rmdir()
     server = in_step()
     assert server == {} and clients.db.nodes.count_documents({"owner": user.id, "name": "Tmp"}) == 0
+
+
+def test_an_edit_of_a_file_purged_elsewhere_comes_back_as_a_new_file(pair, clients):
+    from functions.files import gc
+    from runtime.ids import utcnow
+
+    laptop, phone, in_step, _, user = pair
+    (laptop.folder / "old.txt").write_bytes(b"v1")
+    in_step()
+    (laptop.folder / "old.txt").unlink()
+    assert laptop.sync_once()
+    assert gc.purge_trash(clients.db, clients.mongo, trash_days=0, now=utcnow() + timedelta(seconds=1)) == 1
+    (phone.folder / "old.txt").write_bytes(b"v2, edited offline")
+    server = in_step()
+    assert server == {"old.txt": b"v2, edited offline"}

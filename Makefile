@@ -24,7 +24,7 @@ run: install
 
 test: services
 	bash infra/test-deps.sh
-	$(VENV)/bin/pytest -n 2 tests
+	bash infra/test.sh
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -50,7 +50,7 @@ fi
 if [ -z "${PCLOUD_MONGO_URL:-}" ] && ! port_open "$MONGO_PORT"; then
   [ -x "$VENV/bin/secantusd-py" ] || { echo "services: $VENV/bin/secantusd-py missing: run make install" >&2; exit 1; }
   nohup "$VENV/bin/secantusd-py" --host 127.0.0.1 --port "$MONGO_PORT" --storage-path "$DATA_DIR/mongo" \
-    --log-level WARNING >>"$DATA_DIR/logs/secantusdb.log" 2>&1 &
+    --log-level WARNING --oplog-max-entries 20000 --oplog-retention-seconds 900 >>"$DATA_DIR/logs/secantusdb.log" 2>&1 &
   echo $! >"$DATA_DIR/secantusdb.pid"
   wait_port secantusdb "$MONGO_PORT" 60
   echo secantusdb >>"$STARTED"

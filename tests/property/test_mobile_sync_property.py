@@ -167,7 +167,10 @@ class World:
                     self.written.add(digest(op["content"]))
                     assert result["node"]["content_hash"] == digest(op["content"]) or \
                         result.get("conflict", {}).get("resolution") == "merged"
-                    if op.get("node_id") and result["status"] == "applied":
+                    # An edit replaces the content it was based on: applied as asked, or applied after restoring
+                    # a node deleted meanwhile (modify_deleted, a conflict record the user can see).
+                    if op.get("node_id") and (result["status"] == "applied" or
+                                              result.get("conflict", {}).get("resolution") == "restored"):
                         self.superseded.add(facts["replaces"])
         self.pull(device)
         device.local = None  # what the device shows now is the server's tree (the client's reconcile step)
@@ -284,7 +287,9 @@ def sync_db(clients):
 
 
 @pytest.mark.timeout(600)  # ~30 s on an idle database server; the suite's 120 s default is too tight when shared
+# CI explores the same 500 programs every run (a red CI must be reproducible); the long variant explores at random.
 @settings(max_examples=int(os.environ.get("PCLOUD_PROPERTY_EXAMPLES", "500")), deadline=None, database=None,
+          derandomize=True,
           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow,
                                  HealthCheck.data_too_large])
 @given(data=st.data())

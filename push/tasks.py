@@ -59,11 +59,10 @@ def context() -> PushContext:
     global _context
     with _context_lock:
         if _context is None:
-            from runtime.clients import clients_for
-            from runtime.settings import load_settings
+            from runtime.clients import process_clients
 
-            settings = load_settings()
-            _context = PushContext(clients_for(settings), make_sender(settings))
+            clients = process_clients()
+            _context = PushContext(clients, make_sender(clients.settings))
         return _context
 
 

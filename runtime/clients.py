@@ -78,10 +78,26 @@ def clients_for(settings: Settings) -> Clients:
         return found
 
 
+_process_settings: Settings | None = None
+
+
+def process_clients() -> Clients:
+    """The clients of this process's own environment, settings read once: what rq jobs and CLIs run on."""
+    global _process_settings
+    with _lock:
+        if _process_settings is None:
+            from runtime.settings import load_settings
+
+            _process_settings = load_settings()
+    return clients_for(_process_settings)
+
+
 def forget(settings: Settings) -> None:
     """Close and drop the process-wide Clients for these settings (tests, or a process shutting down)."""
+    global _process_settings
     with _lock:
         found = _by_settings.pop(hash(_settings_key(settings)), None)
+        _process_settings = None
     if found is not None:
         found.close()
 

@@ -5,14 +5,13 @@ from __future__ import annotations
 import logging
 
 from functions.files import gc
-from runtime.clients import clients_for
-from runtime.settings import load_settings
+from runtime.clients import process_clients
 
 log = logging.getLogger(__name__)
 
 
 def _clients():
-    return clients_for(load_settings())
+    return process_clients()
 
 
 def expire_uploads() -> int:

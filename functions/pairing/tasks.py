@@ -8,14 +8,13 @@ from __future__ import annotations
 import logging
 
 from functions.pairing.service import PairingService
-from runtime.clients import clients_for
-from runtime.settings import load_settings
+from runtime.clients import process_clients
 
 log = logging.getLogger(__name__)
 
 
 def _service() -> PairingService:
-    return PairingService.from_clients(clients_for(load_settings()))
+    return PairingService.from_clients(process_clients())
 
 
 def expire_sessions() -> int:

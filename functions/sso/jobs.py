@@ -7,8 +7,7 @@ an ended session within 60 s whether it ended by logout or by expiry.
 from __future__ import annotations
 
 from functions.sso.service import SsoService
-from runtime.clients import clients_for
-from runtime.settings import load_settings
+from runtime.clients import process_clients
 
 
 def run_maintenance(clients) -> dict:
@@ -20,4 +19,4 @@ def run_maintenance(clients) -> dict:
 
 def end_sessions() -> dict:
     """rq job (no arguments): settings and clients come from the worker's environment."""
-    return run_maintenance(clients_for(load_settings()))
+    return run_maintenance(process_clients())

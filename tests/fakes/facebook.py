@@ -23,21 +23,17 @@ from html import escape
 from urllib.parse import urlencode, urlsplit
 
 from flask import Flask, jsonify, redirect, request
-from werkzeug.serving import WSGIRequestHandler, make_server
+
+from tests.fakes._server import ServedApp
 
 VERSION = "v19.0"
-
-
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args, **kwargs):
-        pass
 
 
 def user_id_for(email: str) -> str:
     return str(10**15 + int(hashlib.sha256(email.lower().encode()).hexdigest()[:12], 16))
 
 
-class FakeFacebook:
+class FakeFacebook(ServedApp):
     def __init__(self, app_id: str = "fb-app", app_secret: str = "fb-secret"):
         self.app_id = app_id
         self.app_secret = app_secret
@@ -48,18 +44,6 @@ class FakeFacebook:
         self.app = self._build_app()
         self._server = None
         self.url = ""
-
-    def start(self, port: int = 0, host: str = "127.0.0.1") -> FakeFacebook:
-        self._server = make_server(host, port, self.app, threaded=True, request_handler=_QuietHandler)
-        self.url = f"http://{host}:{self._server.server_port}"
-        threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True).start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
 
     @property
     def authorize_url(self) -> str:
@@ -194,13 +178,8 @@ def main(argv=None) -> None:
     parser.add_argument("--app-secret", default="fb-secret")
     args = parser.parse_args(argv)
     fake = FakeFacebook(args.app_id, args.app_secret)
-    server = make_server(args.host, args.port, fake.app, threaded=True, request_handler=_QuietHandler)
-    fake.url = f"http://{args.host}:{server.server_port}"
-    print(f"Facebook stand-in on {fake.url} (authorize: {fake.authorize_url}, graph: {fake.graph_url})", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    fake.serve_forever(args.host, args.port,
+                       lambda f: f"Facebook stand-in on {f.url} (authorize: {f.authorize_url}, graph: {f.graph_url})")
 
 
 if __name__ == "__main__":

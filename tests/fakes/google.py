@@ -28,7 +28,8 @@ from urllib.parse import urlencode, urlsplit
 from flask import Flask, jsonify, redirect, request
 from joserfc import jwt
 from joserfc.jwk import RSAKey
-from werkzeug.serving import WSGIRequestHandler, make_server
+
+from tests.fakes._server import ServedApp
 
 _KEYS: list[RSAKey] = []
 _KEYS_LOCK = threading.Lock()
@@ -53,12 +54,7 @@ def subject_for(email: str) -> str:
     return str(int(hashlib.sha256(email.lower().encode()).hexdigest()[:15], 16))
 
 
-class _QuietHandler(WSGIRequestHandler):
-    def log_request(self, *args, **kwargs):
-        pass
-
-
-class FakeGoogle:
+class FakeGoogle(ServedApp):
     def __init__(self, client_id: str | None = None, client_secret: str | None = None):
         self.client_id = client_id
         self.client_secret = client_secret
@@ -71,23 +67,9 @@ class FakeGoogle:
         self.lock = threading.Lock()
         self.app = self._build_app()
         self._server = None
-        self._thread = None
         self.url = ""
 
     # --- lifecycle ------------------------------------------------------------------------------
-    def start(self, port: int = 0, host: str = "127.0.0.1") -> FakeGoogle:
-        self._server = make_server(host, port, self.app, threaded=True, request_handler=_QuietHandler)
-        self.url = f"http://{host}:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, args=(0.05,), daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        if self._server is not None:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
     @property
     def issuer(self) -> str:
         return self.url
@@ -275,13 +257,7 @@ def main(argv=None) -> None:
     parser.add_argument("--client-secret", default=None, help="accept only this client secret (default: any)")
     args = parser.parse_args(argv)
     fake = FakeGoogle(args.client_id, args.client_secret)
-    server = make_server(args.host, args.port, fake.app, threaded=True, request_handler=_QuietHandler)
-    fake.url = f"http://{args.host}:{server.server_port}"
-    print(f"Google stand-in on {fake.url} (discovery: {fake.discovery_url})", flush=True)
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
+    fake.serve_forever(args.host, args.port, lambda f: f"Google stand-in on {f.url} (discovery: {f.discovery_url})")
 
 
 if __name__ == "__main__":

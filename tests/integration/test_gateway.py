@@ -162,9 +162,12 @@ def test_a_call_needing_a_down_database_gets_json_503(env, make_user):
     user = make_user()
     env["PCLOUD_MONGO_URL"] = f"mongodb://127.0.0.1:{free_port()}/x?directConnection=true"
     c = Client(create_gateway(load_settings(env)))
+    started = time.monotonic()
     r = c.get("/files/v1/root", headers=user.headers)
-    assert r.status_code in (503, 404)  # 404 until the files function lands; never a hang or a 500
-    assert r.json["error"]["code"] in ("unavailable", "not_found")
+    assert time.monotonic() - started < 30  # bounded by the client's timeouts, never a hang
+    assert r.status_code == 503
+    assert r.json["error"]["code"] == "unavailable"
+    assert r.json["error"]["details"]["dependency"] == "mongo"
 
 
 def test_proxy_mode_reaches_a_function_in_a_second_process(env, settings, make_user):

@@ -61,6 +61,13 @@ OPENAPI = {"paths": {
         "responses": {"200": {"description": "the bytes", "content": {"application/octet-stream": {}}},
                       "206": {"description": "a byte range"},
                       "304": {"description": "If-None-Match matched"}, "404": _ERR, "416": _ERR}}},
+    "/files/v1/nodes/{id}/preview": {"get": {
+        "summary": "A JPEG preview of an image file (JPEG, PNG, WebP, HEIC), EXIF orientation applied, cached",
+        "parameters": [_ID, {"name": "size", "in": "query", "schema": {"type": "integer", "enum": [256, 1024]}}],
+        "responses": {"200": {"description": "the preview", "content": {"image/jpeg": {}}},
+                      "304": {"description": "If-None-Match matched"}, "400": _ERR, "404": _ERR,
+                      "413": {"description": "image_too_large", **_ERR},
+                      "415": {"description": "not_an_image (also corrupt or truncated)", **_ERR}}}},
     "/files/v1/trash": {"get": {"summary": "Nodes the caller trashed, paged", "parameters": _PAGE,
                                 "responses": {"200": _LIST}}},
     "/files/v1/folders": {"post": {

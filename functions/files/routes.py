@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, jsonify, request
 
-from functions.files import service, uploads
+from functions.files import previews, service, uploads
 from runtime.app import clients, json_body, page_params
 from runtime.errors import BadRequest, RangeNotSatisfiable
 from runtime.identity import current_identity
@@ -138,3 +138,14 @@ def content(node_id: str):
     headers["Content-Length"] = str(end - start + 1 if size else 0)
     body = uploads.iter_content(c.store, node, start, end) if size else iter(())
     return Response(body, status=status, headers=headers, direct_passthrough=True)
+
+
+@bp.get("/files/v1/nodes/<node_id>/preview")
+def preview(node_id: str):
+    c = clients()
+    size = previews.parse_size(request.args.get("size"))
+    jpeg, digest = previews.preview(c.db, c.store, _owner(), node_id, size)
+    headers = {"ETag": f'"{digest}"', "Cache-Control": "private, max-age=86400"}
+    if request.if_none_match.contains(digest):
+        return Response(status=304, headers=headers)
+    return Response(jpeg, status=200, mimetype="image/jpeg", headers=headers)

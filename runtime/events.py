@@ -1,18 +1,29 @@
-"""The outbox: work that must follow a write is recorded in the write's own transaction.
+"""Events recorded in the write's own transaction: the outbox (push) and the event log (CONTRACT §8).
 
-A relay (push/relay.py) carries pending events to rq. Nothing is lost when a process dies between the
-write and the work, and nothing is published for a write that rolled back.
+Outbox (`emit`, `claim_pending`, `mark_done`, `release`): a relay (push/relay.py) carries pending events to rq.
+Nothing is lost when a process dies between the write and the work, and nothing is published for a write that
+rolled back. Push still rides it this session.
+
+Event log (`append`, consumers: `claim`/`ack`/`hand_back`/`extend`, `Waker`, `run_consumer`, `set_state`,
+`list_events`): the one log graph, files and devices append to; see the design notes above `CONSUMERS`.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+import logging
+import re
+import threading
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 from pymongo import ASCENDING, ReturnDocument
-from pymongo.errors import DuplicateKeyError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from runtime.ids import new_id, utcnow
 from runtime.mongo import register_indexes
+
+log = logging.getLogger(__name__)
 
 
 @register_indexes
@@ -60,3 +71,303 @@ def release(db, event_ids: list[str]) -> None:
     """Hand events back (the relay could not enqueue them)."""
     if event_ids:
         db.outbox.update_many({"_id": {"$in": event_ids}}, {"$set": {"status": "pending"}})
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The event log (CONTRACT §8): collection `events`, owned by this module.
+#
+# Design, and why:
+# * `append` writes the event inside the caller's transaction, so an event exists iff its write committed.
+# * `seq` is per owner, not global: a counter document per owner (`event_seqs`) is `$inc`-ed in the same
+#   transaction. A single global counter would be a write-conflict hot spot every mutation of every user fights
+#   over; per owner, only one user's own concurrent writes contend (and retry). Because the counter document is
+#   written by every transaction that takes a number, two transactions of one owner cannot both commit with the
+#   counter unseen by the other: the second conflicts and retries after the first committed. So, per owner, a
+#   lower seq is always visible before a higher one, and a reader paging `after=SEQ` (GET /events/v1) never
+#   skips an event that commits late.
+# * Consumers do not read by seq at all (there is no global order to read by). Each event records, at append, the
+#   named consumers that must see it (`pending`, from CONSUMERS by type prefix). A consumer claims pending events
+#   with a lease (`claims.<name>`), handles them, and acks (removes itself from `pending`). Whatever commits late
+#   is simply still pending when it appears, so nothing is skipped; a consumer killed mid-batch loses its lease
+#   and the events are claimed again (at least once). Handlers must be idempotent: per subject, compare the
+#   event's (owner, seq) with what was last applied (the search indexer does exactly that).
+# * Wake on insert: `Waker` keeps a change stream open on `events` for inserts that name the consumer, so a
+#   consumer sleeps until a commit, not for a fixed poll interval. The stream is only a doorbell: the state is in
+#   the documents, so a missed notification costs at most `idle_seconds` (the backstop that also picks up
+#   expired leases).
+# * `state` (new | in_progress | done) belongs to the app event processor (`set_state`); consumers' own progress
+#   is `pending`/`claims`, so one consumer's state never hides an event from another.
+# * Retention: `sweep_expired` (a periodic job) deletes events older than PCLOUD_EVENT_RETENTION_DAYS.
+# Push still rides the outbox above (emit/claim_pending); it can become a consumer here by adding its name.
+# ---------------------------------------------------------------------------------------------------------------
+
+# Consumer name -> event type prefixes it must see ("" = every event). A new consumer is a line here; events
+# appended before its line shipped are not pending for it (the app processor replays from the log for those).
+CONSUMERS: dict[str, tuple[str, ...]] = {
+    "search": ("graph.node.", "files.node."),
+    "apps": ("",),
+}
+EVENT_STATES = ("new", "in_progress", "done")
+DEFAULT_LEASE_SECONDS = 60.0
+_TYPE_RE = re.compile(r"^[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*){2}$")
+
+
+@register_indexes
+def _event_indexes(db) -> None:
+    db.events.create_index([("owner", ASCENDING), ("seq", ASCENDING)], unique=True)
+    db.events.create_index([("pending", ASCENDING), ("time", ASCENDING)])
+    db.events.create_index([("time", ASCENDING)])
+    db.events.create_index([("owner", ASCENDING), ("subject", ASCENDING), ("seq", ASCENDING)])
+
+
+def consumers_for(type: str) -> list[str]:
+    return [name for name, prefixes in CONSUMERS.items() if any(type.startswith(p) for p in prefixes)]
+
+
+def append(db, *, owner: str, type: str, subject: str, data: dict, node_type: str | None = None,
+           cause: dict | None = None, session=None) -> dict:
+    """Record an event in the caller's transaction (`session`); returns the event as the API shows it.
+
+    Without a session the append runs in a transaction of its own (seq and insert stay atomic).
+    """
+    if not _TYPE_RE.match(type or ""):
+        raise ValueError(f"event type must be three dotted lowercase segments, got {type!r}")
+    if not owner or not isinstance(data, dict):
+        raise ValueError("an event needs an owner and a data dict")
+    if session is None:
+        from runtime.mongo import transaction
+
+        return transaction(db.client, lambda s: append(db, owner=owner, type=type, subject=subject, data=data,
+                                                        node_type=node_type, cause=cause, session=s))
+    counter = db.event_seqs.find_one_and_update({"_id": owner}, {"$inc": {"seq": 1}}, upsert=True,
+                                                return_document=ReturnDocument.AFTER, session=session)
+    doc = {"_id": new_id(), "seq": counter["seq"], "type": type, "subject": subject, "owner": owner,
+           "time": utcnow(), "state": "new", "data": data, "pending": consumers_for(type)}
+    if node_type:
+        doc["node_type"] = node_type
+    if cause:
+        doc["cause"] = cause
+    db.events.insert_one(doc, session=session)
+    return public(doc)
+
+
+def public(doc: dict) -> dict:
+    """The API shape of an event (CONTRACT §8): bookkeeping fields dropped, times as ISO strings."""
+    out = {"id": doc["_id"], "seq": doc["seq"], "type": doc["type"], "subject": doc["subject"]}
+    if doc.get("node_type"):
+        out["node_type"] = doc["node_type"]
+    out.update(owner=doc["owner"], time=_jsonable(doc["time"]), state=doc.get("state", "new"))
+    if doc.get("cause"):
+        out["cause"] = _jsonable(doc["cause"])
+    out["data"] = _jsonable(doc.get("data") or {})
+    return out
+
+
+def _jsonable(value):
+    if isinstance(value, datetime):
+        return value.isoformat().replace("+00:00", "Z")
+    if isinstance(value, dict):
+        return {k: _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    return value
+
+
+def type_filter(prefix: str | None) -> dict:
+    """`graph.node` matches `graph.node.created` and `graph.node` itself, never `graph.nodes.x`."""
+    if not prefix:
+        return {}
+    base = prefix.rstrip(".")
+    return {"type": {"$regex": f"^{re.escape(base)}(\\.|$)"}}
+
+
+def list_events(db, owner: str, *, after: int = 0, type_prefix: str | None = None,
+                limit: int = 100) -> tuple[list[dict], str | None]:
+    """The owner's events with seq > after, oldest first; next_cursor is the last seq when the page is full."""
+    query = {"owner": owner, "seq": {"$gt": after}, **type_filter(type_prefix)}
+    docs = list(db.events.find(query).sort("seq", ASCENDING).limit(limit))
+    items = [public(d) for d in docs]
+    return items, (str(docs[-1]["seq"]) if len(docs) == limit else None)
+
+
+def get_event(db, event_id: str, owner: str | None = None) -> dict | None:
+    query = {"_id": event_id} if owner is None else {"_id": event_id, "owner": owner}
+    doc = db.events.find_one(query)
+    return public(doc) if doc else None
+
+
+def set_state(db, event_ids: str | list[str], state: str, session=None) -> int:
+    """The app processor's view of an event: new → in_progress → done (CONTRACT §8). Returns events changed."""
+    if state not in EVENT_STATES:
+        raise ValueError(f"event state must be one of {EVENT_STATES}, got {state!r}")
+    ids = [event_ids] if isinstance(event_ids, str) else list(event_ids)
+    if not ids:
+        return 0
+    result = db.events.update_many({"_id": {"$in": ids}}, {"$set": {"state": state}}, session=session)
+    return result.modified_count
+
+
+def _check_consumer(consumer: str) -> None:
+    if consumer not in CONSUMERS:
+        raise ValueError(f"unknown event consumer {consumer!r}; add it to runtime.events.CONSUMERS")
+
+
+def _claimable(consumer: str, now: datetime) -> dict:
+    return {"pending": consumer,
+            "$or": [{f"claims.{consumer}": {"$exists": False}}, {f"claims.{consumer}.until": {"$lt": now}}]}
+
+
+def claim(db, consumer: str, *, limit: int = 100, lease_seconds: float = DEFAULT_LEASE_SECONDS,
+          types: tuple[str, ...] | list[str] | None = None) -> list[dict]:
+    """Lease up to `limit` events pending for `consumer` (oldest first), in three round trips.
+
+    Returned as stored (`_id`, `seq`, …, plus `attempts` = deliveries to this consumer, 1 the first time).
+    Concurrent claimers of one consumer get disjoint batches: the lease is set only where none is live.
+    Ack with `ack`, hand back with `hand_back`, keep with `extend`; an unacked lease runs out and the event is
+    claimed again.
+    """
+    _check_consumer(consumer)
+    now = utcnow()
+    query = _claimable(consumer, now)
+    if types:
+        query["type"] = {"$in": list(types)}
+    ids = [d["_id"] for d in db.events.find(query, {"_id": 1}).sort("time", ASCENDING).limit(limit)]
+    if not ids:
+        return []
+    token = new_id()
+    db.events.update_many({"_id": {"$in": ids}, **query},
+                          {"$set": {f"claims.{consumer}": {"token": token,
+                                                           "until": now + timedelta(seconds=lease_seconds)}},
+                           "$inc": {f"attempts.{consumer}": 1}})
+    docs = list(db.events.find({"_id": {"$in": ids}, f"claims.{consumer}.token": token}))
+    for doc in docs:
+        doc["attempts"] = (doc.get("attempts") or {}).get(consumer, 1)
+    docs.sort(key=lambda d: (d["owner"], d["seq"]))
+    return docs
+
+
+def ack(db, consumer: str, event_ids: list[str]) -> None:
+    """Done for this consumer: it never sees these events again (other consumers are unaffected)."""
+    _check_consumer(consumer)
+    if event_ids:
+        db.events.update_many({"_id": {"$in": list(event_ids)}},
+                              {"$pull": {"pending": consumer}, "$unset": {f"claims.{consumer}": ""}})
+
+
+def hand_back(db, consumer: str, event_ids: list[str], delay_seconds: float = 0.0) -> None:
+    """Hand events back: claimable again after `delay_seconds` (a retry backoff)."""
+    _check_consumer(consumer)
+    if event_ids:
+        until = utcnow() + timedelta(seconds=delay_seconds)
+        db.events.update_many({"_id": {"$in": list(event_ids)}, "pending": consumer},
+                              {"$set": {f"claims.{consumer}.until": until, f"claims.{consumer}.token": None}})
+
+
+def extend(db, consumer: str, event_ids: list[str], lease_seconds: float = DEFAULT_LEASE_SECONDS) -> None:
+    """Keep a lease alive while a long batch is still being worked on."""
+    _check_consumer(consumer)
+    if event_ids:
+        db.events.update_many({"_id": {"$in": list(event_ids)}, "pending": consumer},
+                              {"$set": {f"claims.{consumer}.until": utcnow() + timedelta(seconds=lease_seconds)}})
+
+
+def backlog(db, consumer: str) -> int:
+    """Events still pending for `consumer` (leased or not): what a health check or a benchmark waits on."""
+    _check_consumer(consumer)
+    return db.events.count_documents({"pending": consumer})
+
+
+class Waker:
+    """Wakes a consumer when an event pending for it is inserted (a change stream on `events`).
+
+    Open it before the first `claim` so nothing committed in between is missed. `wait(timeout)` returns True when
+    an insert arrived, False on timeout. A server without change streams degrades to a short sleep (0.2 s).
+    """
+
+    def __init__(self, db, consumer: str):
+        _check_consumer(consumer)
+        self._db = db
+        self._consumer = consumer
+        self._stream = None
+        self._open()
+
+    def _open(self) -> None:
+        pipeline = [{"$match": {"operationType": "insert", "fullDocument.pending": self._consumer}}]
+        try:
+            self._stream = self._db.events.watch(pipeline, max_await_time_ms=200)
+        except PyMongoError as exc:
+            log.warning("no change stream on events (%s); waking every 0.2 s instead", exc)
+            self._stream = None
+
+    def wait(self, timeout: float) -> bool:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self._stream is None:
+                time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+                self._open()
+            else:
+                try:
+                    if self._stream.try_next() is not None:
+                        return True
+                except PyMongoError as exc:
+                    log.warning("change stream on events broke (%s); reopening", exc)
+                    self.close()
+                    self._open()
+                    return True  # something may have been missed while it was down: look
+            if time.monotonic() >= deadline:
+                return False
+
+    def close(self) -> None:
+        if self._stream is not None:
+            try:
+                self._stream.close()
+            except PyMongoError:
+                pass
+            self._stream = None
+
+
+def run_consumer(db, consumer: str, handle: Callable[[list[dict]], None], stop: threading.Event, *,
+                 batch: int = 200, lease_seconds: float = DEFAULT_LEASE_SECONDS, idle_seconds: float = 5.0,
+                 retry_seconds: float = 5.0) -> None:
+    """The consumer loop: claim a batch, `handle(events)`, ack; sleep until an insert (or `idle_seconds`).
+
+    `handle` gets the batch in (owner, seq) order and must be idempotent (at least once). When it raises, the
+    batch is released for `retry_seconds` and retried (logged with the attempt count).
+    """
+    waker = Waker(db, consumer)
+    try:
+        while not stop.is_set():
+            try:
+                docs = claim(db, consumer, limit=batch, lease_seconds=lease_seconds)
+            except PyMongoError as exc:
+                log.warning("%s: claiming events failed: %s", consumer, exc)
+                stop.wait(retry_seconds)
+                continue
+            if not docs:
+                waker.wait(idle_seconds)
+                continue
+            ids = [d["_id"] for d in docs]
+            try:
+                handle(docs)
+            except Exception as exc:  # noqa: BLE001 - one bad batch must not stop the consumer; it is retried
+                log.warning("%s: handling %d events failed (attempt %d): %s", consumer, len(docs),
+                            max(d["attempts"] for d in docs), exc)
+                hand_back(db, consumer, ids, delay_seconds=retry_seconds)
+                continue
+            ack(db, consumer, ids)
+    finally:
+        waker.close()
+
+
+def sweep_expired(db, retention_days: int, now: datetime | None = None) -> int:
+    """Delete events older than the retention period (and nothing newer); returns how many."""
+    cutoff = (now or utcnow()) - timedelta(days=retention_days)
+    return db.events.delete_many({"time": {"$lt": cutoff}}).deleted_count
+
+
+def sweep_job() -> int:
+    """Periodic job (runtime/scheduler.py): PCLOUD_EVENT_RETENTION_DAYS applied to the log."""
+    from runtime.clients import process_clients
+
+    clients = process_clients()
+    return sweep_expired(clients.db, clients.settings.event_retention_days)

@@ -26,6 +26,7 @@ PERIODIC: list[tuple[str, int, str]] = [
     ("functions.files.tasks:purge_trash", 3600, "maintenance"),  # trash older than PCLOUD_TRASH_DAYS → tombstones
     ("functions.files.tasks:collect_blocks", 600, "maintenance"),  # blocks unreferenced past the grace period
     ("functions.sso.jobs:end_sessions", 15, "maintenance"),  # expired SSO sessions + back-channel logout retries
+    ("runtime.events:sweep_job", 3600, "maintenance"),  # events older than PCLOUD_EVENT_RETENTION_DAYS
 ]
 
 

@@ -66,6 +66,7 @@ class Settings:
     fcm_endpoint: str = "https://fcm.googleapis.com"
     fcm_token_uri: str | None = None
     trash_days: int = 90
+    event_retention_days: int = 30
     pairing_ack_seconds: int = 15
     pairing_confirm_seconds: int = 120
     access_token_seconds: int = 900
@@ -235,6 +236,7 @@ def load_settings(environ=None) -> Settings:
         fcm_endpoint=_url(env, "PCLOUD_FCM_ENDPOINT", Settings.fcm_endpoint, ("http", "https")).rstrip("/"),
         fcm_token_uri=env.get("PCLOUD_FCM_TOKEN_URI") or None,
         trash_days=_int(env, "PCLOUD_TRASH_DAYS", 90, minimum=0),
+        event_retention_days=_int(env, "PCLOUD_EVENT_RETENTION_DAYS", 30, minimum=1),
         pairing_ack_seconds=_int(env, "PCLOUD_PAIRING_ACK_SECONDS", 15, minimum=1),
         pairing_confirm_seconds=_int(env, "PCLOUD_PAIRING_CONFIRM_SECONDS", 120, minimum=1),
         access_token_seconds=_int(env, "PCLOUD_ACCESS_TOKEN_SECONDS", 900, minimum=1, maximum=900),

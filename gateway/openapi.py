@@ -1,38 +1,86 @@
-"""/openapi.json assembled from the functions' own OPENAPI path fragments."""
+"""/openapi.json: the gateway's own endpoints plus every function's declared operations (runtime.schemas).
+
+A function package exposes `openapi_apis() -> list[runtime.schemas.Api]` (importing its routes lazily, so the
+gateway documents a function it proxies to without building it). Each operation's `security` comes from the
+routing table unless the operation declares its own: `security_for` is the one place policy becomes document.
+"""
 
 from __future__ import annotations
 
-ERROR_SCHEMA = {
-    "type": "object",
-    "required": ["error"],
-    "properties": {"error": {"type": "object", "required": ["code", "message"], "properties": {
-        "code": {"type": "string"}, "message": {"type": "string"}, "details": {"type": "object"}}}},
-}
+import importlib
+
+from runtime import schemas
+
+BEARER = "bearer"
+
+
+def security_for(spec, op: schemas.Operation) -> list[dict]:
+    """The OpenAPI security requirement of `op` served by the function `spec` (routing.FunctionSpec).
+
+    The hook for scopes: when the routing table grows read/write scopes, this is where they are named
+    (OpenAPI lets an http bearer requirement list the scopes it needs; the gateway enforces them)."""
+    policy = spec.auth_for(op.path)
+    if policy == "none":
+        return []
+    scope = _scope_for(spec, op)
+    requirement = {BEARER: [scope] if scope else []}
+    return [{}, requirement] if policy == "optional" else [requirement]
+
+
+def _scope_for(spec, op: schemas.Operation) -> str | None:
+    """The scope the routing table asks for this method (read_scope for GET/HEAD, write_scope otherwise)."""
+    name = "read_scope" if op.method in ("GET", "HEAD") else "write_scope"
+    return getattr(spec, name, None)
+
+
+def function_operations(spec) -> list[schemas.Operation]:
+    module = importlib.import_module(spec.factory.partition(":")[0])
+    apis = getattr(module, "openapi_apis", None)
+    return [op for api in (apis() if apis else []) for op in api.operations]
+
+
+_gateway = schemas.Api("gateway", tag="gateway")
+_gateway.operations += [
+    schemas.Operation("GET", "/healthz", "getHealth", "Liveness",
+                      responses={200: "alive: {\"status\": \"ok\"}"}, security=[], tags=["gateway"]),
+    schemas.Operation("GET", "/readyz", "getReadiness", "Readiness of mongo, redis, amqp and the store",
+                      responses={200: "ready", 503: "a check failed (its value says why)"}, security=[],
+                      tags=["gateway"]),
+    schemas.Operation("GET", "/metrics", "getMetrics", "Prometheus metrics",
+                      responses={200: {"description": "text exposition format",
+                                       "content": {"text/plain": {"schema": {"type": "string"}}}}},
+                      security=[], tags=["gateway"]),
+    schemas.Operation("GET", "/openapi.json", "getOpenApi", "This document",
+                      responses={200: {"description": "OpenAPI 3.1", "content": {"application/json": {
+                          "schema": {"type": "object"}}}}}, security=[], tags=["gateway"]),
+]
 
 
 def assemble(settings, functions) -> dict:
-    paths = {
-        "/healthz": {"get": {"summary": "Liveness", "security": [], "responses": {"200": {"description": "alive"}}}},
-        "/readyz": {"get": {"summary": "Readiness of mongo, redis, amqp and the store", "security": [],
-                            "responses": {"200": {"description": "ready"}, "503": {"description": "a check failed"}}}},
-        "/metrics": {"get": {"summary": "Prometheus metrics", "security": [],
-                             "responses": {"200": {"description": "text exposition format"}}}},
-    }
-    schemas = {"Error": ERROR_SCHEMA}
+    operations, owner = list(_gateway.operations), {}
     for spec in functions:
-        fragment = spec.openapi_paths() or {}
-        paths.update(fragment.get("paths", {}))
-        schemas.update(fragment.get("schemas", {}))
+        for op in function_operations(spec):
+            operations.append(op)
+            owner[id(op)] = spec
+    paths, components = schemas.build(
+        operations, security_for=lambda op: security_for(owner[id(op)], op) if id(op) in owner else None)
+    for spec in functions:  # functions not converted yet still carry a hand-written fragment
+        legacy = spec.openapi_paths() or {}
+        if isinstance(legacy, dict):
+            paths.update(legacy.get("paths", {}))
+            components.update(legacy.get("schemas", {}))
     return {
         "openapi": "3.1.0",
         "info": {"title": "PCloud API", "version": "1.0.0",
                  "description": "Self-hosted personal cloud: SSO, files with dedup uploads, pairing, "
                                 "mobile sync, push."},
         "servers": [{"url": settings.public_url}],
+        "tags": [{"name": t} for t in dict.fromkeys(tag for op in operations for tag in op.tags)],
         "paths": paths,
         "components": {
-            "schemas": schemas,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
+            "schemas": components,
+            "securitySchemes": {BEARER: {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
+                                         "description": "an access token from /auth/token or /mobile/v1/auth/*"}},
         },
-        "security": [{"bearer": []}],
+        "security": [{BEARER: []}],
     }

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import math
 
-from flask import Blueprint, current_app, jsonify, request
+from flask import current_app, jsonify, request
 
+from functions.pairing.schemas import DevicePage, PageQuery, PairingSession, PairingStarted, StartPairing, WaitQuery
 from functions.pairing.service import MAX_WAIT_SECONDS, STATUSES, PairingService
-from runtime.app import clients, json_body, page_params
+from runtime.app import clients, page_params
 from runtime.errors import BadRequest
 from runtime.identity import current_identity
+from runtime.schemas import Api, body
 
-bp = Blueprint("pairing", __name__)
+api = Api("pairing", import_name=__name__)
+bp = api.blueprint
 
 
 def service() -> PairingService:
@@ -21,14 +24,22 @@ def service() -> PairingService:
     return found
 
 
-@bp.post("/pairing/v1/sessions")
+@api.post("/pairing/v1/sessions", operation_id="startPairing",
+          summary="Start pairing a NAS: it blinks, and the session waits for its button", body=StartPairing,
+          responses={201: PairingStarted, 400: "invalid_serial",
+                     404: "device_not_found: no device with this serial has said hello",
+                     409: "device_paired_elsewhere, pairing_in_progress or too_many_sessions (5)",
+                     429: "more than 10 starts in a minute",
+                     503: "the broker did not confirm the request to the device"})
 def start_session():
     ident = current_identity()
-    body = json_body()
-    return jsonify(service().start(ident.user_id, body.get("serial"))), 201
+    return jsonify(service().start(ident.user_id, body(StartPairing).serial)), 201
 
 
-@bp.get("/pairing/v1/sessions/<session_id>")
+@api.get("/pairing/v1/sessions/<session_id>", operation_id="getPairingSession",
+         summary="A pairing session; with wait, answers as soon as the status differs from since (≤ 25 s)",
+         query=WaitQuery, responses={200: PairingSession, 400: "invalid_wait or invalid_since",
+                                     404: "unknown or not yours"})
 def get_session(session_id: str):
     ident = current_identity()
     raw_wait = request.args.get("wait")
@@ -46,14 +57,17 @@ def get_session(session_id: str):
     return jsonify(service().wait(ident.user_id, session_id, since, min(wait, MAX_WAIT_SECONDS)))
 
 
-@bp.get("/devices/v1/devices")
+@api.get("/devices/v1/devices", operation_id="listDevices", summary="Your paired NAS boxes and registered phones",
+         query=PageQuery, responses={200: DevicePage, 400: "invalid_cursor or invalid_limit"})
 def list_devices():
     ident = current_identity()
     cursor, limit = page_params(default_limit=100, max_limit=500)
     return jsonify(service().list_devices(ident.user_id, cursor, limit))
 
 
-@bp.delete("/devices/v1/devices/<device_id>")
+@api.delete("/devices/v1/devices/<device_id>", operation_id="deleteDevice",
+            summary="Unpair a NAS (it is told `unpaired`) or forget a phone",
+            responses={204: "unpaired", 404: "unknown or not yours"})
 def unpair(device_id: str):
     ident = current_identity()
     service().unpair(ident.user_id, device_id)

@@ -4,11 +4,13 @@
     kill -USR1 <pid>                                           # "press" it
 
 It speaks the device protocol of docs/device-protocol.md over RabbitMQ and nothing else: says `hello` at
-start and every 30 s, consumes its own durable queue `device.<serial>` (acking after handling), "blinks"
+start and every 30 s, consumes its own durable queue `device.<serial>` (classic by default, `--queue-type
+quorum` for a broker cluster; a queue that already exists is used as it is; acking after handling), "blinks"
 (a log line and `<state-dir>/<serial>.led`) on `pair.request`, answers `pair.waiting`, and on a button
 press before `expires_at` answers `pair.confirmed`. When RabbitMQ goes away it reconnects with backoff;
 its queue is durable and pending pairings are kept in `<state-dir>/<serial>.json`, so neither is lost.
 On a Raspberry Pi, `--gpio-button PIN` / `--gpio-led PIN` use gpiozero for a real button and LED.
+The broker side is devices/broker.py; nothing of the server is imported (a device lives outside it).
 """
 
 from __future__ import annotations
@@ -23,13 +25,12 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from runtime import amqp
-from runtime.amqp import AmqpPublisher, Consumer, Reject, declare_device_queue, run_consumer
-from runtime.errors import Unavailable
+from devices.broker import QUEUE_TYPES, EventSender, Reject, SendError, consume_own_queue
 
 log = logging.getLogger("nas_agent")
 
-FIRMWARE = "pcloud-nas-agent/1.0"
+FIRMWARE = "pcloud-nas-agent/1.1"
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
 
 def _now() -> datetime:
@@ -51,7 +52,7 @@ class NasAgent:
 
     def __init__(self, serial: str, amqp_url: str, state_dir: Path, model: str = "PCloud Reference NAS",
                  heartbeat_seconds: float = 30.0, auto_press: float | None = None, declare_queue: bool = True,
-                 reconnect_max: float = 5.0):
+                 reconnect_max: float = 5.0, queue_type: str = "classic"):
         self.serial = serial
         self.amqp_url = amqp_url
         self.state_dir = Path(state_dir)
@@ -60,7 +61,9 @@ class NasAgent:
         self.auto_press = auto_press
         self.declare_queue = declare_queue
         self.reconnect_max = reconnect_max
-        self.publisher = AmqpPublisher(amqp_url, declare=False)
+        self.queue_type = queue_type
+        # a provisioned device user may not declare exchanges; a development device creates what it needs
+        self.publisher = EventSender(amqp_url, declare=declare_queue)
         self.stop = threading.Event()
         self.button = threading.Event()
         self._lock = threading.Lock()
@@ -107,9 +110,8 @@ class NasAgent:
     # ------------------------------------------------------------------------------------- protocol
 
     def send(self, type_: str, **fields) -> None:
-        """Publish one event (confirmed, persistent); PublishError when the broker did not take it."""
-        self.publisher.publish(amqp.EVENTS_EXCHANGE, amqp.event_routing_key(self.serial, type_),
-                               {"type": type_, "serial": self.serial, **fields})
+        """Publish one event (confirmed, persistent); SendError when the broker did not take it."""
+        self.publisher.send(self.serial, type_, **fields)
 
     def handle(self, message: dict) -> None:
         kind = message.get("type")
@@ -177,7 +179,7 @@ class NasAgent:
         for sid in todo:
             try:
                 self.send("pair.confirmed", session_id=sid)
-            except Unavailable as exc:
+            except SendError as exc:
                 log.warning("could not send pair.confirmed for %s (%s); retrying", sid, exc)
                 ok = False
                 continue
@@ -209,7 +211,7 @@ class NasAgent:
                 self.send("hello", model=self.model, firmware=FIRMWARE)
                 delay = 0.5
                 self.stop.wait(self.heartbeat_seconds)
-            except Unavailable as exc:
+            except SendError as exc:
                 log.warning("hello not sent (%s); retrying in %.1fs", exc, delay)
                 self.stop.wait(delay)
                 delay = min(delay * 2, self.reconnect_max)
@@ -223,31 +225,14 @@ class NasAgent:
         if not self.led_file.exists():
             self._led("off")
         try:
-            run_consumer(self.amqp_url, DeviceQueueConsumer(self), self.stop, reconnect_max=self.reconnect_max)
+            consume_own_queue(self.amqp_url, self.serial, self.handle, self.stop,
+                              queue_type=self.queue_type if self.declare_queue else None,
+                              reconnect_max=self.reconnect_max)
         finally:
             self.stop.set()
             for t in threads:
                 t.join(timeout=5)
-            self.publisher.close_quietly()
-
-
-class DeviceQueueConsumer(Consumer):
-    """Consumes `device.<serial>`; declares only that queue (a device's broker user may do no more)."""
-
-    prefetch = 10
-
-    def __init__(self, agent: NasAgent):
-        self.agent = agent
-        self.queue = amqp.device_routing_key(agent.serial)
-
-    def setup(self, channel) -> None:
-        if self.agent.declare_queue:
-            declare_device_queue(channel, self.agent.serial)
-        else:
-            channel.queue_declare(self.queue, passive=True)
-
-    def consume(self, message: dict, properties, routing_key: str) -> None:
-        self.agent.handle(message)
+            self.publisher.close()
 
 
 def _gpio(agent: NasAgent, button_pin: int | None, led_pin: int | None) -> None:
@@ -266,8 +251,6 @@ def _gpio(agent: NasAgent, button_pin: int | None, led_pin: int | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    from runtime.settings import load_settings
-
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--serial", action="append", required=True, help="device serial (repeat to run several)")
     parser.add_argument("--amqp-url", help="broker URL (default: PCLOUD_AMQP_URL)")
@@ -276,17 +259,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--heartbeat", type=float, default=30.0, help="seconds between hellos")
     parser.add_argument("--auto-press", type=float, default=None, help="press the button this long after a request")
     parser.add_argument("--no-declare", action="store_true", help="queue is provisioned (infra/rabbitmq)")
+    parser.add_argument("--queue-type", choices=QUEUE_TYPES, default="classic",
+                        help="the type this device declares its queue with (an existing queue is used as it is)")
     parser.add_argument("--gpio-button", type=int, default=None)
     parser.add_argument("--gpio-led", type=int, default=None)
     parser.add_argument("--log-level", default="INFO")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s nas %(threadName)s %(message)s")
     logging.getLogger("pika").setLevel(logging.WARNING)
-    settings = load_settings()
-    url = args.amqp_url or settings.amqp_url
-    state_dir = Path(args.state_dir) if args.state_dir else settings.data_dir / "nas"
-    agents = [NasAgent(serial, url, state_dir, args.model, args.heartbeat, args.auto_press, not args.no_declare)
-              for serial in args.serial]
+    # the same variables as the server's, read here directly: the agent imports nothing of the server
+    url = args.amqp_url or os.environ.get("PCLOUD_AMQP_URL") or DEFAULT_AMQP_URL
+    state_dir = Path(args.state_dir) if args.state_dir else Path(os.environ.get("PCLOUD_DATA_DIR") or "var") / "nas"
+    agents = [NasAgent(serial, url, state_dir, args.model, args.heartbeat, args.auto_press, not args.no_declare,
+                       queue_type=args.queue_type) for serial in args.serial]
     if len(agents) == 1:
         _gpio(agents[0], args.gpio_button, args.gpio_led)
 

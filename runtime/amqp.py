@@ -14,7 +14,7 @@ import zlib
 from functools import partial
 
 import pika
-from pika.exceptions import AMQPError, NackError, UnroutableError
+from pika.exceptions import AMQPError, ChannelClosed, ChannelClosedByBroker, NackError, UnroutableError
 
 from runtime.errors import Unavailable
 
@@ -52,18 +52,53 @@ def connect(url: str, timeout: float = 5.0) -> pika.BlockingConnection:
         raise Unavailable(f"amqp: {exc.__class__.__name__}", details={"dependency": "amqp"}) from exc
 
 
-def declare_device_queue(channel, serial: str) -> str:
-    """A device's own durable queue `device.<serial>`, bound to its routing key."""
-    name = f"device.{serial}"
-    channel.queue_declare(queue=name, durable=True, arguments={"x-queue-type": "quorum"})
-    channel.queue_bind(queue=name, exchange=DEVICES_EXCHANGE, routing_key=name)
+def bind_device_queue(connection, serial: str) -> str:
+    """Make sure `device.<serial>` exists and is bound, whatever arguments its owner declared it with.
+
+    The device owns its queue (CONTRACT §4): it may have declared it classic or quorum before we ever saw it,
+    and redeclaring it with other arguments makes the broker close the channel (406 PRECONDITION_FAILED).
+    So we bind first: `queue.bind` names the queue without restating its arguments, so it never fails on
+    them, it is idempotent, and in the usual case (the device declared its queue at connect) it is the only
+    round trip. Only when the queue does not exist yet (404) do we create it, with no arguments at all — the
+    broker's default type, exactly what a device following §4 literally declares — so a request waits for a
+    device that is briefly away. If the device declares it in between with other arguments (406), its
+    declaration wins and we bind to that. Every step runs on a channel of its own (a 404/406 closes the
+    channel it happened on), never on the caller's confirmed publishing channel.
+    """
+    name = device_routing_key(serial)
+    if _on_scratch_channel(connection, lambda ch: ch.queue_bind(name, DEVICES_EXCHANGE, routing_key=name),
+                           tolerate=(404,)):
+        return name
+    _on_scratch_channel(connection, lambda ch: ch.queue_declare(name, durable=True), tolerate=(406,))
+    _on_scratch_channel(connection, lambda ch: ch.queue_bind(name, DEVICES_EXCHANGE, routing_key=name))
     return name
 
 
-def declare_topology(channel) -> None:
-    """Idempotent: exchanges, the server's events queue and the dead-letter pair."""
+def _on_scratch_channel(connection, fn, tolerate: tuple[int, ...] = ()) -> bool:
+    """Run `fn(channel)` on a short-lived channel: True if it worked, False if the broker answered one of the
+    `tolerate`d reply codes (which closes only that channel); any other failure is raised."""
+    channel = connection.channel()
+    try:
+        fn(channel)
+        return True
+    except ChannelClosedByBroker as exc:
+        if exc.reply_code in tolerate:
+            return False
+        raise
+    finally:
+        if channel.is_open:
+            channel.close()
+
+
+def declare_exchanges(channel) -> None:
+    """The two exchanges of the device protocol; idempotent (same arguments as every other declarer)."""
     channel.exchange_declare(DEVICES_EXCHANGE, exchange_type="topic", durable=True)
     channel.exchange_declare(EVENTS_EXCHANGE, exchange_type="topic", durable=True)
+
+
+def declare_topology(channel) -> None:
+    """Idempotent: exchanges, the server's events queue and the dead-letter pair (whoever starts first)."""
+    declare_exchanges(channel)
     channel.exchange_declare(DEAD_LETTER_EXCHANGE, exchange_type="fanout", durable=True)
     channel.queue_declare(DEAD_LETTER_QUEUE, durable=True, arguments={"x-queue-type": "quorum"})
     channel.queue_bind(DEAD_LETTER_QUEUE, DEAD_LETTER_EXCHANGE)
@@ -88,6 +123,8 @@ def event_routing_key(serial: str, type_: str) -> str:
 class AmqpPublisher:
     """One confirmed channel per process, guarded by a lock (pika's BlockingConnection is not thread-safe).
 
+    A broker error that closes only the channel (a 404 or 406 answer) leaves the connection up: the next call
+    opens a fresh confirmed channel on it, so one bad operation never breaks publishing for everyone else.
     `declare=False` is for devices: their broker user may not declare our exchanges, only use them.
     """
 
@@ -101,30 +138,69 @@ class AmqpPublisher:
         self._device_queues: set[str] = set()
 
     def _ensure(self):
-        if self._channel is None or not self._channel.is_open or not self._connection.is_open:
+        if self._connection is None or not self._connection.is_open:
             self.close_quietly()
             self._connection = connect(self.url, self.timeout)
-            self._channel = self._connection.channel()
-            self._channel.confirm_delivery()
+        if self._channel is None or not self._channel.is_open:
+            self._channel = None
+            channel = self._connection.channel()
+            channel.confirm_delivery()
             if self.declare:
-                declare_topology(self._channel)
-            self._device_queues.clear()
+                declare_topology(channel)
+            self._channel = channel
         return self._channel
 
-    def ensure_device_queue(self, serial: str) -> None:
-        """Declare `device.<serial>` once per connection, so a message for an offline device waits for it."""
+    def _recover(self, exc: BaseException) -> None:
+        """After a failure: if the broker closed only a channel, keep the connection (and our channel, if
+        it was another one that closed); anything else drops the connection."""
+        if isinstance(exc, ChannelClosed) and self._connection is not None and self._connection.is_open:
+            if self._channel is not None and not self._channel.is_open:
+                self._channel = None
+        else:
+            self.close_quietly()
+
+    def _call(self, fn, error=PublishError):
+        """`fn(connection, channel)` under the lock, retried once after recovering the channel or connection."""
         with self._lock:
             for attempt in (1, 2):
                 try:
                     channel = self._ensure()
-                    if serial not in self._device_queues:
-                        declare_device_queue(channel, serial)
-                        self._device_queues.add(serial)
-                    return
+                    return fn(self._connection, channel)
+                except (NackError, UnroutableError):
+                    raise
                 except (AMQPError, OSError) as exc:
-                    self.close_quietly()
+                    self._recover(exc)
                     if attempt == 2:
-                        raise PublishError(f"amqp: {exc.__class__.__name__}", details={"dependency": "amqp"}) from exc
+                        raise error(f"amqp: {exc.__class__.__name__}", details={"dependency": "amqp"}) from exc
+        raise AssertionError("unreachable")
+
+    def ensure_device_queue(self, serial: str) -> None:
+        """`device.<serial>` exists and is bound (see bind_device_queue), checked once per connection."""
+
+        def ensure(connection, _channel):
+            if serial not in self._device_queues:
+                bind_device_queue(connection, serial)
+                self._device_queues.add(serial)
+
+        self._call(ensure)
+
+    def publish_to_device(self, serial: str, body: dict, message_id: str | None = None) -> str:
+        """Confirmed and persistent into the device's own queue; PublishError if it cannot be routed there.
+
+        If the message is unroutable although we had checked the queue on this connection (the device deleted
+        and redeclared it meanwhile), the queue is checked again and the message sent once more.
+        """
+        for attempt in (1, 2):
+            self.ensure_device_queue(serial)
+            try:
+                return self.publish(DEVICES_EXCHANGE, device_routing_key(serial), body, message_id=message_id,
+                                    mandatory=True)
+            except PublishError as exc:
+                if attempt == 2 or not isinstance(exc.__cause__, UnroutableError):
+                    raise
+                with self._lock:
+                    self._device_queues.discard(serial)
+        raise AssertionError("unreachable")
 
     def publish(self, exchange: str, routing_key: str, body: dict, message_id: str | None = None,
                 mandatory: bool = False) -> str:
@@ -136,39 +212,28 @@ class AmqpPublisher:
             timestamp=int(time.time()),
         )
         payload = json.dumps(body, separators=(",", ":")).encode()
-        with self._lock:
-            for attempt in (1, 2):
-                try:
-                    channel = self._ensure()
-                    channel.basic_publish(exchange, routing_key, payload, props, mandatory=mandatory)
-                    return message_id
-                except (NackError, UnroutableError) as exc:
-                    raise PublishError(f"broker refused the message: {exc.__class__.__name__}",
-                                       details={"dependency": "amqp"}) from exc
-                except (AMQPError, OSError) as exc:
-                    self.close_quietly()
-                    if attempt == 2:
-                        raise PublishError(f"amqp: {exc.__class__.__name__}", details={"dependency": "amqp"}) from exc
-        raise AssertionError("unreachable")
+        try:
+            self._call(lambda _conn, channel: channel.basic_publish(exchange, routing_key, payload, props,
+                                                                    mandatory=mandatory))
+        except (NackError, UnroutableError) as exc:
+            raise PublishError(f"broker refused the message: {exc.__class__.__name__}",
+                               details={"dependency": "amqp"}) from exc
+        return message_id
 
     def queue_depth(self, queue: str) -> int:
-        """Messages ready in a queue (not those already delivered to a consumer)."""
-        with self._lock:
-            try:
-                channel = self._ensure()
-                return channel.queue_declare(queue, passive=True).method.message_count
-            except (AMQPError, OSError) as exc:
-                self.close_quietly()
-                raise Unavailable(f"amqp: {exc.__class__.__name__}", details={"dependency": "amqp"}) from exc
+        """Messages ready in a queue (not those already delivered to a consumer); asked on a scratch channel,
+        so a missing queue (404) does not close the publishing channel."""
+        found = []
+
+        def depth(connection, _channel):
+            _on_scratch_channel(connection, lambda ch: found.append(
+                ch.queue_declare(queue, passive=True).method.message_count))
+
+        self._call(depth, error=Unavailable)
+        return found[0]
 
     def ping(self) -> None:
-        with self._lock:
-            try:
-                self._ensure()
-                self._connection.process_data_events(0)
-            except (AMQPError, OSError) as exc:
-                self.close_quietly()
-                raise Unavailable(f"amqp: {exc.__class__.__name__}", details={"dependency": "amqp"}) from exc
+        self._call(lambda connection, _channel: connection.process_data_events(0), error=Unavailable)
 
     def close_quietly(self) -> None:
         connection, self._connection, self._channel = self._connection, None, None

@@ -327,9 +327,8 @@ class PairingService:
         return name
 
     def send_to_device(self, serial: str, message: dict) -> None:
-        """Confirmed, persistent, into the device's durable queue (declared here so it waits for the device)."""
-        self.publisher.ensure_device_queue(serial)
-        self.publisher.publish(amqp.DEVICES_EXCHANGE, amqp.device_routing_key(serial), message, mandatory=True)
+        """Confirmed, persistent, into the device's own queue, whichever type it declared it with (CONTRACT §4)."""
+        self.publisher.publish_to_device(serial, message)
 
     def get(self, owner: str, sid: str) -> dict:
         """GET /pairing/v1/sessions/{id}; also applies a deadline that has passed (nobody else may have)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.fixtures.pairing import pairing_env_for, unique_serial, wait_until
+from tests.fixtures.pairing import broker_queue_type, pairing_env_for, unique_serial, wait_until
 
 pytestmark = pytest.mark.browser
 
@@ -14,10 +14,12 @@ def env(env, fresh_vhost):
     return pairing_env_for(env, fresh_vhost, ack=8, confirm=30)  # roomy: a loaded CI must not time out
 
 
-def test_pair_a_nas_pressing_its_button_then_unpair(browser_page, gateway, clients, make_portal_session, listener,
-                                                   nas_agent):
+def test_pair_a_nas_pressing_its_button_then_unpair(browser_page, gateway, clients, settings, make_portal_session,
+                                                   listener, nas_agent):
+    """The NAS follows CONTRACT §4 exactly: it declared its own classic durable queue before the server saw it."""
     serial = unique_serial("NAS")
-    agent = nas_agent(serial)
+    agent = nas_agent(serial, "--queue-type", "classic")
+    assert broker_queue_type(settings.amqp_url, f"device.{serial}") == "classic"
     wait_until(lambda: clients.db.devices.find_one({"kind": "nas", "serial": serial}), what=f"hello of {serial}")
     session = make_portal_session()
     browser_page.sign_in_as(session, gateway.url)
@@ -49,6 +51,7 @@ def test_pair_a_nas_pressing_its_button_then_unpair(browser_page, gateway, clien
     page.wait_for_selector("#no-devices", state="visible")
     wait_until(lambda: agent.led == "unpaired", what="the agent to hear unpaired")
     assert clients.db.devices.find_one({"serial": serial}).get("owner") is None
+    assert broker_queue_type(settings.amqp_url, f"device.{serial}") == "classic"  # the server left it as it was
     assert browser_page.problems == []
 
 

@@ -9,6 +9,7 @@ from urllib.parse import unquote, urlsplit
 import pytest
 from pika.exceptions import AMQPError
 
+from devices import broker
 from runtime import amqp
 from runtime.errors import Unavailable
 from tests.fixtures.pairing import ROOT, unique_serial
@@ -32,15 +33,19 @@ def _refused(fn) -> bool:
     """True when the broker said ACCESS_REFUSED (403), not some other failure."""
     try:
         fn()
-    except (AMQPError, Unavailable) as exc:
+    except (AMQPError, Unavailable, broker.SendError) as exc:
         return "ACCESS_REFUSED" in f"{exc!r} {exc.__cause__!r}"
     return False
 
 
 def _with_channel(url, fn):
+    return _with_connection(url, lambda connection: fn(connection.channel()))
+
+
+def _with_connection(url, fn):
     connection = amqp.connect(url)
     try:
-        return fn(connection.channel())
+        return fn(connection)
     finally:
         if connection.is_open:
             connection.close()
@@ -52,21 +57,21 @@ def test_a_device_user_does_its_part_and_nothing_more(device_user):
     other = unique_serial("P")
 
     # allowed: declare and bind its own queue, publish its own events, read its own queue
-    _with_channel(url, lambda ch: amqp.declare_device_queue(ch, serial))
-    device = amqp.AmqpPublisher(url, declare=False)
-    device.publish(amqp.EVENTS_EXCHANGE, amqp.event_routing_key(serial, "hello"), {"type": "hello", "serial": serial})
+    _with_connection(url, lambda conn: broker.declare_own_queue(conn, serial))
+    device = broker.EventSender(url, declare=False)
+    device.send(serial, "hello")
     server = amqp.AmqpPublisher(server_url)
     server.publish(amqp.DEVICES_EXCHANGE, f"device.{serial}", {"type": "unpaired"}, mandatory=True)
     assert [rk for rk, _ in amqp.fetch_messages(url, f"device.{serial}")] == [f"device.{serial}"]
 
     # refused: speaking for another serial, the devices exchange, other queues, wider bindings, server queues
-    assert _refused(lambda: amqp.AmqpPublisher(url, declare=False).publish(
-        amqp.EVENTS_EXCHANGE, amqp.event_routing_key(other, "hello"), {"type": "hello", "serial": other}))
+    assert _refused(lambda: broker.EventSender(url, declare=False).send(other, "hello"))
+    assert _refused(lambda: broker.EventSender(url, declare=True).send(serial, "hello"))  # may not declare exchanges
     assert _refused(lambda: amqp.AmqpPublisher(url, declare=False).publish(
         amqp.DEVICES_EXCHANGE, f"device.{other}", {"type": "unpaired"}))
-    _with_channel(server_url, lambda ch: amqp.declare_device_queue(ch, other))
+    server.ensure_device_queue(other)  # the server creates another device's queue
     assert _refused(lambda: amqp.fetch_messages(url, f"device.{other}"))
-    assert _refused(lambda: _with_channel(url, lambda ch: amqp.declare_device_queue(ch, other)))
+    assert _refused(lambda: _with_connection(url, lambda conn: broker.declare_own_queue(conn, other)))
     assert _refused(lambda: _with_channel(url, lambda ch: ch.queue_bind(f"device.{serial}", amqp.DEVICES_EXCHANGE,
                                                                         routing_key="device.#")))
     assert _refused(lambda: amqp.fetch_messages(url, amqp.EVENTS_QUEUE))
@@ -74,5 +79,5 @@ def test_a_device_user_does_its_part_and_nothing_more(device_user):
     assert _refused(lambda: _with_channel(url, amqp.declare_topology))
     # the events the server did get are only the allowed one
     assert [rk for rk, _ in amqp.fetch_messages(server_url, amqp.EVENTS_QUEUE)] == [f"event.{serial}.hello"]
-    device.close_quietly()
+    device.close()
     server.close_quietly()

@@ -48,6 +48,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec("mobile_api", ("/mobile/v1",), "required", 4 * MIB, "mobile_api:create_app",
                  anonymous_paths=("/mobile/v1/auth/",), cookie_auth=False),
     FunctionSpec("events", ("/events/v1",), "required", 64 * KIB, "functions.events:create_app"),
+    FunctionSpec("graph", ("/graph/v1",), "required", MIB, "functions.graph:create_app"),
     FunctionSpec("echo", ("/echo/v1",), "optional", 64 * KIB, "functions.echo:create_app"),
     FunctionSpec("portal", ("/portal", "/static"), "optional", 64 * KIB, "functions.portal:create_app"),
 )

@@ -138,7 +138,7 @@ def _format(error: GraphQLError) -> dict:
     original = error.original_error
     if isinstance(original, GraphError):
         out = {"message": original.message, "extensions": {"code": original.code, **original.details}}
-    elif original is not None:
+    elif original is not None and error.path and not isinstance(original, GraphQLError):
         out = {"message": "internal error; the request id in X-Request-Id helps us find it",
                "extensions": {"code": "INTERNAL_SERVER_ERROR"}}
     else:
@@ -190,7 +190,8 @@ def run(db, client, ident, body, *, search_fn: SearchFn = no_search,
         for error in result.errors:
             if isinstance(error.original_error, (PyMongoError, ApiError)):
                 raise error.original_error
-            if error.original_error is not None and not isinstance(error.original_error, GraphError):
+            if error.path and error.original_error is not None and not isinstance(
+                    error.original_error, (GraphError, GraphQLError)):
                 log.error("graph resolver failed", exc_info=error.original_error)
         out["errors"] = [_format(e) for e in result.errors]
     return out

@@ -16,8 +16,9 @@ from datetime import datetime
 
 from pymongo import ASCENDING, ReturnDocument
 
-from functions.graph import access, eventlog
+from functions.graph import access
 from functions.graph.errors import BadInput, Conflict, NotFound
+from runtime import events
 from runtime.ids import iso, new_id, utcnow
 from runtime.mongo import register_indexes, transaction
 
@@ -269,7 +270,7 @@ class NodeStore:
                                    {"field": f"{type_name}.{name}", "id": rid})
 
     def _emit(self, kind: str, doc: dict, changed: list[str], session) -> None:
-        eventlog.append(self.db, owner=self.owner, type=f"graph.node.{kind}", subject=doc["_id"],
+        events.append(self.db, owner=self.owner, type=f"graph.node.{kind}", subject=doc["_id"],
                         node_type=doc["type"], cause=access.cause_of(self.ident), session=session,
                         data={"node": public(doc), "changed": changed,
                               "search": search_texts(self.model, doc["type"], doc["data"])})

@@ -59,7 +59,7 @@ def test_typed_api_with_relations_kept_both_ways(client, clients, make_user, ins
     assert gql.ok("mutation($f: ID!) { delete_faces_Face(id: $f) }", {"f": face["id"]})["delete_faces_Face"]
     got = gql.ok("query($i: ID!) { get_photos_Image(id: $i) { faces { id } } }", {"i": img["id"]})
     assert got["get_photos_Image"]["faces"] == []
-    events = [(e["type"], e["node_type"], e["data"]["changed"]) for e in clients.db.events.find().sort("time", 1)]
+    events = [(e["type"], e["node_type"], e["data"]["changed"]) for e in clients.db.events.find().sort("seq", 1)]
     assert ("graph.node.deleted", "faces.Face", ["box", "image", "person", "score"]) in events
     assert ("graph.node.updated", "photos.Image", ["faces"]) in events
 
@@ -71,7 +71,7 @@ def test_every_mutation_writes_its_event(client, clients, make_user, install_pho
     node = gql.ok(CREATE, {"t": "photos.Album", "d": {"title": "Summer"}})["createNode"]
     gql.ok("mutation($id: ID!) { updateNode(id: $id, data: {title: \"Winter\"}) { rev } }", {"id": node["id"]})
     gql.ok("mutation($id: ID!) { deleteNode(id: $id) }", {"id": node["id"]})
-    events = list(clients.db.events.find({"subject": node["id"]}).sort("time", 1))
+    events = list(clients.db.events.find({"subject": node["id"]}).sort("seq", 1))
     assert [e["type"] for e in events] == ["graph.node.created", "graph.node.updated", "graph.node.deleted"]
     assert all(e["owner"] == user.id and e["node_type"] == "photos.Album" for e in events)
     assert events[0]["data"]["node"]["data"] == {"title": "Summer"}

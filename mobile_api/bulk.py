@@ -14,7 +14,6 @@ from __future__ import annotations
 from pymongo import ReturnDocument, UpdateOne
 
 from functions.files import service as files
-from functions.files import tree as files_tree
 from mobile_api import conflicts, sync
 from mobile_api.conflicts import Action, Facts
 from runtime.errors import ApiError
@@ -89,12 +88,12 @@ def _next_revision(node: dict, fields: dict, seq: int, now) -> dict:
     merged = {**node, **fields}
     changes = {**fields, "rev": rev, "updated_at": now, "seq": seq}
     if "name" in fields and fields["name"] != node.get("name"):
-        changes.update(name_key=files_tree.name_key(fields["name"]), name_rev=rev)
+        changes.update(name_key=files.name_key(fields["name"]), name_rev=rev)
         merged["name_key"] = changes["name_key"]
     if "parent_id" in fields and fields["parent_id"] != node.get("parent_id"):
         changes["parent_rev"] = rev
     if merged.get("trashed_at") is not None:
         changes["live_key"] = node["_id"]
     else:
-        changes["live_key"] = files_tree.live_key(merged["parent_id"], merged["name_key"])
+        changes["live_key"] = files.live_key(merged["parent_id"], merged["name_key"])
     return changes

@@ -16,9 +16,9 @@ from pymongo import ASCENDING
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from functions.files import service as files
-from functions.files.uploads import content_hash
 from mobile_api import bulk, conflicts, sync, tree
 from mobile_api.conflicts import Action, Decision, Facts
+from runtime import devices
 from runtime.errors import ApiError, BadRequest, NotFound
 from runtime.ids import utcnow
 from runtime.mongo import register_indexes, transaction
@@ -61,7 +61,7 @@ def device_for(db, owner: str, device_id) -> dict:
     if not isinstance(device_id, str) or not device_id:
         raise BadRequest("device_id is required (register the phone with POST /mobile/v1/devices)",
                          code="invalid_device")
-    device = db.devices.find_one({"_id": device_id, "owner": owner})
+    device = devices.get_owned(db, owner, device_id)
     if device is None:
         raise NotFound("no such device", code="not_found", details={"device_id": device_id})
     return device
@@ -327,16 +327,14 @@ def _create_folder(ctx: Context, op: dict, session) -> dict:
 
 
 def _commit_upload(ctx: Context, op: dict, session) -> dict:
-    from functions.files.uploads import commit_into, get_upload
-
-    upload = get_upload(ctx.db, ctx.owner, op["upload_id"], session)
+    upload = files.get_upload(ctx.db, ctx.owner, op["upload_id"], session)
     if upload.get("status") == "committed":
         node = files.get_node(ctx.db, ctx.owner, (upload.get("result") or {}).get("node_id"), session)
         return _result(ctx, op, node, conflicts.APPLY, session)
-    uploaded = content_hash(upload["blocks"])
+    uploaded = files.content_hash(upload["blocks"])
 
     def commit(**where) -> dict:
-        return commit_into(ctx.db, ctx.store, ctx.owner, upload, session=session, device_id=ctx.device_id,
+        return files.commit_into(ctx.db, ctx.store, ctx.owner, upload, session=session, device_id=ctx.device_id,
                            now=ctx.now, **where)
 
     if upload.get("node_id"):

@@ -9,39 +9,19 @@ the floor is 410 `cursor_expired` (the client starts over without a cursor).
 
 from __future__ import annotations
 
-import base64
-import binascii
-
 from pymongo import ASCENDING
 
+from runtime.cursor import decode_cursor, encode_cursor
 from runtime.errors import BadRequest, Gone, NotFound
 from runtime.ids import iso
 from runtime.mongo import register_indexes
 
-_PREFIX = "s1:"
+__all__ = ["encode_cursor", "decode_cursor", "node_view", "changes", "current_cursor"]
 
 
 @register_indexes
 def _indexes(db) -> None:
     db.nodes.create_index([("owner", ASCENDING), ("seq", ASCENDING)])
-
-
-def encode_cursor(seq: int) -> str:
-    return base64.urlsafe_b64encode(f"{_PREFIX}{int(seq)}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str | None) -> int:
-    """0 for no cursor (everything); a 400 for anything this server did not hand out."""
-    if not cursor:
-        return 0
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii")
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        raw = ""
-    digits = raw[len(_PREFIX):] if raw.startswith(_PREFIX) else ""
-    if not digits.isascii() or not digits.isdigit() or len(digits) > 18 or encode_cursor(int(digits)) != cursor:
-        raise BadRequest("cursor is not one this server handed out", code="invalid_cursor")
-    return int(digits)
 
 
 def node_view(doc: dict) -> dict:

@@ -5,7 +5,7 @@ Writes go through functions/files/service.py (which owns names, revisions, `user
 
 from __future__ import annotations
 
-from functions.files.tree import ensure_root, live_key, name_key
+from functions.files.service import ensure_root, live_key, name_key
 
 __all__ = ["chain", "ensure_root", "get", "in_trash", "live_child"]
 MAX_DEPTH = 4096

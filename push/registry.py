@@ -1,6 +1,7 @@
 """The phone registry: devices (kind=phone) and their FCM registration tokens, and delivery records.
 
-Plain functions over the database (no Flask); mobile_api/device_routes.py is the HTTP side.
+Plain functions over the database (no Flask); mobile_api/device_routes.py is the HTTP side. The `devices`
+collection itself is runtime/devices.py's (pairing writes NAS records there too); this module keeps the rules.
 """
 
 from __future__ import annotations
@@ -10,8 +11,9 @@ from datetime import datetime, timedelta
 from pymongo import DESCENDING
 
 from push.service import message_view
+from runtime import devices
 from runtime.errors import BadRequest, NotFound
-from runtime.ids import new_id, utcnow
+from runtime.ids import utcnow
 
 PLATFORMS = ("android", "ios")
 TOKEN_MAX_LEN = 4096
@@ -33,49 +35,25 @@ def register_phone(db, owner: str, name, platform, push_token=None, now: datetim
     if platform not in PLATFORMS:
         raise BadRequest(f"platform must be one of {', '.join(PLATFORMS)}", code="invalid_platform")
     token = _check_token(push_token) if push_token is not None else None
-    now = now or utcnow()
-    device_id = new_id()
-    doc = {"_id": device_id, "kind": "phone", "owner": owner, "name": name.strip(), "platform": platform,
-           "online": False, "last_seen": now, "paired_at": now, "created_at": now}
-    if token:
-        _release_token(db, token, keep=device_id)
-        doc.update(push_token=token, token_updated_at=now)
-    db.devices.insert_one(doc)
-    return device_id
+    return devices.insert_phone(db, owner, name.strip(), platform, now or utcnow(), push_token=token)
 
 
 def set_push_token(db, owner: str, device_id: str, push_token, now: datetime | None = None) -> None:
     """FCM rotated the token (or the app refreshed it): replace it and restart its 270-day clock."""
     token = _check_token(push_token)
-    now = now or utcnow()
-    found = db.devices.find_one({"_id": device_id, "owner": owner, "kind": "phone"}, {"_id": 1})
-    if found is None:
+    if not devices.owned_phone(db, owner, device_id):
         raise NotFound("no such phone", code="not_found")
-    _release_token(db, token, keep=device_id)
-    db.devices.update_one({"_id": device_id, "owner": owner},
-                          {"$set": {"push_token": token, "token_updated_at": now, "last_seen": now}})
-
-
-def _release_token(db, token: str, keep: str) -> None:
-    """A token addresses one app install: a reinstall or another account on the phone takes it over."""
-    db.devices.update_many({"push_token": token, "_id": {"$ne": keep}},
-                           {"$unset": {"push_token": "", "token_updated_at": ""}})
+    devices.set_push_token(db, owner, device_id, token, now or utcnow())
 
 
 def prune_token(db, token: str) -> int:
     """FCM said UNREGISTERED / invalid: forget exactly this token (the device record stays)."""
-    return db.devices.update_many({"push_token": token},
-                                  {"$unset": {"push_token": "", "token_updated_at": ""},
-                                   "$set": {"token_removed_at": utcnow()}}).modified_count
+    return devices.remove_token(db, token, utcnow())
 
 
 def sweep_stale_tokens(db, now: datetime | None = None, days: int = STALE_TOKEN_DAYS) -> int:
     """Forget tokens not refreshed for `days`: FCM has expired them, sending would only fail."""
-    cutoff = (now or utcnow()) - timedelta(days=days)
-    query = {"kind": "phone", "push_token": {"$exists": True}, "token_updated_at": {"$lt": cutoff}}
-    return db.devices.update_many(query,
-                                  {"$unset": {"push_token": "", "token_updated_at": ""},
-                                   "$set": {"token_removed_at": utcnow()}}).modified_count
+    return devices.remove_tokens_older_than(db, (now or utcnow()) - timedelta(days=days), utcnow())
 
 
 def list_deliveries(db, owner: str, cursor: str | None, limit: int, device_id: str | None = None) -> dict:

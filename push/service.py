@@ -15,7 +15,8 @@ from datetime import datetime, timedelta
 from pymongo import ASCENDING, DESCENDING, InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError
 
-from runtime import events
+from runtime import devices, events
+from runtime.cursor import decode_cursor, encode_cursor
 from runtime.errors import ApiError, BadRequest, PayloadTooLarge
 from runtime.ids import new_id, utcnow
 from runtime.mongo import register_indexes
@@ -97,8 +98,6 @@ def _s(value) -> str:
 
 def sync_cursor(seq: int) -> str:
     """The changes-feed cursor a tickle carries, in the feed's own opaque format (GET /mobile/v1/changes)."""
-    from mobile_api.sync import encode_cursor  # the feed owns the format
-
     return encode_cursor(seq)
 
 
@@ -106,8 +105,6 @@ def _sync_seq(cursor) -> int:
     """A journal position from a seq or a cursor the feed handed out (400 for anything else)."""
     if isinstance(cursor, int) or (isinstance(cursor, str) and cursor.isdigit()):
         return int(cursor)
-    from mobile_api.sync import decode_cursor
-
     return decode_cursor(cursor if isinstance(cursor, str) else None)
 
 
@@ -210,8 +207,6 @@ def _indexes(db) -> None:
     db.push_deliveries.create_index([("status", ASCENDING), ("lease_until", ASCENDING)])
     db.push_deliveries.create_index([("job", ASCENDING)])
     db.push_deliveries.create_index([("expires_at", ASCENDING)], expireAfterSeconds=0)
-    db.devices.create_index([("push_token", ASCENDING)], sparse=True)
-    db.devices.create_index([("owner", ASCENDING), ("kind", ASCENDING)])
 
 
 def delivery_doc(delivery_id: str, event: dict, device: dict, intent: Intent, now: datetime,
@@ -232,12 +227,7 @@ def delivery_doc(delivery_id: str, event: dict, device: dict, intent: Intent, no
 
 
 def phones_by_owner(db, owners) -> dict[str, list[dict]]:
-    found: dict[str, list[dict]] = {}
-    query = {"owner": {"$in": list(owners)}, "kind": "phone", "push_token": {"$nin": [None, ""]}}
-    for d in db.devices.find(query, {"owner": 1, "push_token": 1}):
-        if d.get("push_token"):
-            found.setdefault(d["owner"], []).append(d)
-    return found
+    return devices.phones_by_owner(db, owners)
 
 
 def fan_out(db, redis, keys, evts: list[dict], lease: timedelta, now: datetime | None = None) -> list[dict]:

@@ -22,44 +22,30 @@ API for callers (mobile_api's ops referee composes these inside one transaction)
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from pymongo import ASCENDING, UpdateOne
-from pymongo.errors import DuplicateKeyError
 
 from functions.files import tree
-from functions.files.tree import check_name, ensure_root, name_key, next_seq, node_json, now_ms
+from functions.files.nodes import (
+    MAX_DEPTH,
+    check_free,
+    check_no_cycle,
+    check_rev,
+    get_node,
+    live_folder,
+    run,
+    write_node,
+)
+from functions.files.tree import check_name, ensure_root, live_key, name_key, next_seq, node_json, now_ms
+from functions.files.uploads import commit_into, commit_upload, content_hash, get_upload, negotiate_upload
 from runtime import events
 from runtime.errors import BadRequest, Conflict, NotFound
-from runtime.mongo import transaction
 
 __all__ = ["check_name", "ensure_root", "node_json", "get_node", "get_root", "list_children", "create_folder",
            "rename", "move", "update", "trash", "restore", "list_trash", "negotiate_upload", "commit_upload",
-           "commit_into", "run"]
-
-MAX_DEPTH = 4096
-
-
-def run(mongo, session, fn: Callable):
-    """fn(session) inside the caller's session, or in a transaction of its own with 409 for a name clash."""
-    if session is not None:
-        return fn(session)
-    try:
-        return transaction(mongo, fn)
-    except DuplicateKeyError:
-        raise Conflict("a live node with that name already exists in this folder", code="name_taken") from None
-
+           "commit_into", "get_upload", "content_hash", "run", "check_rev", "check_free", "live_folder", "write_node",
+           "live_key", "name_key"]
 
 # ----------------------------------------------------------------------------------------------- reads
-
-
-def get_node(db, owner: str, node_id, session=None) -> dict:
-    if not isinstance(node_id, str) or not node_id:
-        raise NotFound("no such node", code="not_found", details={"id": node_id})
-    doc = db.nodes.find_one({"_id": node_id, "owner": owner}, session=session)
-    if doc is None or doc.get("purged"):
-        raise NotFound("no such node", code="not_found", details={"id": node_id})
-    return doc
 
 
 def get_root(db, owner: str, session=None) -> dict:
@@ -102,76 +88,7 @@ def list_trash(db, owner: str, cursor: str | None = None, limit: int = 100, sess
 # ------------------------------------------------------------------------------------------- checks
 
 
-def check_rev(doc: dict, base_rev) -> None:
-    if base_rev is None:
-        return
-    if isinstance(base_rev, bool) or not isinstance(base_rev, int):
-        raise BadRequest("base_rev must be an integer", code="invalid_base_rev")
-    if base_rev != int(doc.get("rev", 0)):
-        raise Conflict("the node changed since base_rev", code="stale_rev", details={"node": node_json(doc)})
-
-
-def live_folder(db, owner: str, folder_id, session=None) -> dict:
-    """A parent that may receive children: exists, is a folder, is not in the trash."""
-    folder = get_node(db, owner, folder_id, session)
-    if folder["kind"] != "folder":
-        raise Conflict("the parent is a file, not a folder", code="not_a_folder", details={"id": folder_id})
-    if folder.get("trashed_at") is not None:
-        raise Conflict("the folder is in the trash; restore it first", code="parent_trashed",
-                       details={"id": folder_id})
-    return folder
-
-
-def check_free(db, owner: str, parent_id: str, name: str, session=None, except_id: str | None = None) -> None:
-    """A friendly 409 with the clashing node; the unique index still decides races."""
-    clash = db.nodes.find_one({"owner": owner, "live_key": tree.live_key(parent_id, name_key(name))},
-                              session=session)
-    if clash is not None and clash["_id"] != except_id:
-        raise Conflict("a live node with that name already exists in this folder", code="name_taken",
-                       details={"node": node_json(clash)})
-
-
-def check_no_cycle(db, owner: str, node: dict, target: dict, session=None) -> None:
-    """Moving a folder into itself or below itself is 409 `cycle`."""
-    current, depth = target, 0
-    while current is not None and depth < MAX_DEPTH:
-        if current["_id"] == node["_id"]:
-            raise Conflict("a folder cannot move into itself or its own subtree", code="cycle",
-                           details={"id": node["_id"], "parent_id": target["_id"]})
-        parent_id = current.get("parent_id")
-        current = db.nodes.find_one({"_id": parent_id, "owner": owner}, session=session) if parent_id else None
-        depth += 1
-
-
 # ------------------------------------------------------------------------------------------- writes
-
-
-def write_node(db, owner: str, node: dict, fields: dict, *, session, device_id: str | None = None,
-               content: bool = False, seq: int | None = None, emit: bool = True) -> dict:
-    """Store `fields` as the node's next revision (rev, per-field revs, seq, live_key) and emit node.changed."""
-    now = now_ms()
-    rev = int(node.get("rev", 0)) + 1
-    merged = {**node, **fields}
-    changes = dict(fields)
-    changes.update(rev=rev, updated_at=now, seq=seq if seq is not None else next_seq(db, owner, session))
-    if "name" in fields and fields["name"] != node.get("name"):
-        changes.update(name_key=name_key(fields["name"]), name_rev=rev)
-        merged["name_key"] = changes["name_key"]
-    if "parent_id" in fields and fields["parent_id"] != node.get("parent_id"):
-        changes["parent_rev"] = rev
-    if content:
-        changes["content_rev"] = rev
-    if merged.get("parent_id") is None:
-        changes["live_key"] = tree.ROOT_LIVE_KEY
-    elif merged.get("trashed_at") is not None or merged.get("purged"):
-        changes["live_key"] = node["_id"]
-    else:
-        changes["live_key"] = tree.live_key(merged["parent_id"], merged["name_key"])
-    db.nodes.update_one({"_id": node["_id"], "owner": owner}, {"$set": changes}, session=session)
-    if emit:
-        events.emit(db, "node.changed", owner, {"node_id": node["_id"], "seq": changes["seq"], "device_id": device_id},
-                    session=session)
-    return {**node, **changes}
 
 
 def create_folder(db, mongo, owner: str, parent_id, name, *, session=None, device_id: str | None = None) -> dict:
@@ -317,21 +234,3 @@ def restore(db, mongo, owner: str, node_id, *, session=None, device_id=None) -> 
         return result
 
     return run(mongo, session, fn)
-
-
-def negotiate_upload(*args, **kwargs):
-    from functions.files.uploads import negotiate_upload as impl
-
-    return impl(*args, **kwargs)
-
-
-def commit_upload(*args, **kwargs):
-    from functions.files.uploads import commit_upload as impl
-
-    return impl(*args, **kwargs)
-
-
-def commit_into(*args, **kwargs):
-    from functions.files.uploads import commit_into as impl
-
-    return impl(*args, **kwargs)

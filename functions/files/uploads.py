@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from pymongo import ASCENDING, UpdateOne
 
 from functions.files import tree
-from functions.files.service import check_free, check_rev, get_node, live_folder, run, write_node
+from functions.files.nodes import check_free, check_rev, get_node, live_folder, run, write_node
 from functions.files.tree import check_name, next_seq, node_json, now_ms, truncate_ms
 from runtime.errors import BadRequest, Conflict, Gone, NotFound, PayloadTooLarge
 from runtime.ids import as_utc, new_id

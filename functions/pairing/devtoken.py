@@ -10,8 +10,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from runtime import users
 from runtime.clients import Clients
-from runtime.ids import new_id, utcnow
 from runtime.settings import load_settings
 from runtime.tokens import issue_access_token
 
@@ -25,11 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     clients = Clients(settings)
     try:
         email = args.email.strip().lower()
-        user = clients.db.users.find_one({"email": email}, {"_id": 1})
-        if user is None:
-            user = {"_id": new_id(), "email": email, "name": args.name, "identities": [], "seq": 0,
-                    "journal_floor": 0, "created_at": utcnow()}
-            clients.db.users.insert_one(user)
+        user = users.ensure_by_email(clients.db, email, args.name)
         token, _ = issue_access_token(clients.keys, settings, sub=user["_id"], aud="pcloud")
         print(token)
     finally:

@@ -7,6 +7,7 @@ browser because /mobile/v1 is a bearer-token API for phones; the cookie never re
 from __future__ import annotations
 
 from push import registry
+from runtime import devices as device_registry
 from runtime.ids import as_utc, iso, utcnow
 
 CONFLICT_TEXT = {
@@ -36,14 +37,6 @@ def user_view(db, user_id: str) -> dict:
     return {"id": user_id, "name": doc.get("name") or doc.get("email") or "you", "email": doc.get("email", "")}
 
 
-def _names(collection, owner: str, ids: set) -> dict:
-    ids.discard(None)
-    if not ids:
-        return {}
-    return {d["_id"]: d.get("name") or d.get("serial") or d["_id"]
-            for d in collection.find({"_id": {"$in": list(ids)}, "owner": owner}, {"name": 1, "serial": 1})}
-
-
 def recent_conflicts(db, owner: str, limit: int = 100) -> list[dict]:
     docs = list(db.conflicts.find({"owner": owner}).sort([("created_at", -1), ("_id", -1)]).limit(limit))
     node_ids = list({d.get("node_id") for d in docs} - {None})
@@ -52,7 +45,7 @@ def recent_conflicts(db, owner: str, limit: int = 100) -> list[dict]:
         nodes[n["_id"]] = n.get("name")
         if not n.get("trashed_at") and n.get("parent_id"):
             folders[n["_id"]] = n["parent_id"]
-    devices = _names(db.devices, owner, {d.get("device_id") for d in docs})
+    devices = device_registry.names(db, owner, {d.get("device_id") for d in docs})
     return [{
         "id": d["_id"], "type": d.get("type"), "resolution": d.get("resolution"),
         "explanation": CONFLICT_TEXT.get(d.get("type"), d.get("type") or "conflict"),
@@ -66,7 +59,7 @@ def recent_conflicts(db, owner: str, limit: int = 100) -> list[dict]:
 def recent_notifications(db, owner: str, cursor: str | None, limit: int = 50) -> dict:
     """A page of push deliveries (newest first) with each device's name."""
     page = registry.list_deliveries(db, owner, cursor, limit)
-    devices = _names(db.devices, owner, {i.get("device_id") for i in page["items"]})
+    devices = device_registry.names(db, owner, {i.get("device_id") for i in page["items"]})
     for item in page["items"]:
         item["device_name"] = devices.get(item.get("device_id"), "a removed device")
     return page

@@ -1,0 +1,71 @@
+"""Content-addressed object store: the BlobStore interface (base.py) and its named backends (local.py, s3.py).
+
+Blocks are addressed by the lowercase hex SHA-256 of their bytes. Clients upload straight to the store
+through presigned PUTs, and the store itself refuses bytes whose digest differs from the address.
+Two backends: `LocalBlobStore` (files under PCLOUD_DATA_DIR, presigned URLs served by functions/blobs)
+and `S3BlobStore` (AWS S3 or MinIO through boto3). Both pass tests/contract/test_blobstore.py.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from runtime.settings import SettingsError
+from runtime.store.base import (
+    _BUCKET,
+    BLOCK_SIZE,
+    CHUNK_SIZE,
+    MAX_PRESIGN_SECONDS,
+    BlobDigestMismatch,
+    BlobNotFound,
+    BlobStore,
+    PresignedRequest,
+    StoreUnavailable,
+    check_digest,
+    content_disposition,
+)
+from runtime.store.local import LocalBlobStore
+from runtime.store.s3 import S3BlobStore
+
+__all__ = ["BLOCK_SIZE", "CHUNK_SIZE", "MAX_PRESIGN_SECONDS", "BlobDigestMismatch", "BlobNotFound", "BlobStore",
+           "LocalBlobStore", "PresignedRequest", "S3BlobStore", "StoreUnavailable", "check_digest",
+           "content_disposition", "make_store"]
+
+
+def make_store(settings, secret: bytes, http_timeout: float = 10.0, ensure: bool = True) -> BlobStore:
+    """Pick the backend named by PCLOUD_STORE_URL; fail at start-up on a bad URL.
+
+    With `ensure`, an S3 bucket that does not exist yet is created (StoreUnavailable when S3 is down).
+    """
+    url = settings.store_url or f"file://{Path(settings.data_dir).resolve() / 'blobs'}"
+    parts = urlsplit(url)
+    if parts.scheme == "file":
+        if parts.netloc not in ("", "localhost") or not parts.path.startswith("/") or parts.query:
+            raise SettingsError(f"PCLOUD_STORE_URL must be file:///ABSOLUTE/PATH, got {url!r}")
+        return LocalBlobStore(Path(unquote(parts.path)), secret=secret, public_url=settings.public_url)
+    if parts.scheme == "s3":
+        bucket = parts.netloc
+        if not _BUCKET.fullmatch(bucket) or parts.path not in ("", "/"):
+            raise SettingsError(f"PCLOUD_STORE_URL must be s3://BUCKET?endpoint=URL&region=NAME, got {url!r}")
+        try:
+            query = parse_qs(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
+        except ValueError:
+            raise SettingsError(f"PCLOUD_STORE_URL has a malformed query: {url!r}") from None
+        unknown = set(query) - {"endpoint", "region"}
+        if unknown or any(len(v) != 1 for v in query.values()):
+            raise SettingsError(f"PCLOUD_STORE_URL accepts endpoint= and region= once each, got {url!r}")
+        endpoint = query.get("endpoint", [""])[0] or None
+        if endpoint is not None:
+            ep = urlsplit(endpoint)
+            if ep.scheme not in ("http", "https") or not ep.netloc:
+                raise SettingsError(f"PCLOUD_STORE_URL endpoint must be an http(s) URL, got {endpoint!r}")
+        region = query.get("region", [""])[0] or "us-east-1"
+        if not re.fullmatch(r"[a-z0-9-]+", region):
+            raise SettingsError(f"PCLOUD_STORE_URL region looks wrong: {region!r}")
+        store = S3BlobStore(bucket, endpoint_url=endpoint, region=region, timeout=http_timeout)
+        if ensure:
+            store.ensure_bucket()
+        return store
+    raise SettingsError(f"PCLOUD_STORE_URL must be file://PATH or s3://BUCKET?..., got {url!r}")

@@ -30,7 +30,7 @@ from functions.pairing.sessions import (
     ms,
 )
 from functions.pairing.wake import WakeHub
-from runtime import amqp, devices, events, users
+from runtime import devices, events, users
 from runtime.errors import BadRequest, Conflict, NotFound, Unavailable
 from runtime.ids import iso, new_id, utcnow
 from runtime.mongo import transaction

@@ -1,0 +1,199 @@
+"""A local stand-in for the part of PCloud's public API the bundled photo apps call (CONTRACT §7 generic graph
+API, §8 core actions `files.read` and `files.ensure-folder`), so the apps' WSGI handlers can be tested before
+the platform lands. It parses and executes real GraphQL (graphql-core) against in-memory nodes, scoped per
+bearer token's owner like the real graph; errors carry `extensions.code` as §7 says. Replace with the real stack
+wherever it is on main (tests/integration/test_photos_milestone.py).
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import threading
+from datetime import UTC, datetime
+
+from flask import Flask, jsonify, request
+from graphql import GraphQLError, GraphQLScalarType, build_schema, graphql_sync
+
+from tests.fakes._server import ServedApp
+
+SDL = """
+scalar JSON
+interface Node { id: ID!  type: String!  rev: Int!  createdAt: String!  updatedAt: String!  data: JSON! }
+type GenericNode implements Node {
+  id: ID!  type: String!  rev: Int!  createdAt: String!  updatedAt: String!  data: JSON!
+}
+type NodePage { items: [Node!]!  nextCursor: String }
+type Query {
+  node(id: ID!): Node
+  nodes(type: String!, where: JSON, first: Int = 50, after: String): NodePage!
+}
+type Mutation {
+  createNode(type: String!, data: JSON!): Node!
+  updateNode(id: ID!, data: JSON!, rev: Int): Node!
+  deleteNode(id: ID!): Boolean!
+}
+"""
+
+
+def _error(message: str, code: str) -> GraphQLError:
+    return GraphQLError(message, extensions={"code": code})
+
+
+class FakePCloud(ServedApp):
+    def __init__(self):
+        self.lock = threading.Lock()
+        self.tokens: dict[str, str] = {}          # token -> owner
+        self.files: dict[tuple[str, str], bytes] = {}   # (owner, file_id) -> bytes
+        self.folders: set[tuple[str, str]] = set()
+        self.nodes: dict[str, dict] = {}
+        self.calls: list[tuple[str, str]] = []     # (owner, what)
+        self.unavailable = False
+        self._ids = itertools.count(1)
+        self.schema = build_schema(SDL)
+        json_scalar = self.schema.type_map["JSON"]
+        assert isinstance(json_scalar, GraphQLScalarType)
+        json_scalar.serialize = lambda v: v
+        json_scalar.parse_value = lambda v: v
+        self.schema.type_map["Node"].resolve_type = lambda *_: "GenericNode"
+        self.app = self._make_app()
+
+    # -- test helpers
+
+    def user(self, owner: str) -> str:
+        token = f"token-{owner}"
+        self.tokens[token] = owner
+        return token
+
+    def put_file(self, owner: str, file_id: str, data: bytes) -> None:
+        self.files[(owner, file_id)] = data
+
+    def of_type(self, owner: str, type_: str) -> list[dict]:
+        return [n for n in self.nodes.values() if n["owner"] == owner and n["type"] == type_]
+
+    # -- the graph
+
+    def _public(self, node: dict) -> dict:
+        return {k: node[k] for k in ("id", "type", "rev", "createdAt", "updatedAt", "data")}
+
+    def _mine(self, owner: str, node_id: str) -> dict | None:
+        node = self.nodes.get(node_id)
+        return node if node and node["owner"] == owner else None
+
+    def _resolvers(self, owner: str) -> dict:
+        def now():
+            return datetime.now(UTC).isoformat()
+
+        def node(_, __, id):
+            found = self._mine(owner, id)
+            return self._public(found) if found else None
+
+        def nodes(_, __, type, where=None, first=50, after=None):
+            if not 1 <= first <= 500:
+                raise _error("first must be within 1..500", "BAD_USER_INPUT")
+            found = sorted((n for n in self.nodes.values() if n["owner"] == owner and n["type"] == type
+                            and all(n["data"].get(k) == v for k, v in (where or {}).items())), key=lambda n: n["seq"])
+            start = int(after or 0)
+            page = found[start:start + first]
+            more = start + first < len(found)
+            return {"items": [self._public(n) for n in page], "nextCursor": str(start + first) if more else None}
+
+        def check(data):
+            if not isinstance(data, dict):
+                raise _error("data must be an object", "BAD_USER_INPUT")
+            for value in data.values():
+                if isinstance(value, str) and value.startswith("node:") and not self._mine(owner, value[5:]):
+                    raise _error("a relation to an unknown node", "BAD_USER_INPUT")
+
+        def create(_, __, type, data):
+            check(data)
+            with self.lock:
+                seq = next(self._ids)
+                doc = {"id": f"n{seq:06d}", "type": type, "rev": 1, "createdAt": now(), "updatedAt": now(),
+                       "data": {k: v for k, v in data.items() if v is not None}, "owner": owner, "seq": seq}
+                self.nodes[doc["id"]] = doc
+            return self._public(doc)
+
+        def update(_, __, id, data, rev=None):
+            check(data)
+            with self.lock:
+                found = self._mine(owner, id)
+                if not found:
+                    raise _error("no such node", "NOT_FOUND")
+                if rev is not None and rev != found["rev"]:
+                    raise _error("stale rev", "CONFLICT")
+                for key, value in data.items():
+                    if value is None:
+                        found["data"].pop(key, None)
+                    else:
+                        found["data"][key] = value
+                found["rev"] += 1
+                found["updatedAt"] = now()
+            return self._public(found)
+
+        def delete(_, __, id):
+            with self.lock:
+                found = self._mine(owner, id)
+                if not found:
+                    return False
+                del self.nodes[id]
+            return True
+
+        return {"Query": {"node": node, "nodes": nodes},
+                "Mutation": {"createNode": create, "updateNode": update, "deleteNode": delete}}
+
+    def _make_app(self) -> Flask:
+        app = Flask(__name__)
+
+        def owner_or_none():
+            auth = request.headers.get("Authorization", "")
+            return self.tokens.get(auth[7:]) if auth.startswith("Bearer ") else None
+
+        @app.before_request
+        def gate():
+            if self.unavailable:
+                return jsonify({"error": {"code": "unavailable", "message": "down for the test"}}), 503
+            if owner_or_none() is None:
+                return jsonify({"error": {"code": "unauthorized", "message": "no token"}}), 401
+            return None
+
+        @app.post("/graph/v1/graphql")
+        def graph():
+            owner = owner_or_none()
+            body = request.get_json()
+            resolvers = self._resolvers(owner)
+
+            def field_resolver(source, info, **args):
+                parent = info.parent_type.name
+                if parent in resolvers:
+                    return resolvers[parent][info.field_name](source, info, **args)
+                return source.get(info.field_name) if isinstance(source, dict) else None
+
+            self.calls.append((owner, "graphql"))
+            result = graphql_sync(self.schema, body["query"], variable_values=body.get("variables"),
+                                  field_resolver=field_resolver)
+            out = {"data": result.data}
+            if result.errors:
+                out["errors"] = [{"message": e.message, "extensions": e.extensions or {"code": "BAD_USER_INPUT"}}
+                                 for e in result.errors]
+            return jsonify(out)
+
+        @app.post("/apps/v1/actions/files/read")
+        def files_read():
+            owner = owner_or_none()
+            file_id = (request.get_json() or {}).get("file_id")
+            self.calls.append((owner, f"files.read {file_id}"))
+            data = self.files.get((owner, file_id))
+            if data is None:
+                return jsonify({"error": {"code": "not_found", "message": "no such file"}}), 404
+            return jsonify({"execution": {"state": "done",
+                                          "result": {"content_base64": base64.b64encode(data).decode()}}})
+
+        @app.post("/apps/v1/actions/files/ensure-folder")
+        def ensure_folder():
+            owner = owner_or_none()
+            path = (request.get_json() or {}).get("path")
+            self.folders.add((owner, path))
+            return jsonify({"execution": {"state": "done", "result": {"path": path}}})
+
+        return app

@@ -49,6 +49,11 @@ class FakePCloud(ServedApp):
         self.nodes: dict[str, dict] = {}
         self.calls: list[tuple[str, str]] = []     # (owner, what)
         self.unavailable = False
+        # relation fields the graph checks (§7: a relation to a node of another type or user → BAD_USER_INPUT)
+        self.relations: dict[str, dict[str, str]] = {
+            "faces.Face": {"image": "photos.Image", "person": "faces.Person"},
+            "faces.Person": {"cover": "faces.Face"},
+            "photos.Image": {"faces": "faces.Face"}}
         self._ids = itertools.count(1)
         self.schema = build_schema(SDL)
         json_scalar = self.schema.type_map["JSON"]
@@ -98,15 +103,18 @@ class FakePCloud(ServedApp):
             more = start + first < len(found)
             return {"items": [self._public(n) for n in page], "nextCursor": str(start + first) if more else None}
 
-        def check(data):
+        def check(type_, data):
             if not isinstance(data, dict):
                 raise _error("data must be an object", "BAD_USER_INPUT")
-            for value in data.values():
-                if isinstance(value, str) and value.startswith("node:") and not self._mine(owner, value[5:]):
-                    raise _error("a relation to an unknown node", "BAD_USER_INPUT")
+            for field, target_type in self.relations.get(type_, {}).items():
+                value = data.get(field)
+                for target in (value if isinstance(value, list) else [value]):
+                    found = self._mine(owner, target) if target is not None else None
+                    if target is not None and (found is None or found["type"] != target_type):
+                        raise _error(f"{field}: no {target_type} {target}", "BAD_USER_INPUT")
 
         def create(_, __, type, data):
-            check(data)
+            check(type, data)
             with self.lock:
                 seq = next(self._ids)
                 doc = {"id": f"n{seq:06d}", "type": type, "rev": 1, "createdAt": now(), "updatedAt": now(),
@@ -115,11 +123,11 @@ class FakePCloud(ServedApp):
             return self._public(doc)
 
         def update(_, __, id, data, rev=None):
-            check(data)
             with self.lock:
                 found = self._mine(owner, id)
                 if not found:
                     raise _error("no such node", "NOT_FOUND")
+                check(found["type"], data)
                 if rev is not None and rev != found["rev"]:
                     raise _error("stale rev", "CONFLICT")
                 for key, value in data.items():

@@ -1,0 +1,239 @@
+"""What each action does, given a PCloud client and a FaceModel (no Flask here).
+
+Everything is written through the generic graph API (§7) with the invocation token, so the detector sees and
+touches only the calling user's nodes. Search by a person's name works at app level: a Person's `name` is an
+@search field, and each Image carries `people` (the names of the people in it, kept current here) as one too.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+from face_detector import grouping, images
+from face_detector.model import FaceModel
+from face_detector.pcloud import Gone, PCloud, Refused
+
+IMAGE, FACE, PERSON = "photos.Image", "faces.Face", "faces.Person"
+
+
+class BadParams(Exception):
+    """The caller asked for something that cannot be done (unknown person, merge into itself)."""
+
+
+@dataclass(frozen=True)
+class Options:
+    min_faces: int = 2
+    match_distance: float = 0.6
+
+    @classmethod
+    def of(cls, settings: dict | None) -> Options:
+        settings = settings or {}
+        min_faces = settings.get("min_faces", cls.min_faces)
+        distance = settings.get("match_distance", cls.match_distance)
+        if not isinstance(min_faces, int) or isinstance(min_faces, bool) or min_faces < 1:
+            min_faces = cls.min_faces
+        if not isinstance(distance, (int, float)) or not 0 < distance <= 2:
+            distance = cls.match_distance
+        return cls(min_faces=min_faces, match_distance=float(distance))
+
+
+def _id(value) -> str | None:
+    return value.get("id") if isinstance(value, dict) else value
+
+
+# --------------------------------------------------------------------------------------------- detect
+
+
+def detect(api: PCloud, model: FaceModel, settings: dict, image_id: str) -> dict:
+    """Find the faces of one Image (again, if its file changed), group them, keep the Image's `people` current."""
+    image = api.node(image_id)
+    if image is None or image.get("type") != IMAGE:
+        return {"skipped": "the image is gone", **forget_image(api, image_id)}
+    try:
+        data = api.read_file(image["data"].get("file_id") or "")
+    except Gone:
+        return {"skipped": "the file is gone", **forget_image(api, image_id)}
+    digest = hashlib.sha256(data).hexdigest()
+    if image["data"].get("faces_of") == digest:
+        return {"skipped": "unchanged", "faces": len(image["data"].get("faces") or [])}
+    try:
+        rgb, factor, width, height = images.load(data)
+    except images.NotAnImage as exc:
+        return {"skipped": "not an image", "reason": str(exc), **forget_image(api, image_id)}
+    found = model.detect(rgb)
+
+    forget_image(api, image_id)  # the file changed: its old faces go
+    created: list[dict] = []
+    try:
+        for face in found:
+            created.append(api.create(FACE, {
+                "image": image_id, "box": face.box.scaled(factor, width, height).as_dict(),
+                "score": round(face.score, 4), "grouped": False, "embedding": grouping.rounded(face.embedding),
+                "model": model.name}))
+    except (Gone, Refused):
+        if api.node(image_id) is None:  # trashed while we looked at it: leave nothing behind
+            _delete_all(api, created)
+            return {"skipped": "the image is gone", "faces": 0}
+        raise
+    group(api, Options.of(settings), created)
+    try:
+        api.update(image_id, {"faces": [f["id"] for f in created], "faces_of": digest,
+                              "people": people_text(api, image_id)})
+    except Gone:
+        _delete_all(api, created)
+        return {"skipped": "the image is gone", "faces": 0}
+    return {"faces": len(created), "boxes": [f["data"]["box"] for f in created]}
+
+
+def _delete_all(api: PCloud, nodes: list[dict]) -> None:
+    touched = {_id(n["data"].get("person")) for n in nodes} - {None}
+    for node in nodes:
+        api.delete(node["id"])
+    for person_id in touched:
+        refresh_person(api, person_id)
+
+
+# --------------------------------------------------------------------------------------------- grouping
+
+
+def group(api: PCloud, options: Options, new_faces: list[dict]) -> list[str]:
+    """New faces join the nearest person within match_distance; then DBSCAN over every ungrouped face makes new
+    people of groups of min_faces. Returns the ids of the people that changed."""
+    people = {p["id"]: p for p in api.nodes(PERSON)}
+    centroids = {pid: grouping.as_vector(p["data"]["centroid"]) for pid, p in people.items()
+                 if p["data"].get("centroid")}
+    joined: dict[str, list[dict]] = {}
+    for face in new_faces:
+        vector = grouping.as_vector(face["data"]["embedding"])
+        person_id = grouping.nearest(vector, centroids, options.match_distance)
+        if person_id:
+            face["data"] = api.update(face["id"], {"person": person_id, "grouped": True})["data"]
+            joined.setdefault(person_id, []).append(face)
+    for person_id, faces in joined.items():
+        person = people[person_id]["data"]
+        count = int(person.get("face_count") or 0)
+        vectors = [grouping.as_vector(f["data"]["embedding"]) for f in faces]
+        mean = (centroids[person_id] * count + sum(vectors)) / (count + len(vectors))
+        update = {"face_count": count + len(faces), "centroid": grouping.rounded(mean)}
+        if not _id(person.get("cover")):
+            update["cover"] = max(faces, key=lambda f: f["data"].get("score", 0))["id"]
+        api.update(person_id, update)
+
+    pool = {f["id"]: f for f in api.nodes(FACE, {"grouped": False})}
+    vectors = {fid: grouping.as_vector(f["data"]["embedding"]) for fid, f in pool.items()
+               if f["data"].get("embedding")}
+    made = []
+    for ids in grouping.clusters(vectors, options.min_faces, options.match_distance):
+        faces = [pool[i] for i in ids]
+        cover = max(faces, key=lambda f: f["data"].get("score", 0))
+        person = api.create(PERSON, {"hidden": False, "face_count": len(faces), "cover": cover["id"],
+                                     "centroid": grouping.rounded(grouping.centroid([vectors[i] for i in ids]))})
+        for face in faces:
+            api.update(face["id"], {"person": person["id"], "grouped": True})
+        made.append(person["id"])
+    return [*joined, *made]
+
+
+def refresh_person(api: PCloud, person_id: str) -> dict | None:
+    """face_count, centroid and cover from the faces it has now; an unnamed person with no face left goes."""
+    person = api.node(person_id)
+    if person is None:
+        return None
+    faces = api.nodes(FACE, {"person": person_id})
+    if not faces:
+        if not person["data"].get("name"):
+            api.delete(person_id)
+            return None
+        return api.update(person_id, {"face_count": 0, "cover": None})
+    vectors = [grouping.as_vector(f["data"]["embedding"]) for f in faces if f["data"].get("embedding")]
+    update = {"face_count": len(faces)}
+    if vectors:
+        update["centroid"] = grouping.rounded(grouping.centroid(vectors))
+    if _id(person["data"].get("cover")) not in {f["id"] for f in faces}:
+        update["cover"] = max(faces, key=lambda f: f["data"].get("score", 0))["id"]
+    return api.update(person_id, update)
+
+
+def recluster(api: PCloud, settings: dict) -> dict:
+    """On demand (e.g. after min_faces changed): DBSCAN over the ungrouped faces. Grouped faces stay put."""
+    return {"people_made": len(group(api, Options.of(settings), []))}
+
+
+# --------------------------------------------------------------------------------------------- search text
+
+
+def people_text(api: PCloud, image_id: str) -> str:
+    """The names of the people in an image, for its `people` @search field."""
+    names: list[str] = []
+    for person_id in dict.fromkeys(_id(f["data"].get("person")) for f in api.nodes(FACE, {"image": image_id})):
+        person = api.node(person_id) if person_id else None
+        name = (person or {}).get("data", {}).get("name")
+        if name and name not in names:
+            names.append(name)
+    return " ".join(names)
+
+
+def refresh_images(api: PCloud, image_ids) -> int:
+    count = 0
+    for image_id in {i for i in image_ids if i}:
+        try:
+            api.update(image_id, {"people": people_text(api, image_id)})
+            count += 1
+        except Gone:
+            pass
+    return count
+
+
+def person_changed(api: PCloud, person_id: str) -> dict:
+    """A user renamed or deleted a Person: the Images showing them get their `people` text again; a deleted
+    person's faces go back to the pool."""
+    person = api.node(person_id)
+    faces = api.nodes(FACE, {"person": person_id})
+    if person is None:
+        for face in faces:
+            api.update(face["id"], {"person": None, "grouped": False})
+    return {"images": refresh_images(api, [_id(f["data"].get("image")) for f in faces])}
+
+
+# --------------------------------------------------------------------------------------------- removal, merge
+
+
+def forget_image(api: PCloud, image_id: str) -> dict:
+    """An Image went (its file was trashed) or changed: its faces go, and their people are recounted."""
+    faces = api.nodes(FACE, {"image": image_id})
+    _delete_all(api, faces)
+    return {"faces_removed": len(faces)}
+
+
+def merge_people(api: PCloud, into: str, sources: list[str]) -> dict:
+    """Every face of `sources` becomes `into`'s; the sources go. `into` keeps its name, or takes the first
+    source's name when it has none."""
+    if not isinstance(into, str) or not isinstance(sources, list) or not sources:
+        raise BadParams("merge-people takes {into: person id, from: [person ids]}")
+    if into in sources:
+        raise BadParams("a person cannot be merged into itself")
+    target = api.node(into)
+    if target is None or target.get("type") != PERSON:
+        raise BadParams(f"no person {into}")
+    others = []
+    for source_id in dict.fromkeys(sources):
+        source = api.node(source_id)
+        if source is None or source.get("type") != PERSON:
+            raise BadParams(f"no person {source_id}")
+        others.append(source)
+    images_touched, moved = set(), 0
+    for source in others:
+        for face in api.nodes(FACE, {"person": source["id"]}):
+            api.update(face["id"], {"person": into, "grouped": True})
+            images_touched.add(_id(face["data"].get("image")))
+            moved += 1
+        api.delete(source["id"])
+    if not target["data"].get("name"):
+        name = next((s["data"].get("name") for s in others if s["data"].get("name")), None)
+        if name:
+            api.update(into, {"name": name})
+    refresh_person(api, into)
+    images_touched.update(_id(f["data"].get("image")) for f in api.nodes(FACE, {"person": into}))
+    return {"into": into, "merged": [s["id"] for s in others], "faces_moved": moved,
+            "images": refresh_images(api, images_touched)}

@@ -27,7 +27,7 @@ from http import HTTPStatus
 from typing import Any, ClassVar, TypeVar
 
 from flask import Blueprint, g, request
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.json_schema import GenerateJsonSchema, models_json_schema
 
 from runtime.errors import BadRequest
@@ -50,6 +50,15 @@ class Body(BaseModel):
 
     model_config = ConfigDict(strict=True)
     error_codes: ClassVar[dict[str, str]] = {}
+
+
+def omittable(**field_kwargs) -> Any:
+    """A field that may be left out but is never null: `parent_id: str = omittable(description=...)`."""
+
+    def drop_default(schema: dict) -> None:
+        schema.pop("default", None)
+
+    return Field(None, json_schema_extra=drop_default, **field_kwargs)
 
 
 class Query(BaseModel):

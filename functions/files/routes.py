@@ -2,14 +2,30 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, jsonify, request
+from flask import Response, jsonify, request
 
 from functions.files import previews, service, uploads
-from runtime.app import clients, json_body, page_params
+from functions.files.schemas import (
+    NewFolder,
+    NewUpload,
+    Node,
+    NodeChange,
+    NodePage,
+    PageQuery,
+    PreviewQuery,
+    TrashQuery,
+    UploadStarted,
+)
+from runtime.app import clients, page_params
 from runtime.errors import BadRequest, RangeNotSatisfiable
 from runtime.identity import current_identity
+from runtime.schemas import Api, body
 
-bp = Blueprint("files", __name__)
+api = Api("files", import_name=__name__)
+bp = api.blueprint
+DEVICE_HEADER = {"name": "X-PCloud-Device-Id", "in": "header", "required": False, "schema": {"type": "string"},
+                 "description": "the calling device (its own changes are not pushed back to it)"}
+_NODE_404 = "no such node, or not yours"
 
 
 def _owner() -> str:
@@ -30,50 +46,54 @@ def _device_id() -> str | None:
     return value[:64] if value else None
 
 
-@bp.get("/files/v1/root")
+@api.get("/files/v1/root", operation_id="getRoot", summary="The caller's root folder (created on first use)",
+         responses={200: Node})
 def root():
     db, _ = _c()
     return jsonify(service.node_json(service.get_root(db, _owner())))
 
 
-@bp.get("/files/v1/nodes/<node_id>")
+@api.get("/files/v1/nodes/<node_id>", operation_id="getNode", summary="One node",
+         responses={200: Node, 404: _NODE_404})
 def get_node(node_id: str):
     db, _ = _c()
     return jsonify(service.node_json(service.get_node(db, _owner(), node_id)))
 
 
-@bp.get("/files/v1/nodes/<node_id>/children")
+@api.get("/files/v1/nodes/<node_id>/children", operation_id="listChildren",
+         summary="Live children of a folder by name, paged", query=PageQuery,
+         responses={200: NodePage, 400: "invalid_cursor or invalid_limit", 404: _NODE_404})
 def children(node_id: str):
     db, _ = _c()
     cursor, limit = page_params(default_limit=100, max_limit=1000)
     return _page(*service.list_children(db, _owner(), node_id, cursor, limit))
 
 
-@bp.post("/files/v1/folders")
+@api.post("/files/v1/folders", operation_id="createFolder", summary="Create a folder", body=NewFolder,
+          parameters=[DEVICE_HEADER],
+          responses={201: Node, 400: "invalid_name", 404: "no such parent folder", 409: "name_taken"})
 def create_folder():
     db, mongo = _c()
-    body = json_body()
-    doc = service.create_folder(db, mongo, _owner(), body.get("parent_id"), body.get("name"), device_id=_device_id())
+    new = body(NewFolder)
+    doc = service.create_folder(db, mongo, _owner(), new.parent_id, new.name, device_id=_device_id())
     return jsonify(service.node_json(doc)), 201
 
 
-@bp.patch("/files/v1/nodes/<node_id>")
+@api.patch("/files/v1/nodes/<node_id>", operation_id="updateNode", summary="Rename and/or move a node at base_rev",
+           body=NodeChange, parameters=[DEVICE_HEADER],
+           responses={200: Node, 400: "invalid_name, invalid_base_rev, invalid_request (unknown field)",
+                      404: _NODE_404, 409: "stale_rev (details.node), name_taken, cycle, trashed"})
 def patch_node(node_id: str):
     db, mongo = _c()
-    body = json_body()
-    unknown = set(body) - {"name", "parent_id", "base_rev"}
-    if unknown:
-        raise BadRequest(f"unknown fields: {', '.join(sorted(unknown))}", code="invalid_request")
-    if "base_rev" not in body or body["base_rev"] is None:
-        raise BadRequest("base_rev is required", code="invalid_base_rev")
-    if "parent_id" in body and not isinstance(body["parent_id"], str):
-        raise BadRequest("parent_id must be a node id", code="invalid_request")
-    doc = service.update(db, mongo, _owner(), node_id, name=body.get("name"), parent_id=body.get("parent_id"),
-                         base_rev=body["base_rev"], device_id=_device_id())
+    change = body(NodeChange)
+    doc = service.update(db, mongo, _owner(), node_id, name=change.name, parent_id=change.parent_id,
+                         base_rev=change.base_rev, device_id=_device_id())
     return jsonify(service.node_json(doc))
 
 
-@bp.delete("/files/v1/nodes/<node_id>")
+@api.delete("/files/v1/nodes/<node_id>", operation_id="trashNode",
+            summary="Move a node (and its subtree) to the trash", query=TrashQuery, parameters=[DEVICE_HEADER],
+            responses={200: Node, 400: "invalid_base_rev, root_immutable", 404: _NODE_404, 409: "stale_rev"})
 def delete_node(node_id: str):
     db, mongo = _c()
     raw = request.args.get("base_rev")
@@ -86,35 +106,56 @@ def delete_node(node_id: str):
     return jsonify(service.node_json(doc))
 
 
-@bp.post("/files/v1/nodes/<node_id>/restore")
+@api.post("/files/v1/nodes/<node_id>/restore", operation_id="restoreNode",
+          summary="Restore a trashed node with what was trashed with it and its trashed ancestors",
+          parameters=[DEVICE_HEADER], responses={200: Node, 404: _NODE_404, 409: "name_taken"})
 def restore(node_id: str):
     db, mongo = _c()
     return jsonify(service.node_json(service.restore(db, mongo, _owner(), node_id, device_id=_device_id())))
 
 
-@bp.get("/files/v1/trash")
+@api.get("/files/v1/trash", operation_id="listTrash", summary="Nodes the caller trashed, paged", query=PageQuery,
+         responses={200: NodePage, 400: "invalid_cursor or invalid_limit"})
 def trash():
     db, _ = _c()
     cursor, limit = page_params(default_limit=100, max_limit=1000)
     return _page(*service.list_trash(db, _owner(), cursor, limit))
 
 
-@bp.post("/files/v1/uploads")
+@api.post("/files/v1/uploads", operation_id="startUpload",
+          summary="Negotiate an upload: which 4 MiB blocks must be sent, with presigned PUTs", body=NewUpload,
+          responses={201: UploadStarted,
+                     400: "invalid_hash, invalid_block_size, invalid_size, size_mismatch, invalid_name, "
+                          "invalid_mtime, invalid_base_rev, invalid_blocks",
+                     404: "no such folder or node", 409: "not_a_file", 413: "too_many_blocks"})
 def negotiate():
     c = clients()
-    upload = uploads.negotiate_upload(c.db, c.store, _owner(), json_body(),
+    upload = uploads.negotiate_upload(c.db, c.store, _owner(), body(NewUpload).model_dump(),
                                       max_blocks=c.settings.max_blocks_per_file)
     return jsonify(uploads.upload_json(upload)), 201
 
 
-@bp.post("/files/v1/uploads/<upload_id>/commit")
+@api.post("/files/v1/uploads/<upload_id>/commit", operation_id="commitUpload",
+          summary="Commit an upload: 201 new file, 200 overwrite; idempotent", parameters=[DEVICE_HEADER],
+          responses={201: ("the new file", Node), 200: ("the overwritten file", Node), 404: "no such upload",
+                     409: "blocks_missing (details.missing), stale_rev, name_taken",
+                     410: "upload_expired"})
 def commit(upload_id: str):
     c = clients()
     doc, created = uploads.commit_upload(c.db, c.mongo, c.store, _owner(), upload_id, device_id=_device_id())
     return jsonify(service.node_json(doc)), (201 if created else 200)
 
 
-@bp.get("/files/v1/nodes/<node_id>/content")
+@api.get("/files/v1/nodes/<node_id>/content", operation_id="getContent",
+         summary="The file's bytes; Range → 206, ETag = content_hash",
+         parameters=[{"name": "Range", "in": "header", "schema": {"type": "string"}},
+                     {"name": "If-None-Match", "in": "header", "schema": {"type": "string"}}],
+         responses={200: {"description": "the bytes", "content": {"application/octet-stream": {
+                             "schema": {"type": "string", "format": "binary"}}}},
+                    206: {"description": "a byte range", "content": {"application/octet-stream": {
+                        "schema": {"type": "string", "format": "binary"}}}},
+                    304: "If-None-Match matched", 404: _NODE_404, 409: "not a file",
+                    416: "range_not_satisfiable"})
 def content(node_id: str):
     c = clients()
     node = uploads.content_node(c.db, _owner(), node_id)
@@ -136,11 +177,17 @@ def content(node_id: str):
         start, end, status = span[0], span[1] - 1, 206
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     headers["Content-Length"] = str(end - start + 1 if size else 0)
-    body = uploads.iter_content(c.store, node, start, end) if size else iter(())
-    return Response(body, status=status, headers=headers, direct_passthrough=True)
+    stream = uploads.iter_content(c.store, node, start, end) if size else iter(())
+    return Response(stream, status=status, headers=headers, direct_passthrough=True)
 
 
-@bp.get("/files/v1/nodes/<node_id>/preview")
+@api.get("/files/v1/nodes/<node_id>/preview", operation_id="getPreview",
+         summary="A JPEG preview of an image file (JPEG, PNG, WebP, HEIC), EXIF orientation applied, cached",
+         query=PreviewQuery,
+         responses={200: {"description": "the preview", "content": {"image/jpeg": {
+                             "schema": {"type": "string", "format": "binary"}}}},
+                    304: "If-None-Match matched", 400: "invalid_size", 404: _NODE_404,
+                    413: "image_too_large", 415: "not_an_image (also corrupt or truncated)"})
 def preview(node_id: str):
     c = clients()
     size = previews.parse_size(request.args.get("size"))

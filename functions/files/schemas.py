@@ -1,0 +1,100 @@
+"""Request and response models of /files/v1 (CONTRACT §3): the routes validate bodies with them and
+/openapi.json documents them. Rules that need the tree or the settings (names, block sizes, the block count)
+stay in the service; a body whose types are wrong gets the code the service would have used."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from runtime.schemas import Body, Query, omittable
+
+HASH_PATTERN = "^[0-9a-f]{64}$"
+NAME = "NFC, 1-255 UTF-8 bytes, no '/' or NUL, not '.' or '..'; unique per folder (casefolded)"
+
+
+class Node(BaseModel):
+    """A file or folder."""
+
+    id: str
+    parent_id: str | None = Field(description="null for the root")
+    name: str
+    kind: Literal["file", "folder"]
+    rev: int
+    size: int
+    content_hash: str | None = Field(description="hex SHA-256 of the concatenated 32-byte block digests")
+    mtime: datetime | None
+    trashed_at: datetime | None = Field(description="set while the node is in the trash")
+
+
+class NodePage(BaseModel):
+    """A page of nodes."""
+
+    items: list[Node]
+    next_cursor: str | None
+
+
+class NewFolder(Body):
+    error_codes = {"name": "invalid_name"}
+    parent_id: str
+    name: str = Field(description=NAME)
+
+
+class NodeChange(Body):
+    """Rename and/or move, from the rev the client saw."""
+
+    model_config = {"extra": "forbid"}
+    error_codes = {"name": "invalid_name", "base_rev": "invalid_base_rev"}
+    name: str | None = Field(None, description=NAME)
+    parent_id: str = omittable(description="the folder to move into")
+    base_rev: int = Field(description="the node's rev this change was made from; stale → 409 stale_rev")
+
+
+class BlockRef(Body):
+    hash: str = Field(pattern=HASH_PATTERN, description="lowercase hex SHA-256 of the block's bytes")
+    size: int = Field(description="4194304 for every block but the last (1..4194304)")
+
+
+class NewUpload(Body):
+    """A file to upload, as its list of 4 MiB blocks; node_id + base_rev overwrite an existing file."""
+
+    error_codes = {"parent_id": "invalid_request", "name": "invalid_name", "size": "invalid_size",
+                   "mtime": "invalid_mtime", "blocks": "invalid_blocks", "blocks.*.hash": "invalid_hash",
+                   "blocks.*.size": "invalid_block_size", "base_rev": "invalid_base_rev"}
+    parent_id: str | None = Field(None, description="the folder of a new file")
+    name: str | None = Field(None, description=NAME)
+    size: int = Field(ge=0, description="bytes; the blocks' sizes add up to it")
+    mtime: str | int | float | None = Field(None, description="ISO 8601 or seconds since the epoch")
+    blocks: list[BlockRef] = Field(description="in file order; at most PCLOUD_MAX_BLOCKS_PER_FILE (413 beyond)")
+    node_id: str | None = Field(None, description="overwrite this file")
+    base_rev: int | None = Field(None, description="with node_id: the rev the new content was made from")
+
+
+class MissingBlock(BaseModel):
+    hash: str = Field(pattern=HASH_PATTERN)
+    url: str = Field(description="send the block's bytes here")
+    method: str
+    headers: dict[str, str]
+
+
+class UploadStarted(BaseModel):
+    """The upload, and the blocks the store still needs from this user."""
+
+    upload_id: str
+    expires_at: datetime
+    missing: list[MissingBlock]
+
+
+class PageQuery(Query):
+    cursor: str | None = Field(None, description="opaque; from a previous page")
+    limit: int | None = Field(None, ge=1, le=1000)
+
+
+class TrashQuery(Query):
+    base_rev: int | None = Field(None, ge=0, description="refuse (409 stale_rev) when the node moved on")
+
+
+class PreviewQuery(Query):
+    size: Literal[256, 1024] = Field(256, description="longest side in pixels")

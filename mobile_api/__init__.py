@@ -2,15 +2,15 @@
 
 from runtime.app import function_app
 
-OPENAPI: dict = {"paths": {}}
+
+def openapi_apis() -> list:
+    from mobile_api import auth_routes, device_routes, routes
+
+    return [auth_routes.api, device_routes.api, routes.api]
 
 
 def create_app(settings=None):
-    from mobile_api import auth_routes, device_routes, routes
-
     app = function_app(__name__, settings, name="mobile_api")
-    for module in (auth_routes, device_routes, routes):
-        app.register_blueprint(module.bp)
-        OPENAPI["paths"].update(getattr(module, "OPENAPI_PATHS", {}))
-        OPENAPI.setdefault("schemas", {}).update(getattr(module, "OPENAPI_SCHEMAS", {}))
+    for api in openapi_apis():
+        app.register_blueprint(api.blueprint)
     return app

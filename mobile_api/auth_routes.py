@@ -7,45 +7,26 @@ The phone signs in with the provider's own SDK; we verify what it hands us (Goog
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify
+from flask import jsonify
 
 from functions.sso.provider import OpenIDProvider
 from functions.sso.providers import ProviderError, ProviderUnavailable, providers_for
 from functions.sso.service import SignInRefused, SsoService
-from runtime.app import clients, json_body, settings
+from mobile_api.schemas import FacebookExchange, GoogleExchange, MobileTokens
+from runtime.app import clients, settings
 from runtime.errors import BadRequest, NotFound, Unauthorized, Unavailable
+from runtime.schemas import Api, body
 
-bp = Blueprint("auth_routes", __name__)
-
-_TOKENS = {"type": "object", "required": ["access_token", "refresh_token", "expires_in", "user"], "properties": {
-    "access_token": {"type": "string"}, "refresh_token": {"type": "string"}, "expires_in": {"type": "integer"},
-    "token_type": {"type": "string"},
-    "user": {"type": "object", "properties": {"id": {"type": "string"}, "email": {"type": "string"},
-                                              "name": {"type": "string"}}}}}
-
-
-def _exchange_doc(provider: str, field: str) -> dict:
-    return {"post": {
-        "summary": f"Exchange a {provider.title()} {field} from the phone for PCloud tokens", "security": [],
-        "requestBody": {"required": True, "content": {"application/json": {"schema": {
-            "type": "object", "required": [field], "properties": {field: {"type": "string"}}}}}},
-        "responses": {"200": {"description": "tokens", "content": {"application/json": {"schema": _TOKENS}}},
-                      "400": {"description": "body is not JSON or the field is missing"},
-                      "401": {"description": "token refused (any check failed, an unverified email included)"},
-                      "404": {"description": "provider not configured"},
-                      "503": {"description": "provider unreachable"}}}}
-
-
-OPENAPI_PATHS = {
-    "/mobile/v1/auth/google": _exchange_doc("google", "id_token"),
-    "/mobile/v1/auth/facebook": _exchange_doc("facebook", "access_token"),
-}
+api = Api("mobile_auth", tag="mobile", import_name=__name__)
+bp = api.blueprint
+_EXCHANGE = {200: MobileTokens, 400: "invalid_json, or invalid_request naming the missing field",
+             401: "invalid_token: refused (any check failed, an unverified email included)",
+             404: "unknown_provider: not configured here", 503: "provider_unavailable"}
 
 
 def _exchange(name: str, field: str):
-    body = json_body()
-    token = body.get(field)
-    if not isinstance(token, str) or not token.strip():
+    token = getattr(body(), field)
+    if not token.strip():
         raise BadRequest(f"send {{\"{field}\": \"…\"}}", code="invalid_request", details={"field": field})
     provider = providers_for(settings()).get(name)
     if provider is None:
@@ -64,11 +45,15 @@ def _exchange(name: str, field: str):
     return resp
 
 
-@bp.post("/mobile/v1/auth/google")
+@api.post("/mobile/v1/auth/google", operation_id="exchangeGoogleToken",
+          summary="Exchange a Google ID token from the phone for PCloud tokens", body=GoogleExchange,
+          responses=_EXCHANGE, security=[])
 def google_exchange():
     return _exchange("google", "id_token")
 
 
-@bp.post("/mobile/v1/auth/facebook")
+@api.post("/mobile/v1/auth/facebook", operation_id="exchangeFacebookToken",
+          summary="Exchange a Facebook access token from the phone for PCloud tokens", body=FacebookExchange,
+          responses=_EXCHANGE, security=[])
 def facebook_exchange():
     return _exchange("facebook", "access_token")

@@ -5,65 +5,40 @@ Thin: parse, call push.registry, shape JSON.
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, request
+from flask import jsonify, request
 
+from mobile_api.schemas import DeliveryPage, NewPhone, NotificationsQuery, PhoneRegistered, PushToken
 from push import registry
-from runtime.app import clients, json_body, page_params
+from runtime.app import clients, page_params
 from runtime.identity import current_identity
+from runtime.schemas import Api, body
 
-bp = Blueprint("device_routes", __name__)
-
-_ERROR = {"$ref": "#/components/schemas/Error"}
-OPENAPI_PATHS = {
-    "/mobile/v1/devices": {"post": {
-        "summary": "Register this phone (and its FCM registration token)",
-        "requestBody": {"required": True, "content": {"application/json": {"schema": {
-            "type": "object", "required": ["name", "platform"],
-            "properties": {"name": {"type": "string"}, "platform": {"type": "string", "enum": ["android", "ios"]},
-                           "push_token": {"type": "string"}}}}}},
-        "responses": {"201": {"description": "registered", "content": {"application/json": {"schema": {
-            "type": "object", "properties": {"device_id": {"type": "string"}}}}}},
-            "400": {"description": "bad input", "content": {"application/json": {"schema": _ERROR}}}},
-    }},
-    "/mobile/v1/devices/{device_id}/push-token": {"put": {
-        "summary": "Replace this phone's FCM registration token",
-        "parameters": [{"name": "device_id", "in": "path", "required": True, "schema": {"type": "string"}}],
-        "requestBody": {"required": True, "content": {"application/json": {"schema": {
-            "type": "object", "required": ["push_token"], "properties": {"push_token": {"type": "string"}}}}}},
-        "responses": {"204": {"description": "stored"},
-                      "400": {"description": "bad input", "content": {"application/json": {"schema": _ERROR}}},
-                      "404": {"description": "not your phone", "content": {"application/json": {"schema": _ERROR}}}},
-    }},
-    "/mobile/v1/notifications": {"get": {
-        "summary": "Recent push deliveries to your phones (queued, sent, failed with reason), newest first",
-        "parameters": [{"name": n, "in": "query", "schema": {"type": "string"}}
-                       for n in ("cursor", "limit", "device_id")],
-        "responses": {"200": {"description": "deliveries of the last days", "content": {"application/json": {
-            "schema": {"type": "object", "properties": {
-                "items": {"type": "array", "items": {"type": "object"}},
-                "next_cursor": {"type": ["string", "null"]}}}}}}},
-    }},
-}
+api = Api("mobile_devices", tag="mobile", import_name=__name__)
+bp = api.blueprint
 
 
-@bp.post("/mobile/v1/devices")
+@api.post("/mobile/v1/devices", operation_id="registerPhone",
+          summary="Register this phone (and its FCM registration token)", body=NewPhone,
+          responses={201: PhoneRegistered, 400: "invalid_name, invalid_platform, invalid_push_token"})
 def register_device():
     ident = current_identity()
-    body = json_body()
-    device_id = registry.register_phone(clients().db, ident.user_id, body.get("name"), body.get("platform"),
-                                        body.get("push_token"))
+    phone = body(NewPhone)
+    device_id = registry.register_phone(clients().db, ident.user_id, phone.name, phone.platform, phone.push_token)
     return jsonify(device_id=device_id), 201
 
 
-@bp.put("/mobile/v1/devices/<device_id>/push-token")
+@api.put("/mobile/v1/devices/<device_id>/push-token", operation_id="setPushToken",
+         summary="Replace this phone's FCM registration token", body=PushToken,
+         responses={204: "stored", 400: "invalid_push_token", 404: "not your phone"})
 def put_push_token(device_id: str):
     ident = current_identity()
-    body = json_body()
-    registry.set_push_token(clients().db, ident.user_id, device_id, body.get("push_token"))
+    registry.set_push_token(clients().db, ident.user_id, device_id, body(PushToken).push_token)
     return "", 204
 
 
-@bp.get("/mobile/v1/notifications")
+@api.get("/mobile/v1/notifications", operation_id="listNotifications",
+         summary="Recent push deliveries to your phones (queued, sent, failed with reason), newest first",
+         query=NotificationsQuery, responses={200: DeliveryPage, 400: "invalid_cursor or invalid_limit"})
 def notifications():
     ident = current_identity()
     cursor, limit = page_params(default_limit=50, max_limit=500)

@@ -18,17 +18,14 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from functions.files import service as files
 from mobile_api import bulk, conflicts, sync, tree
 from mobile_api.conflicts import Action, Decision, Facts
+from mobile_api.schemas import MAX_OPS, MobileOp
 from runtime import devices
 from runtime.errors import ApiError, BadRequest, NotFound
 from runtime.ids import utcnow
 from runtime.mongo import register_indexes, transaction
+from runtime.schemas import BodyInvalid, validate
 
-MAX_OPS = 1000
 CHUNK = 100  # ops per transaction on the fast path
-OP_TYPES = ("create_folder", "rename", "move", "delete", "commit_upload")
-_REQUIRED = {"create_folder": ("parent_id", "name"), "rename": ("node_id", "name", "base_rev"),
-             "move": ("node_id", "parent_id", "base_rev"), "delete": ("node_id", "base_rev"),
-             "commit_upload": ("upload_id",)}
 
 
 @register_indexes
@@ -162,24 +159,11 @@ def _store_rejection(ctx: Context, key: str, op_id: str, result: dict) -> dict:
 
 
 def _malformed(op) -> str | None:
-    if not isinstance(op, dict):
-        return "each op is a JSON object"
-    op_id = op.get("op_id")
-    if not isinstance(op_id, str) or not 1 <= len(op_id) <= 128:
-        return "op_id must be a string of 1-128 characters"
-    kind = op.get("type")
-    if kind not in OP_TYPES:
-        return f"type must be one of {', '.join(OP_TYPES)}"
-    missing = [f for f in _REQUIRED[kind] if op.get(f) is None]
-    if missing:
-        return f"{kind} needs {', '.join(missing)}"
-    if "base_rev" in _REQUIRED[kind]:
-        rev = op["base_rev"]
-        if not isinstance(rev, int) or isinstance(rev, bool) or rev < 0:
-            return "base_rev must be a non-negative integer"
-    for field in ("node_id", "parent_id", "upload_id", "name"):
-        if field in _REQUIRED[kind] and not isinstance(op[field], str):
-            return f"{field} must be a string"
+    """What is wrong with one op by the MobileOp model (the one /openapi.json shows), or None."""
+    try:
+        validate(MobileOp, op, whole="op")
+    except BodyInvalid as problem:
+        return problem.message
     return None
 
 

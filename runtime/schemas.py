@@ -175,12 +175,13 @@ def _read_body(op: Operation) -> BaseModel | None:
     return validate(op.body, data)
 
 
-def validate(model: type[M], data: Any) -> M:
-    """`model` from `data`, or BodyInvalid (400) naming the field with the model's error code for it."""
+def validate(model: type[M], data: Any, whole: str = "body") -> M:
+    """`model` from `data`, or BodyInvalid (400) naming the field with the model's error code for it
+    (`whole` names the data itself when the problem is not one field's)."""
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise _invalid(model, exc) from None
+        raise _invalid(model, exc, whole) from None
 
 
 def body(model: type[M] | None = None) -> M:
@@ -193,16 +194,16 @@ def body(model: type[M] | None = None) -> M:
 
 def query(model: type[M]) -> M:
     """The query string validated by `model` (a `Query`): BodyInvalid names the parameter."""
-    return validate(model, request.args.to_dict())
+    return validate(model, request.args.to_dict(), whole="query")
 
 
 _UNION_TAG = re.compile(r"^(str|int|float|bool|none|dict|list|bytes|[A-Z]\w*)$|[\[\-]")
 
 
-def _field_path(loc: tuple) -> str:
+def _field_path(loc: tuple, whole: str) -> str:
     """pydantic puts union member tags (`str`, `int`, a model name) into `loc`; the field path leaves them out."""
     parts = [str(p) for p in loc if isinstance(p, int) or not _UNION_TAG.search(str(p))]
-    return ".".join(parts) or "body"
+    return ".".join(parts) or whole
 
 
 def _code_for(model: type[BaseModel], path: str) -> str:
@@ -217,10 +218,10 @@ def _code_for(model: type[BaseModel], path: str) -> str:
     return best
 
 
-def _invalid(model: type[BaseModel], exc: ValidationError) -> BodyInvalid:
+def _invalid(model: type[BaseModel], exc: ValidationError, whole: str) -> BodyInvalid:
     problems: dict[str, list[str]] = {}
     for err in exc.errors(include_url=False, include_input=False):
-        problems.setdefault(_field_path(err["loc"]), []).append(err["msg"])
+        problems.setdefault(_field_path(err["loc"], whole), []).append(err["msg"])
     path, messages = next(iter(problems.items()))
     message = f"{path}: {' or '.join(dict.fromkeys(m[0].lower() + m[1:] for m in messages))}"
     details: dict[str, Any] = {"field": path,

@@ -1,4 +1,7 @@
-"""The one table of functions the gateway serves: prefix, auth policy, body limit, factory.
+"""The one table of functions the gateway serves: prefix, auth policy, scopes, body limit, factory.
+
+Scopes (CONTRACT §2): `read_scope` is what GET/HEAD need, `write_scope` every other method; None = the
+function decides on its own (or needs no identity). `path_scopes` overrides both for sub-prefixes.
 
 A function runs in-process (default) or, when PCLOUD_FUNCTION_<NAME>_URL is set, in its own deployment
 that the gateway proxies to — the same code either way.
@@ -23,6 +26,9 @@ class FunctionSpec:
     factory: str  # "package:create_app"
     anonymous_paths: tuple[str, ...] = ()  # path prefixes inside the function that need no identity
     cookie_auth: bool = True  # may the portal's SSO cookie (+ CSRF header) identify the caller here?
+    read_scope: str | None = None  # needed for GET/HEAD
+    write_scope: str | None = None  # needed for every other method
+    path_scopes: tuple[tuple[str, str | None, str | None], ...] = ()  # (prefix, read, write) overrides
 
     def load_factory(self):
         module_name, _, attr = self.factory.partition(":")
@@ -38,17 +44,30 @@ class FunctionSpec:
             return "none"
         return self.auth
 
+    def scope_for(self, path: str, method: str) -> str | None:
+        """The scope this call needs, or None when the gateway checks none here."""
+        read, write = self.read_scope, self.write_scope
+        for prefix, p_read, p_write in self.path_scopes:
+            if path == prefix or path.startswith(prefix.rstrip("/") + "/"):
+                read, write = p_read, p_write
+                break
+        return read if method in ("GET", "HEAD") else write
+
 
 FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec("sso", ("/auth", "/.well-known"), "none", 64 * KIB, "functions.sso:create_app", cookie_auth=False),
-    FunctionSpec("files", ("/files/v1",), "required", 4 * MIB, "functions.files:create_app"),
+    FunctionSpec("files", ("/files/v1",), "required", 4 * MIB, "functions.files:create_app",
+                 read_scope="files.read", write_scope="files.write"),
     FunctionSpec("blobs", ("/blobs/v1",), "none", BLOCK_SIZE + 64 * KIB, "functions.blobs:create_app",
                  cookie_auth=False),
-    FunctionSpec("pairing", ("/pairing/v1", "/devices/v1"), "required", 64 * KIB, "functions.pairing:create_app"),
+    FunctionSpec("pairing", ("/pairing/v1", "/devices/v1"), "required", 64 * KIB, "functions.pairing:create_app",
+                 read_scope="pairing", write_scope="pairing", path_scopes=(("/devices/v1", "devices", "devices"),)),
     FunctionSpec("mobile_api", ("/mobile/v1",), "required", 4 * MIB, "mobile_api:create_app",
-                 anonymous_paths=("/mobile/v1/auth/",), cookie_auth=False),
-    FunctionSpec("events", ("/events/v1",), "required", 64 * KIB, "functions.events:create_app"),
-    FunctionSpec("graph", ("/graph/v1",), "required", MIB, "functions.graph:create_app"),
+                 anonymous_paths=("/mobile/v1/auth/",), cookie_auth=False, read_scope="sync", write_scope="sync"),
+    FunctionSpec("events", ("/events/v1",), "required", 64 * KIB, "functions.events:create_app",
+                 read_scope="graph.read", write_scope="graph.read"),
+    FunctionSpec("graph", ("/graph/v1",), "required", MIB, "functions.graph:create_app",
+                 read_scope="graph.read", write_scope="graph.read"),
     FunctionSpec("echo", ("/echo/v1",), "optional", 64 * KIB, "functions.echo:create_app"),
     FunctionSpec("portal", ("/portal", "/static"), "optional", 64 * KIB, "functions.portal:create_app"),
 )

@@ -17,8 +17,8 @@ from gateway.middleware.cors import Cors
 from gateway.middleware.ratelimit import RateLimiter
 from gateway.proxy import ProxyApp
 from runtime.clients import clients_for
-from runtime.errors import ApiError, NotFound, PayloadTooLarge, Unauthorized
-from runtime.identity import ENVIRON_KEY
+from runtime.errors import ApiError, Forbidden, NotFound, PayloadTooLarge, Unauthorized
+from runtime.identity import ADMIN_SCOPE, ENVIRON_KEY, Identity
 from runtime.ids import new_id
 from runtime.logs import configure_logging, request_id_var
 from runtime.settings import Settings, load_settings
@@ -43,7 +43,7 @@ class Gateway:
             else:
                 self.apps[spec.name] = spec.load_factory()(settings)
         self.verifier = TokenVerifier(self.clients.keys.public_jwks, settings.public_url, self._audiences)
-        self.auth = Authenticator(self.verifier, self.clients.db.sso_sessions)
+        self.auth = Authenticator(self.verifier, self.clients.db.sso_sessions, self.clients.db.users)
         from runtime import redis as redis_client
 
         self.limiter = RateLimiter(redis_client.connect(settings.redis_url, timeout=redis_timeout),
@@ -113,9 +113,25 @@ class Gateway:
             raise Unauthorized("sign in first: send Authorization: Bearer <access_token>", code="unauthorized",
                                headers={"WWW-Authenticate": 'Bearer realm="pcloud"'})
         if identity is not None:
+            self._check_scope(identity, spec.scope_for(path, method))
             environ[ENVIRON_KEY] = identity
         self.limiter.check(f"u:{identity.user_id}" if identity else f"ip:{_client_ip(environ)}")
         return self.apps[spec.name](environ, respond)
+
+    @staticmethod
+    def _check_scope(identity: Identity, required: str | None) -> None:
+        """403 when the token does not carry what this call needs (CONTRACT §2)."""
+        if required is None or identity.has_scope(required):
+            return
+        details = {"required": required}
+        challenge = {"WWW-Authenticate": f'Bearer realm="pcloud", error="insufficient_scope", scope="{required}"'}
+        if identity.app:
+            raise Forbidden(f"the app {identity.app!r} was not granted {required!r}", code="not_granted",
+                            details=details, headers=challenge)
+        if required == ADMIN_SCOPE:
+            raise Forbidden("only an admin may do this", code="forbidden", details=details)
+        raise Forbidden(f"this token lacks the scope {required!r}", code="insufficient_scope", details=details,
+                        headers=challenge)
 
     def _limit_body(self, environ, limit: int) -> None:
         raw = environ.get("CONTENT_LENGTH")
@@ -195,9 +211,9 @@ def _client_ip(environ) -> str:
     return environ.get("REMOTE_ADDR") or "unknown"
 
 
-_REASONS = {400: "Bad Request", 401: "Unauthorized", 404: "Not Found", 405: "Method Not Allowed", 409: "Conflict",
-            410: "Gone", 413: "Payload Too Large", 416: "Range Not Satisfiable", 429: "Too Many Requests",
-            500: "Internal Server Error", 503: "Service Unavailable"}
+_REASONS = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 405: "Method Not Allowed",
+            409: "Conflict", 410: "Gone", 413: "Payload Too Large", 416: "Range Not Satisfiable",
+            429: "Too Many Requests", 500: "Internal Server Error", 503: "Service Unavailable"}
 
 
 def create_gateway(settings: Settings | None = None) -> Gateway:

@@ -33,6 +33,12 @@ class Unauthorized(ApiError):
     status, code = 401, "unauthorized"
 
 
+class Forbidden(ApiError):
+    """Authenticated, but not allowed: a missing scope or grant, or a role that does not suffice."""
+
+    status, code = 403, "forbidden"
+
+
 class NotFound(ApiError):
     status, code = 404, "not_found"
 

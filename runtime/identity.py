@@ -11,20 +11,43 @@ import base64
 import hashlib
 import hmac
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 
 from runtime.errors import Unauthorized
 
 ENVIRON_KEY = "pcloud.identity"
 HEADER = "X-PCloud-Identity"
 
+#: Every scope a user holds over their own data (CONTRACT §2); first-party tokens carry all of them.
+USER_SCOPES: tuple[str, ...] = ("files.read", "files.write", "devices", "pairing", "sync", "graph.read",
+                                "graph.write", "apps", "search")
+ADMIN_SCOPE = "admin"
+
 
 @dataclass(frozen=True)
 class Identity:
+    """The authenticated caller. `scopes` bound what it may reach; an app invocation also names the app,
+    the owner's grants to it, and the execution (with its causal depth) the call belongs to."""
+
     user_id: str
     client_id: str = "pcloud"
     via: str = "bearer"  # bearer | cookie
     session_id: str | None = None
+    scopes: tuple[str, ...] = USER_SCOPES
+    app: str | None = None
+    grants: dict | None = None
+    execution_id: str | None = None
+    depth: int = 0
+
+    def has_scope(self, scope: str) -> bool:
+        return scope in self.scopes
+
+    @property
+    def is_admin(self) -> bool:
+        return ADMIN_SCOPE in self.scopes
+
+
+_FIELDS = {f.name for f in fields(Identity)}
 
 
 def encode_identity(identity: Identity, secret: bytes) -> str:
@@ -39,7 +62,12 @@ def decode_identity(value: str, secret: bytes) -> Identity | None:
     if not sig or not hmac.compare_digest(sig, good):
         return None
     try:
-        return Identity(**json.loads(base64.urlsafe_b64decode(payload)))
+        data = json.loads(base64.urlsafe_b64decode(payload))
+        if not isinstance(data, dict) or not set(data) <= _FIELDS:
+            return None
+        if "scopes" in data:
+            data["scopes"] = tuple(data["scopes"])
+        return Identity(**data)
     except (ValueError, TypeError):
         return None
 

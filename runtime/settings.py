@@ -17,6 +17,12 @@ class SettingsError(ValueError):
     """A setting is missing or malformed; the message names the variable."""
 
 
+DEFAULT_SIBLING_SCOPES = ("openid", "profile", "email")
+OIDC_SCOPES = ("openid", "profile", "email", "offline_access")
+API_SCOPES = ("files.read", "files.write", "devices", "pairing", "sync", "graph.read", "graph.write", "apps",
+              "search", "admin")
+
+
 @dataclass(frozen=True)
 class SsoClient:
     """A sibling web app registered through PCLOUD_SSO_CLIENTS."""
@@ -26,6 +32,7 @@ class SsoClient:
     redirect_uris: tuple[str, ...]
     post_logout_redirect_uris: tuple[str, ...] = ()
     backchannel_logout_uri: str | None = None
+    scopes: tuple[str, ...] = DEFAULT_SIBLING_SCOPES  # the most its tokens may carry (CONTRACT §2)
 
     @property
     def public(self) -> bool:
@@ -72,6 +79,9 @@ class Settings:
     access_token_seconds: int = 900
     sso_session_seconds: int = 1209600
     rate_limit_per_minute: int = 600
+    admin_emails: tuple[str, ...] = ()
+    trusted_proxies: str = ""  # a hop count ("1") or a comma list of proxy addresses/networks
+    long_polls_per_user: int = 4
     max_blocks_per_file: int = 10000
     http_timeout_seconds: float = 10.0
     function_urls: dict = field(default_factory=dict)
@@ -164,6 +174,16 @@ def _sso_clients(env) -> tuple[SsoClient, ...]:
         for uri in uris + logout_uris + [item.get("backchannel_logout_uri") or "http://x"]:
             if urlsplit(uri).scheme not in ("http", "https"):
                 raise SettingsError(f"PCLOUD_SSO_CLIENTS[{i}] has a URI that is not http(s): {uri!r}")
+        scopes = item.get("scopes", " ".join(DEFAULT_SIBLING_SCOPES))
+        if isinstance(scopes, str):
+            scopes = scopes.split()
+        if not isinstance(scopes, list) or not all(isinstance(x, str) for x in scopes):
+            raise SettingsError(f"PCLOUD_SSO_CLIENTS[{i}].scopes must be a space-separated string or a list")
+        unknown = [x for x in scopes if x not in OIDC_SCOPES + API_SCOPES]
+        if unknown:
+            raise SettingsError(f"PCLOUD_SSO_CLIENTS[{i}].scopes has unknown scopes: {' '.join(unknown)}")
+        if item["client_id"].startswith("app:"):
+            raise SettingsError(f"PCLOUD_SSO_CLIENTS[{i}].client_id may not start with 'app:' (app tokens)")
         clients.append(
             SsoClient(
                 client_id=item["client_id"],
@@ -171,11 +191,28 @@ def _sso_clients(env) -> tuple[SsoClient, ...]:
                 redirect_uris=tuple(uris),
                 post_logout_redirect_uris=tuple(logout_uris),
                 backchannel_logout_uri=item.get("backchannel_logout_uri") or None,
+                scopes=tuple(dict.fromkeys(scopes)),
             )
         )
     if "pcloud" in {c.client_id for c in clients}:
         raise SettingsError("PCLOUD_SSO_CLIENTS may not use client_id 'pcloud' (the first-party client)")
     return tuple(clients)
+
+
+def _trusted_proxies(env) -> str:
+    """PCLOUD_TRUSTED_PROXIES: how many proxies stand in front (`1`), or which ones (`10.0.0.1,10.1.0.0/16`)."""
+    import ipaddress
+
+    raw = (env.get("PCLOUD_TRUSTED_PROXIES") or "").strip()
+    if not raw or raw.isdigit():
+        return raw
+    for part in raw.split(","):
+        try:
+            ipaddress.ip_network(part.strip(), strict=False)
+        except ValueError:
+            raise SettingsError("PCLOUD_TRUSTED_PROXIES must be a number of proxies or a comma list of "
+                                f"addresses/networks, got {part.strip()!r}") from None
+    return raw
 
 
 def load_settings(environ=None) -> Settings:
@@ -242,6 +279,10 @@ def load_settings(environ=None) -> Settings:
         access_token_seconds=_int(env, "PCLOUD_ACCESS_TOKEN_SECONDS", 900, minimum=1, maximum=900),
         sso_session_seconds=_int(env, "PCLOUD_SSO_SESSION_SECONDS", 1209600, minimum=1),
         rate_limit_per_minute=_int(env, "PCLOUD_RATE_LIMIT_PER_MINUTE", 600, minimum=1),
+        admin_emails=tuple(x.strip().lower() for x in (env.get("PCLOUD_ADMIN_EMAILS") or "").split(",")
+                           if x.strip()),
+        trusted_proxies=_trusted_proxies(env),
+        long_polls_per_user=_int(env, "PCLOUD_LONG_POLLS_PER_USER", 4, minimum=1),
         max_blocks_per_file=_int(env, "PCLOUD_MAX_BLOCKS_PER_FILE", 10000, minimum=1),
         http_timeout_seconds=http_timeout,
         function_urls=function_urls,

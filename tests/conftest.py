@@ -15,6 +15,7 @@ from werkzeug.serving import make_server
 
 import tests.fixtures
 from runtime.clients import Clients
+from runtime.identity import ADMIN_SCOPE, USER_SCOPES
 from runtime.ids import new_id, utcnow
 from runtime.settings import load_settings
 from runtime.tokens import issue_access_token
@@ -186,12 +187,14 @@ class TestUser:
 def make_user(clients, settings):
     """Create a user in the database and a first-party access token for it."""
 
-    def make(email: str | None = None, name: str = "Test User") -> TestUser:
+    def make(email: str | None = None, name: str = "Test User", admin: bool = False) -> TestUser:
         user_id = new_id()
         email = email or f"{user_id}@example.test"
         clients.db.users.insert_one({"_id": user_id, "email": email, "name": name, "identities": [],
-                                     "seq": 0, "journal_floor": 0, "created_at": utcnow()})
-        token, _ = issue_access_token(clients.keys, settings, sub=user_id, aud="pcloud")
+                                     "seq": 0, "journal_floor": 0, "created_at": utcnow(),
+                                     "role": "admin" if admin else "member"})
+        scopes = [*USER_SCOPES, ADMIN_SCOPE] if admin else USER_SCOPES
+        token, _ = issue_access_token(clients.keys, settings, sub=user_id, aud="pcloud", scopes=scopes)
         return TestUser(user_id, email, name, token)
 
     return make

@@ -28,8 +28,10 @@ class Anything(BaseModel):
          responses={200: Pong})
 def ping():
     ident = optional_identity()
+    who = {"client_id": ident.client_id, "scopes": list(ident.scopes), "app": ident.app,
+           "execution_id": ident.execution_id, "depth": ident.depth} if ident else {}
     return jsonify({"pong": True, "user_id": ident.user_id if ident else None,
-                    "request_id": request.headers.get("X-Request-Id")})
+                    "request_id": request.headers.get("X-Request-Id"), **who})
 
 
 @api.post("/echo/v1/echo", operation_id="echo", summary="Echo a JSON object (tests body limits and JSON errors)",

@@ -21,6 +21,7 @@ from joserfc.errors import JoseError
 
 from functions.sso.service import SsoService, sha256_hex
 from runtime.errors import BadRequest
+from runtime.identity import ADMIN_SCOPE, USER_SCOPES
 from runtime.ids import as_utc, new_id
 from runtime.settings import SsoClient
 from runtime.tokens import ALLOWED_ALGS, issue_access_token
@@ -64,7 +65,7 @@ class OpenIDProvider:
             "id_token_signing_alg_values_supported": ["RS256"],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
             "code_challenge_methods_supported": ["S256"],
-            "scopes_supported": ["openid", "email", "profile", "offline_access"],
+            "scopes_supported": ["openid", "email", "profile", "offline_access", *USER_SCOPES, ADMIN_SCOPE],
             "claims_supported": ["iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "sid", "email",
                                  "email_verified", "name"],
             "backchannel_logout_supported": True,
@@ -97,12 +98,21 @@ class OpenIDProvider:
             return OAuthError("invalid_request", "PKCE (code_challenge, S256) is required for public clients")
         return None
 
+    @staticmethod
+    def granted_scope(client: SsoClient, requested: str | None) -> str:
+        """What a sibling gets: the scopes it asked for that it was registered with (all of them if it asked
+        for none). Anything else asked for is silently dropped (RFC 6749 §3.3)."""
+        if not requested:
+            return " ".join(client.scopes)
+        return " ".join(s for s in dict.fromkeys(requested.split()) if s in client.scopes)
+
     def issue_code(self, client: SsoClient, params: dict, session: dict) -> str:
         code = secrets.token_urlsafe(32)
         now = self.sso.clock()
         self.db.sso_codes.insert_one({
             "_id": sha256_hex(code), "client_id": client.client_id, "redirect_uri": params["redirect_uri"],
-            "user_id": session["user_id"], "sid": session["_id"], "scope": params.get("scope") or "openid",
+            "user_id": session["user_id"], "sid": session["_id"],
+            "scope": self.granted_scope(client, params.get("scope")),
             "nonce": params.get("nonce"), "code_challenge": params.get("code_challenge"),
             "auth_time": int(as_utc(session["created_at"]).timestamp()), "created_at": now,
             "expires_at": now + timedelta(seconds=CODE_SECONDS), "used_at": None, "family": None})
@@ -210,32 +220,41 @@ class OpenIDProvider:
         if claimed.modified_count != 1:  # lost a race with another use of the same token: that is reuse
             self._revoke_family(doc["family"])
             raise OAuthError("invalid_grant", "refresh token already used; every token of its family is revoked")
-        if self.sso.user(doc["user_id"]) is None:
-            raise OAuthError("invalid_grant", "the account no longer exists")
+        user = self.sso.user(doc["user_id"])
+        if user is None or user.get("disabled"):
+            self._revoke_family(doc["family"])
+            raise OAuthError("invalid_grant", "the account no longer exists or is disabled")
         return self._tokens(client, doc["user_id"], doc.get("sid"), doc.get("scope") or "", doc["family"],
                             refresh_expires=refresh_expires)
 
     def _revoke_family(self, family: str) -> None:
         self.db.sso_refresh_tokens.update_many({"family": family}, {"$set": {"revoked": True}})
 
+    def access_scopes(self, client: SsoClient, user: dict | None, scope: str) -> list[str]:
+        """First-party tokens hold every user scope; a sibling's what it was granted. `admin` only while the
+        user is one."""
+        admin = bool(user) and user.get("role") == "admin"
+        if client is FIRST_PARTY:
+            return [*USER_SCOPES, ADMIN_SCOPE] if admin else list(USER_SCOPES)
+        return [s for s in scope.split() if s != ADMIN_SCOPE or admin]
+
     def _tokens(self, client: SsoClient, user_id: str, sid: str | None, scope: str, family: str,
                 nonce: str | None = None, auth_time: int | None = None, refresh_expires=None) -> dict:
-        extra = {"client_id": client.client_id}
-        if sid:
-            extra["sid"] = sid
-        if scope:
-            extra["scope"] = scope
+        extra = {"sid": sid} if sid else {}
+        user = self.sso.user(user_id)
+        if user is None or user.get("disabled"):
+            raise OAuthError("invalid_grant", "the account no longer exists or is disabled")
+        scopes = self.access_scopes(client, user, scope)
         access, lifetime = issue_access_token(self.keys, self.settings, sub=user_id, aud=client.client_id,
-                                              extra=extra)
+                                              extra=extra, client_id=client.client_id, scopes=scopes)
         refresh = secrets.token_urlsafe(32)
         now = self.sso.clock()
         expires = refresh_expires or now + timedelta(days=MOBILE_REFRESH_DAYS)
         self.db.sso_refresh_tokens.insert_one({
             "_id": sha256_hex(refresh), "family": family, "user_id": user_id, "client_id": client.client_id,
             "sid": sid, "scope": scope, "created_at": now, "expires_at": expires, "used_at": None, "revoked": False})
-        body = {"access_token": access, "token_type": "Bearer", "expires_in": lifetime, "refresh_token": refresh}
-        if scope:
-            body["scope"] = scope
+        body = {"access_token": access, "token_type": "Bearer", "expires_in": lifetime, "refresh_token": refresh,
+                "scope": " ".join(scopes)}
         if "openid" in scope.split() and client is not FIRST_PARTY:
             body["id_token"] = self.id_token(client.client_id, user_id, sid, access, nonce, auth_time)
         return body
@@ -265,8 +284,10 @@ class OpenIDProvider:
         user = self.sso.user(claims["sub"])
         if user is None:
             raise OAuthError("invalid_token", "the account no longer exists", 401)
+        if user.get("disabled"):
+            raise OAuthError("invalid_token", "the account is disabled", 401)
         return {"sub": user["_id"], "email": user["email"], "email_verified": True,
-                "name": user.get("name") or user["email"]}
+                "name": user.get("name") or user["email"], "role": user.get("role") or "member"}
 
     # --- RP-initiated logout --------------------------------------------------------------------------
     def id_token_hint_claims(self, hint: str) -> dict:

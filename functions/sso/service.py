@@ -43,6 +43,7 @@ def sha256_hex(value: str) -> str:
 def _indexes(db) -> None:
     db.users.create_index([("email", ASCENDING)], unique=True)
     db.users.create_index([("identities.provider", ASCENDING), ("identities.subject", ASCENDING)])
+    db.users.create_index([("created_at", ASCENDING), ("_id", ASCENDING)])
     db.sso_sessions.create_index([("ended_at", ASCENDING), ("expires_at", ASCENDING)])
     db.sso_pending.create_index([("expires_at", ASCENDING)])
     db.sso_codes.create_index([("expires_at", ASCENDING)])
@@ -113,7 +114,14 @@ class SsoService:
 
     # --- users ------------------------------------------------------------------------------------
     def sign_in(self, profile: Profile) -> dict:
-        """The user for this provider identity; linked by verified email, created when new."""
+        """The user for this provider identity; linked by verified email, created when new. A disabled
+        account cannot sign in."""
+        user = self._find_or_create(profile)
+        if user.get("disabled"):
+            raise SignInRefused("this account is disabled; ask your PCloud admin", code="account_disabled")
+        return self.settle_role(user)
+
+    def _find_or_create(self, profile: Profile) -> dict:
         ident = {"provider": profile.provider, "subject": profile.subject}
         user = self.db.users.find_one({"identities": {"$elemMatch": ident}})
         if user is not None:
@@ -133,6 +141,26 @@ class SsoService:
             except DuplicateKeyError:
                 continue  # someone created it meanwhile: link to theirs
         raise SignInRefused("could not create the account; try again", code="account_conflict")
+
+    def settle_role(self, user: dict) -> dict:
+        """CONTRACT §2: emails in PCLOUD_ADMIN_EMAILS are admins; without that list the first user ever created
+        is. A role once settled is the admin API's to change (a listed email is promoted again at sign-in)."""
+        listed = self.settings.admin_emails
+        if listed and (user.get("email") or "").lower() in listed:
+            if user.get("role") != "admin":
+                self.db.users.update_one({"_id": user["_id"]}, {"$set": {"role": "admin"}})
+                user = {**user, "role": "admin"}
+            return user
+        if user.get("role") in ("admin", "member"):
+            return user
+        role = "member"
+        if not listed:
+            first = next(iter(self.db.users.find({}, {"_id": 1}).sort([("created_at", ASCENDING),
+                                                                     ("_id", ASCENDING)]).limit(1)), None)
+            role = "admin" if first is not None and first["_id"] == user["_id"] else "member"
+        self.db.users.update_one({"_id": user["_id"], "role": {"$exists": False}}, {"$set": {"role": role}})
+        fresh = self.db.users.find_one({"_id": user["_id"]})
+        return fresh or {**user, "role": role}
 
     def user(self, user_id: str) -> dict | None:
         return self.db.users.find_one({"_id": user_id})

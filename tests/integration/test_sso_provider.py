@@ -79,7 +79,8 @@ def test_code_flow_userinfo_refresh_and_gateway_acceptance(sso):
     assert id_token["email"] == "ada@example.test"
     headers = {"Authorization": f"Bearer {body['access_token']}"}
     info = requests.get(f"{sso.url}/auth/userinfo", headers=headers, timeout=10).json()
-    assert info == {"sub": session["user_id"], "email": "ada@example.test", "email_verified": True, "name": "Ada"}
+    assert info == {"sub": session["user_id"], "email": "ada@example.test", "email_verified": True, "name": "Ada",
+                    "role": "admin"}  # the first user ever created (PCLOUD_ADMIN_EMAILS unset)
     assert requests.get(f"{sso.url}/echo/v1/ping", headers=headers, timeout=10).json()["user_id"] == \
         session["user_id"]
     stored = sso.db.sso_refresh_tokens.find_one({})
@@ -190,8 +191,9 @@ def test_reused_refresh_token_revokes_the_family(sso):
 def test_expired_alg_none_and_hs256_access_tokens_are_refused(sso, clients, make_user):
     user = make_user()
     now = int(time.time())
-    expired = clients.keys.sign({"iss": sso.url, "sub": user.id, "aud": READER, "iat": now - 1000,
-                                 "nbf": now - 1000, "exp": now - 100}, {"typ": "at+jwt"})
+    expired = clients.keys.sign({"iss": sso.url, "sub": user.id, "aud": READER, "client_id": READER, "scope": "",
+                                 "jti": "j", "iat": now - 1000, "nbf": now - 1000, "exp": now - 100},
+                                {"typ": "at+jwt"})
     claims = {"iss": sso.url, "sub": user.id, "aud": "pcloud", "iat": now, "nbf": now, "exp": now + 300}
     payload = _b64(json.dumps(claims).encode())
     alg_none = f"{_b64(json.dumps({'alg': 'none', 'typ': 'JWT'}).encode())}.{payload}."

@@ -16,6 +16,11 @@ class Pong(BaseModel):
     pong: bool
     user_id: str | None
     request_id: str | None
+    client_id: str | None = None
+    scopes: list[str] | None = None
+    app: str | None = None
+    execution_id: str | None = None
+    depth: int | None = None
 
 
 class Anything(BaseModel):

@@ -12,6 +12,7 @@ import time
 import pytest
 import requests
 
+from runtime.identity import USER_SCOPES
 from runtime.tokens import issue_access_token
 from tests.conftest import free_port
 
@@ -195,7 +196,8 @@ def test_proxy_mode_reaches_a_function_in_a_second_process(env, settings, make_u
         user = make_user()
         r = c.get("/echo/v1/ping", headers={**user.headers, "X-Request-Id": "proxy-1"})
         assert r.status_code == 200
-        assert r.json == {"pong": True, "user_id": user.id, "request_id": "proxy-1"}
+        assert r.json == {"pong": True, "user_id": user.id, "request_id": "proxy-1", "client_id": "pcloud",
+                          "scopes": list(USER_SCOPES), "app": None, "execution_id": None, "depth": 0}
         big = {"blob": "y" * 50000}
         r = c.post("/echo/v1/echo", data=json.dumps(big), content_type="application/json")
         assert r.status_code == 200 and r.json == big

@@ -151,6 +151,31 @@ def append(db, *, owner: str, type: str, subject: str, data: dict, node_type: st
     return public(doc)
 
 
+
+def append_many(db, *, owner: str, items: list[dict], session) -> list[dict]:
+    """Several events of one owner in one go (a trashed folder and its subtree): one `$inc` for the seq block,
+    one insert. Each item has the keyword arguments of `append` (type, subject, data, node_type?, cause?)."""
+    if not items:
+        return []
+    for item in items:
+        if not _TYPE_RE.match(item.get("type") or ""):
+            raise ValueError(f"event type must be three dotted lowercase segments, got {item.get('type')!r}")
+    if not owner:
+        raise ValueError("an event needs an owner")
+    counter = db.event_seqs.find_one_and_update({"_id": owner}, {"$inc": {"seq": len(items)}}, upsert=True,
+                                                return_document=ReturnDocument.AFTER, session=session)
+    first, now, docs = counter["seq"] - len(items) + 1, utcnow(), []
+    for i, item in enumerate(items):
+        doc = {"_id": new_id(), "seq": first + i, "type": item["type"], "subject": item["subject"], "owner": owner,
+               "time": now, "state": "new", "data": item.get("data") or {}, "pending": consumers_for(item["type"])}
+        if item.get("node_type"):
+            doc["node_type"] = item["node_type"]
+        if item.get("cause"):
+            doc["cause"] = item["cause"]
+        docs.append(doc)
+    db.events.insert_many(docs, session=session)
+    return [public(d) for d in docs]
+
 def public(doc: dict) -> dict:
     """The API shape of an event (CONTRACT §8): bookkeeping fields dropped, times as ISO strings."""
     out = {"id": doc["_id"], "seq": doc["seq"], "type": doc["type"], "subject": doc["subject"]}

@@ -74,6 +74,9 @@ class Settings:
     fcm_token_uri: str | None = None
     trash_days: int = 90
     event_retention_days: int = 30
+    search_url: str = ""
+    search_api_key: str | None = None
+    search_index_name: str = "pcloud"
     pairing_ack_seconds: int = 15
     pairing_confirm_seconds: int = 120
     access_token_seconds: int = 900
@@ -274,6 +277,10 @@ def load_settings(environ=None) -> Settings:
         fcm_token_uri=env.get("PCLOUD_FCM_TOKEN_URI") or None,
         trash_days=_int(env, "PCLOUD_TRASH_DAYS", 90, minimum=0),
         event_retention_days=_int(env, "PCLOUD_EVENT_RETENTION_DAYS", 30, minimum=1),
+        search_url=_url(env, "PCLOUD_SEARCH_URL", "", ("http", "https")).rstrip("/") if env.get("PCLOUD_SEARCH_URL")
+        else "",
+        search_api_key=env.get("PCLOUD_SEARCH_API_KEY") or None,
+        search_index_name=env.get("PCLOUD_SEARCH_INDEX") or "pcloud",
         pairing_ack_seconds=_int(env, "PCLOUD_PAIRING_ACK_SECONDS", 15, minimum=1),
         pairing_confirm_seconds=_int(env, "PCLOUD_PAIRING_CONFIRM_SECONDS", 120, minimum=1),
         access_token_seconds=_int(env, "PCLOUD_ACCESS_TOKEN_SECONDS", 900, minimum=1, maximum=900),

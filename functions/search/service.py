@@ -1,0 +1,109 @@
+"""Search (CONTRACT §9) as plain Python: the process-wide index, the query, and turning log events into documents.
+
+What the graph's `search` resolver calls: `index_for(settings)` and `search(index, owner, q, types, limit, cursor)`.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import threading
+
+from functions.search.index import SearchDoc, SearchIndex, make_index
+from functions.search.query import QueryError, parse
+from runtime.errors import BadRequest
+
+FILES_TYPE = "files.node"
+MAX_LIMIT = 100
+_indexes: dict[str, SearchIndex] = {}
+_lock = threading.Lock()
+
+
+def index_for(settings) -> SearchIndex:
+    """One index object per process and backend location (it holds connections)."""
+    key = settings.search_url or str(settings.data_dir)
+    with _lock:
+        found = _indexes.get(key)
+        if found is None:
+            found = _indexes[key] = make_index(settings)
+        return found
+
+
+def forget_index(settings) -> None:
+    key = settings.search_url or str(settings.data_dir)
+    with _lock:
+        found = _indexes.pop(key, None)
+    if found is not None:
+        found.close()
+
+
+def encode_cursor(offset: int) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"o": offset}).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int:
+    if not cursor:
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        offset = json.loads(raw)["o"]
+        if not isinstance(offset, int) or offset < 0 or offset > 100_000:
+            raise ValueError
+        return offset
+    except (ValueError, KeyError, TypeError, binascii.Error):
+        raise BadRequest("cursor is not one this API gave out", code="invalid_cursor") from None
+
+
+def search(index: SearchIndex, owner: str, q: str, types: list[str] | None, limit: int,
+           cursor: str | None) -> tuple[list[dict], str | None]:
+    """The owner's hits `{"id","type","score"}` best first (+ `fields`, what was indexed), and the next cursor."""
+    try:
+        query = parse(q)
+    except QueryError as exc:
+        raise BadRequest(str(exc), code="invalid_query") from None
+    if not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
+        raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}", code="invalid_parameter",
+                         details={"parameter": "limit"})
+    offset = decode_cursor(cursor)
+    hits = index.search(owner, query, list(types) if types else None, limit + 1, offset)
+    more = len(hits) > limit
+    items = [{"id": h.id, "type": h.type, "score": h.score, "fields": h.fields} for h in hits[:limit]]
+    return items, (encode_cursor(offset + limit) if more else None)
+
+
+def documents_from(events: list[dict]) -> tuple[list[SearchDoc], list[tuple[str, str, int]]]:
+    """Log events → (documents to index, (owner, id, seq) to delete). Events of other types are ignored."""
+    upserts: list[SearchDoc] = []
+    deletes: list[tuple[str, str, int]] = []
+    for ev in events:
+        kind, _, action = ev["type"].rpartition(".")
+        data = ev.get("data") or {}
+        if kind == "files.node":
+            if action in ("trashed", "purged"):
+                deletes.append((ev["owner"], ev["subject"], ev["seq"]))
+            else:
+                node = data.get("node") or {}
+                fields = {"name": node.get("name") or "", "path": data.get("path") or ""}
+                upserts.append(SearchDoc(ev["owner"], ev["subject"], FILES_TYPE, ev["seq"], fields))
+        elif kind == "graph.node":
+            texts = {k: str(v) for k, v in (data.get("search") or {}).items() if v not in (None, "")}
+            if action == "deleted" or not texts:
+                deletes.append((ev["owner"], ev["subject"], ev["seq"]))
+            else:
+                upserts.append(SearchDoc(ev["owner"], ev["subject"], ev.get("node_type") or "graph.node",
+                                         ev["seq"], texts))
+    return upserts, deletes
+
+
+def apply_events(index: SearchIndex, events: list[dict]) -> int:
+    """Keep the index current with a batch of events (idempotent, any order: the seq guard decides)."""
+    upserts, deletes = documents_from(events)
+    if upserts:
+        index.upsert(upserts)
+    by_owner: dict[str, list[tuple[str, int]]] = {}
+    for owner, doc_id, seq in deletes:
+        by_owner.setdefault(owner, []).append((doc_id, seq))
+    for owner, items in by_owner.items():
+        index.delete(owner, items)
+    return len(upserts) + len(deletes)

@@ -1,0 +1,161 @@
+"""SqliteSearchIndex: the embedded default, SQLite FTS5 in one file under PCLOUD_DATA_DIR/search.
+
+Why FTS5 and not tantivy: it is in the standard library (no extra wheel), measured faster on short documents
+(~43k vs ~30k docs/s), and its WAL mode lets the indexer process write while every gateway process reads the same
+file — a tantivy index takes a single writer lock per directory and readers must reload to see commits.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import threading
+from pathlib import Path
+
+from functions.search.index import Hit, SearchDoc
+from functions.search.query import Query, normalize
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS docs (
+    rid INTEGER PRIMARY KEY, owner TEXT NOT NULL, id TEXT NOT NULL, type TEXT NOT NULL, seq INTEGER NOT NULL,
+    deleted INTEGER NOT NULL DEFAULT 0, fields TEXT NOT NULL DEFAULT '{}', UNIQUE (owner, id));
+CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(scope, body, tokenize = 'unicode61 remove_diacritics 2',
+    prefix = '2 3');
+CREATE TABLE IF NOT EXISTS exact (rid INTEGER NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS exact_lookup ON exact (field, value, rid);
+CREATE INDEX IF NOT EXISTS exact_rid ON exact (rid);
+"""
+
+
+def _scope(owner: str) -> str:
+    """The owner as one FTS token, so MATCH intersects with the owner's postings (hex: always one token)."""
+    return "o" + hashlib.sha256(owner.encode()).hexdigest()[:20]
+
+
+def _fts_term(term) -> str:
+    quoted = '"' + term.text.replace('"', " ") + '"'
+    return quoted + ("*" if term.prefix else "")
+
+
+class SqliteSearchIndex:
+    name = "sqlite"
+
+    def __init__(self, path: Path | str):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._local = threading.local()
+        self._write_lock = threading.Lock()
+        with self._conn() as conn:
+            conn.executescript(_SCHEMA)
+
+    def _conn(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, timeout=30, isolation_level=None, check_same_thread=False)
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+            self._local.conn = conn
+        return conn
+
+    def _held(self, conn, owner_ids: list[tuple[str, str]]) -> dict[tuple[str, str], tuple[int, int]]:
+        held = {}
+        for owner in {o for o, _ in owner_ids}:
+            ids = [i for o, i in owner_ids if o == owner]
+            for start in range(0, len(ids), 500):
+                chunk = ids[start:start + 500]
+                marks = ",".join("?" * len(chunk))
+                for rid, doc_id, seq in conn.execute(
+                        f"SELECT rid, id, seq FROM docs WHERE owner = ? AND id IN ({marks})",  # noqa: S608
+                        [owner, *chunk]):
+                    held[(owner, doc_id)] = (rid, seq)
+        return held
+
+    def upsert(self, docs: list[SearchDoc]) -> None:
+        self._write([(d, False) for d in docs])
+
+    def delete(self, owner: str, items: list[tuple[str, int]]) -> None:
+        self._write([(SearchDoc(owner, doc_id, "", seq), True) for doc_id, seq in items])
+
+    def _write(self, changes: list[tuple[SearchDoc, bool]]) -> None:
+        latest: dict[tuple[str, str], tuple[SearchDoc, bool]] = {}
+        for doc, deleted in changes:
+            key = (doc.owner, doc.id)
+            if key not in latest or latest[key][0].seq < doc.seq:
+                latest[key] = (doc, deleted)
+        if not latest:
+            return
+        with self._write_lock:
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                held = self._held(conn, list(latest))
+                stale_rids, fts_rows, exact_rows = [], [], []
+                for key, (doc, deleted) in latest.items():
+                    if key in held and held[key][1] >= doc.seq:
+                        continue
+                    if key in held:
+                        rid = held[key][0]
+                        stale_rids.append(rid)
+                        conn.execute("UPDATE docs SET type = COALESCE(NULLIF(?, ''), type), seq = ?, deleted = ?, "
+                                     "fields = ? WHERE rid = ?",
+                                     (doc.type, doc.seq, int(deleted), json.dumps(doc.fields), rid))
+                    else:
+                        rid = conn.execute("INSERT INTO docs (owner, id, type, seq, deleted, fields) "
+                                           "VALUES (?, ?, ?, ?, ?, ?)",
+                                           (doc.owner, doc.id, doc.type, doc.seq, int(deleted),
+                                            json.dumps(doc.fields))).lastrowid
+                    if not deleted:
+                        texts = [normalize(str(v)) for v in doc.fields.values() if v]
+                        fts_rows.append((rid, _scope(doc.owner), " . ".join(texts)))
+                        exact_rows.extend((rid, name, normalize(str(v))) for name, v in doc.fields.items() if v)
+                for start in range(0, len(stale_rids), 500):
+                    chunk = stale_rids[start:start + 500]
+                    marks = ",".join("?" * len(chunk))
+                    conn.execute(f"DELETE FROM fts WHERE rowid IN ({marks})", chunk)  # noqa: S608
+                    conn.execute(f"DELETE FROM exact WHERE rid IN ({marks})", chunk)  # noqa: S608
+                conn.executemany("INSERT INTO fts (rowid, scope, body) VALUES (?, ?, ?)", fts_rows)
+                conn.executemany("INSERT INTO exact (rid, field, value) VALUES (?, ?, ?)", exact_rows)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def search(self, owner: str, query: Query, types: list[str] | None, limit: int, offset: int) -> list[Hit]:
+        where, params = ["d.owner = ?", "d.deleted = 0"], [owner]
+        if types:
+            where.append(f"d.type IN ({','.join('?' * len(types))})")
+            params.extend(types)
+        for field_name, value in query.exact:
+            where.append("EXISTS (SELECT 1 FROM exact e WHERE e.field = ? AND e.value = ? AND e.rid = d.rid)")
+            params.extend([field_name, value])
+        # Only placeholders and fixed SQL are interpolated below; every value is a bound parameter.
+        if query.terms:
+            match = f"scope:{_scope(owner)} AND " + " AND ".join(f"body:{_fts_term(t)}" for t in query.terms)
+            sql = (f"SELECT d.id, d.type, d.fields, bm25(fts) AS r FROM fts JOIN docs d ON d.rid = fts.rowid "  # noqa: S608
+                   f"WHERE fts MATCH ? AND {' AND '.join(where)} ORDER BY r, d.rid LIMIT ? OFFSET ?")
+            params = [match, *params]
+        else:
+            sql = (f"SELECT d.id, d.type, d.fields, -1.0 AS r FROM docs d WHERE {' AND '.join(where)} "  # noqa: S608
+                   f"ORDER BY d.rid DESC LIMIT ? OFFSET ?")
+        rows = self._conn().execute(sql, [*params, limit, offset]).fetchall()
+        return [Hit(doc_id, doc_type, round(-rank, 6), json.loads(fields))
+                for doc_id, doc_type, fields, rank in rows]
+
+    def clear(self) -> None:
+        with self._write_lock:
+            conn = self._conn()
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("DELETE FROM docs")
+            conn.execute("DELETE FROM fts")
+            conn.execute("DELETE FROM exact")
+            conn.execute("COMMIT")
+
+    def flush(self) -> None:
+        """Writes are committed before upsert/delete return."""
+
+    def close(self) -> None:
+        conn = getattr(self._local, "conn", None)
+        if conn is not None:
+            conn.close()
+            self._local.conn = None

@@ -39,10 +39,10 @@ def view(doc: dict) -> dict:
 # ------------------------------------------------------------------------------------------------ reads
 
 
-def get_owned(db, owner: str, device_id) -> dict | None:
+def get_owned(db, owner: str, device_id, session=None) -> dict | None:
     if not isinstance(device_id, str) or not device_id:
         return None
-    return db.devices.find_one({"_id": device_id, "owner": owner})
+    return db.devices.find_one({"_id": device_id, "owner": owner}, session=session)
 
 
 def list_owned(db, owner: str, after: str | None, limit: int) -> tuple[list[dict], bool]:
@@ -111,16 +111,17 @@ def set_offline(db, device_id: str, cutoff: datetime, session=None) -> dict | No
         {"$set": {"online": False}}, projection={"owner": 1}, session=session)
 
 
-def release_nas(db, owner: str, device_id: str) -> bool:
+def release_nas(db, owner: str, device_id: str, session=None) -> bool:
     """The NAS goes back to unowned; False when it is not (or no longer) the owner's."""
     result = db.devices.update_one({"_id": device_id, "owner": owner, "kind": "nas"},
-                                   {"$set": {"owner": None, "paired_at": None}})
+                                   {"$set": {"owner": None, "paired_at": None}}, session=session)
     return result.matched_count > 0
 
 
-def forget(db, owner: str, device_id: str) -> bool:
+def forget(db, owner: str, device_id: str, session=None) -> bool:
     """Delete a phone record of the owner's."""
-    return db.devices.delete_one({"_id": device_id, "owner": owner, "kind": {"$ne": "nas"}}).deleted_count > 0
+    return db.devices.delete_one({"_id": device_id, "owner": owner, "kind": {"$ne": "nas"}},
+                                 session=session).deleted_count > 0
 
 
 # ---------------------------------------------------------------------------------------------- phones

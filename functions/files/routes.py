@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Response, jsonify, request
 
-from functions.files import previews, service, uploads
+from functions.files import paths, previews, service, uploads
 from functions.files.schemas import (
     NewFolder,
     NewUpload,
@@ -12,6 +12,7 @@ from functions.files.schemas import (
     NodeChange,
     NodePage,
     PageQuery,
+    PathQuery,
     PreviewQuery,
     TrashQuery,
     UploadStarted,
@@ -51,6 +52,13 @@ def _device_id() -> str | None:
 def root():
     db, _ = _c()
     return jsonify(service.node_json(service.get_root(db, _owner())))
+
+
+@api.get("/files/v1/path", operation_id="getNodeAtPath", summary="The live node at a path such as /Camera/x.jpg",
+         query=PathQuery, responses={200: Node, 400: "invalid_path", 404: "nothing live at that path of yours"})
+def node_at_path():
+    db, _ = _c()
+    return jsonify(service.node_json(paths.resolve(db, _owner(), request.args.get("path"))))
 
 
 @api.get("/files/v1/nodes/<node_id>", operation_id="getNode", summary="One node",

@@ -92,6 +92,10 @@ class PageQuery(Query):
     limit: int | None = Field(None, ge=1, le=1000)
 
 
+class PathQuery(Query):
+    path: str = Field(description="absolute, names from the root: /Camera/IMG_1.jpg (case as names are unique)")
+
+
 class TrashQuery(Query):
     base_rev: int | None = Field(None, ge=0, description="refuse (409 stale_rev) when the node moved on")
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from pymongo import ASCENDING, UpdateOne
 
-from functions.files import tree
+from functions.files import eventlog, tree
 from functions.files.nodes import (
     MAX_DEPTH,
     check_free,
@@ -101,6 +101,7 @@ def create_folder(db, mongo, owner: str, parent_id, name, *, session=None, devic
         db.nodes.insert_one(doc, session=s)
         events.emit(db, "node.changed", owner, {"node_id": doc["_id"], "seq": doc["seq"], "device_id": device_id},
                     session=s)
+        eventlog.record(db, owner, "created", [doc], s)
         return doc
 
     return run(mongo, session, fn)
@@ -134,7 +135,9 @@ def update(db, mongo, owner: str, node_id, *, name=None, parent_id=None, base_re
         if not fields:
             return node
         check_free(db, owner, target_parent, fields.get("name", node["name"]), s, except_id=node["_id"])
-        return write_node(db, owner, node, fields, session=s, device_id=device_id)
+        written = write_node(db, owner, node, fields, session=s, device_id=device_id)
+        eventlog.record(db, owner, "updated", [written], s)
+        return written
 
     return run(mongo, session, fn)
 
@@ -184,6 +187,8 @@ def trash(db, mongo, owner: str, node_id, *, base_rev=None, session=None, device
             db.nodes.bulk_write(ops, ordered=False, session=s)
         events.emit(db, "node.changed", owner, {"node_id": node["_id"], "seq": first + len(members) - 1,
                                                 "device_id": device_id, "count": len(members)}, session=s)
+        eventlog.record(db, owner, "trashed", [top] + [{**m, **fields, "rev": int(m.get("rev", 0)) + 1}
+                                                       for m in members[1:]], s)
         return top
 
     return run(mongo, session, fn)
@@ -218,7 +223,7 @@ def restore(db, mongo, owner: str, node_id, *, session=None, device_id=None) -> 
         ordered = list(reversed(chain)) + [node] + below
         first = next_seq(db, owner, s, count=len(ordered))
         chain_ids = {c["_id"] for c in chain}
-        result = node
+        result, restored = node, []
         for i, member in enumerate(ordered):
             fields = {"trashed_at": None, "trash_group": None}
             if member.pop("_reparent", None):
@@ -227,10 +232,12 @@ def restore(db, mongo, owner: str, node_id, *, session=None, device_id=None) -> 
                 check_free(db, owner, fields.get("parent_id", member["parent_id"]), member["name"], s,
                            except_id=member["_id"])
             written = write_node(db, owner, member, fields, session=s, seq=first + i, emit=False)
+            restored.append(written)
             if member is node:
                 result = written
         events.emit(db, "node.changed", owner, {"node_id": node["_id"], "seq": first + len(ordered) - 1,
                                                 "device_id": device_id, "count": len(ordered)}, session=s)
+        eventlog.record(db, owner, "restored", restored, s)
         return result
 
     return run(mongo, session, fn)

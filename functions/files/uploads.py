@@ -21,7 +21,7 @@ from datetime import UTC, datetime, timedelta
 
 from pymongo import ASCENDING, UpdateOne
 
-from functions.files import tree
+from functions.files import eventlog, tree
 from functions.files.nodes import check_free, check_rev, get_node, live_folder, run, write_node
 from functions.files.tree import check_name, next_seq, node_json, now_ms, truncate_ms
 from runtime.errors import BadRequest, Conflict, Gone, NotFound, PayloadTooLarge
@@ -307,6 +307,7 @@ def apply_content(db, owner: str, upload: dict, *, parent_id=None, name=None, no
                                                           "device_id": device_id}, now),
                            _event("file.committed", owner, {"node_id": doc["_id"], "upload_id": upload["_id"],
                                                             "device_id": device_id}, now)], session=session)
+    eventlog.record(db, owner, "created" if created else "updated", [doc], session)
     db.uploads.update_one({"_id": upload["_id"]},
                           {"$set": {"status": "committed", "committed_at": now,
                                     "result": {"node_id": doc["_id"], "created": created}}}, session=session)

@@ -47,6 +47,13 @@ USER_NAME_CACHE_SECONDS = 300
 device_view = devices.view
 
 
+def _device_event(db, owner: str, action: str, doc: dict | None, session=None) -> None:
+    """devices.device.<action> in the event log (CONTRACT §8), with the device as GET /devices/v1 shows it."""
+    if doc is not None:
+        events.append(db, owner=owner, type=f"devices.device.{action}", subject=doc["_id"],
+                      data={"device": device_view(doc)}, session=session)
+
+
 class PairingService:
     """Sessions (Redis) and the NAS registry (MongoDB); `publisher` is the AmqpPublisher to devices."""
 
@@ -209,6 +216,7 @@ class PairingService:
             device_id = devices.claim_nas(self.db, owner, serial, self.clock(), session=session)
             if device_id is not None:
                 self._announce(sid, owner, serial, "done", device_id, session=session)
+                _device_event(self.db, owner, "paired", devices.get_owned(self.db, owner, device_id, session), session)
             return device_id
 
         return transaction(self.mongo, work)
@@ -226,6 +234,9 @@ class PairingService:
         device_id, before = devices.record_hello(self.db, serial, fields, now)
         if before is not None and not before.get("online") and before.get("owner"):
             events.emit(self.db, "device.online", before["owner"], {"device_id": device_id, "online": True})
+            now_doc = devices.get_owned(self.db, before["owner"], device_id)
+            if now_doc is not None:
+                _device_event(self.db, before["owner"], "online", now_doc)
         return device_id
 
     def mark_offline(self, limit: int = 500) -> int:
@@ -239,6 +250,8 @@ class PairingService:
                 if found is not None and found.get("owner"):
                     events.emit(self.db, "device.online", found["owner"], {"device_id": device_id, "online": False},
                                 session=session)
+                    _device_event(self.db, found["owner"], "offline",
+                                  devices.get_owned(self.db, found["owner"], device_id, session), session)
                 return found is not None
 
             moved += bool(transaction(self.mongo, work))
@@ -256,9 +269,20 @@ class PairingService:
         if doc is None:
             raise NotFound("no such device", code="not_found")
         if doc.get("kind") != "nas":
-            devices.forget(self.db, owner, device_id)
+            def forget(session):
+                if devices.forget(self.db, owner, device_id, session):
+                    _device_event(self.db, owner, "unpaired", doc, session)
+
+            transaction(self.mongo, forget)
             return
-        if not devices.release_nas(self.db, owner, device_id):
+
+        def release(session):
+            released = devices.release_nas(self.db, owner, device_id, session)
+            if released:
+                _device_event(self.db, owner, "unpaired", {**doc, "owner": None, "paired_at": None}, session)
+            return released
+
+        if not transaction(self.mongo, release):
             raise NotFound("no such device", code="not_found")
         try:
             self.send_to_device(doc["serial"], {"type": "unpaired"})

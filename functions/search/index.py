@@ -21,6 +21,7 @@ class SearchDoc:
     type: str
     seq: int
     fields: dict[str, str] = field(default_factory=dict)
+    node: dict | None = None  # the node as the event carried it: returned with hits, never searched
 
 
 @dataclass(frozen=True)
@@ -29,6 +30,7 @@ class Hit:
     type: str
     score: float
     fields: dict
+    node: dict | None = None
 
 
 class SearchIndex(Protocol):

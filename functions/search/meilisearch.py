@@ -107,6 +107,7 @@ class MeilisearchSearchIndex:
                     continue
                 bodies.append({"key": _key(owner, doc_id), "owner": owner, "id": doc_id, "type": doc.type,
                                "seq": doc.seq, "deleted": deleted, "fields": {} if deleted else doc.fields,
+                               "node": None if deleted else doc.node,
                                "text": "" if deleted else " . ".join(normalize(str(v)) for v in doc.fields.values()
                                                                      if v),
                                "exact": [] if deleted else [f"{k}={normalize(str(v))}" for k, v in doc.fields.items()
@@ -135,8 +136,8 @@ class MeilisearchSearchIndex:
         found = self._call("POST", f"/indexes/{self.index}/search", {
             "q": q, "filter": " AND ".join(filters), "limit": limit, "offset": offset,
             "matchingStrategy": "all", "showRankingScore": True,
-            "attributesToRetrieve": ["id", "type", "fields"]})
-        return [Hit(h["id"], h["type"], round(h.get("_rankingScore", 0.0), 6), h.get("fields") or {})
+            "attributesToRetrieve": ["id", "type", "fields", "node"]})
+        return [Hit(h["id"], h["type"], round(h.get("_rankingScore", 0.0), 6), h.get("fields") or {}, h.get("node"))
                 for h in found.get("hits", [])]
 
     def clear(self) -> None:

@@ -68,7 +68,8 @@ def search(index: SearchIndex, owner: str, q: str, types: list[str] | None, limi
     offset = decode_cursor(cursor)
     hits = index.search(owner, query, list(types) if types else None, limit + 1, offset)
     more = len(hits) > limit
-    items = [{"id": h.id, "type": h.type, "score": h.score, "fields": h.fields} for h in hits[:limit]]
+    items = [{"id": h.id, "type": h.type, "score": h.score, "fields": h.fields, "node": h.node}
+             for h in hits[:limit]]
     return items, (encode_cursor(offset + limit) if more else None)
 
 
@@ -85,14 +86,14 @@ def documents_from(events: list[dict]) -> tuple[list[SearchDoc], list[tuple[str,
             else:
                 node = data.get("node") or {}
                 fields = {"name": node.get("name") or "", "path": data.get("path") or ""}
-                upserts.append(SearchDoc(ev["owner"], ev["subject"], FILES_TYPE, ev["seq"], fields))
+                upserts.append(SearchDoc(ev["owner"], ev["subject"], FILES_TYPE, ev["seq"], fields, node or None))
         elif kind == "graph.node":
             texts = {k: str(v) for k, v in (data.get("search") or {}).items() if v not in (None, "")}
             if action == "deleted" or not texts:
                 deletes.append((ev["owner"], ev["subject"], ev["seq"]))
             else:
                 upserts.append(SearchDoc(ev["owner"], ev["subject"], ev.get("node_type") or "graph.node",
-                                         ev["seq"], texts))
+                                         ev["seq"], texts, data.get("node")))
     return upserts, deletes
 
 

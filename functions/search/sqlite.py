@@ -19,7 +19,7 @@ from functions.search.query import Query, normalize
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS docs (
     rid INTEGER PRIMARY KEY, owner TEXT NOT NULL, id TEXT NOT NULL, type TEXT NOT NULL, seq INTEGER NOT NULL,
-    deleted INTEGER NOT NULL DEFAULT 0, fields TEXT NOT NULL DEFAULT '{}', UNIQUE (owner, id));
+    deleted INTEGER NOT NULL DEFAULT 0, fields TEXT NOT NULL DEFAULT '{}', node TEXT, UNIQUE (owner, id));
 CREATE VIRTUAL TABLE IF NOT EXISTS fts USING fts5(scope, body, tokenize = 'unicode61 remove_diacritics 2',
     prefix = '2 3');
 CREATE TABLE IF NOT EXISTS exact (rid INTEGER NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL);
@@ -31,6 +31,10 @@ CREATE INDEX IF NOT EXISTS exact_rid ON exact (rid);
 def _scope(owner: str) -> str:
     """The owner as one FTS token, so MATCH intersects with the owner's postings (hex: always one token)."""
     return "o" + hashlib.sha256(owner.encode()).hexdigest()[:20]
+
+
+def _node(doc: SearchDoc) -> str | None:
+    return json.dumps(doc.node, default=str) if doc.node is not None else None
 
 
 def _fts_term(term) -> str:
@@ -98,13 +102,13 @@ class SqliteSearchIndex:
                         rid = held[key][0]
                         stale_rids.append(rid)
                         conn.execute("UPDATE docs SET type = COALESCE(NULLIF(?, ''), type), seq = ?, deleted = ?, "
-                                     "fields = ? WHERE rid = ?",
-                                     (doc.type, doc.seq, int(deleted), json.dumps(doc.fields), rid))
+                                     "fields = ?, node = ? WHERE rid = ?",
+                                     (doc.type, doc.seq, int(deleted), json.dumps(doc.fields), _node(doc), rid))
                     else:
-                        rid = conn.execute("INSERT INTO docs (owner, id, type, seq, deleted, fields) "
-                                           "VALUES (?, ?, ?, ?, ?, ?)",
+                        rid = conn.execute("INSERT INTO docs (owner, id, type, seq, deleted, fields, node) "
+                                           "VALUES (?, ?, ?, ?, ?, ?, ?)",
                                            (doc.owner, doc.id, doc.type, doc.seq, int(deleted),
-                                            json.dumps(doc.fields))).lastrowid
+                                            json.dumps(doc.fields), _node(doc))).lastrowid
                     if not deleted:
                         texts = [normalize(str(v)) for v in doc.fields.values() if v]
                         fts_rows.append((rid, _scope(doc.owner), " . ".join(texts)))
@@ -132,15 +136,15 @@ class SqliteSearchIndex:
         # Only placeholders and fixed SQL are interpolated below; every value is a bound parameter.
         if query.terms:
             match = f"scope:{_scope(owner)} AND " + " AND ".join(f"body:{_fts_term(t)}" for t in query.terms)
-            sql = (f"SELECT d.id, d.type, d.fields, bm25(fts) AS r FROM fts JOIN docs d ON d.rid = fts.rowid "  # noqa: S608
+            sql = (f"SELECT d.id, d.type, d.fields, d.node, bm25(fts) AS r FROM fts JOIN docs d ON d.rid = fts.rowid "  # noqa: S608
                    f"WHERE fts MATCH ? AND {' AND '.join(where)} ORDER BY r, d.rid LIMIT ? OFFSET ?")
             params = [match, *params]
         else:
-            sql = (f"SELECT d.id, d.type, d.fields, -1.0 AS r FROM docs d WHERE {' AND '.join(where)} "  # noqa: S608
+            sql = (f"SELECT d.id, d.type, d.fields, d.node, -1.0 AS r FROM docs d WHERE {' AND '.join(where)} "  # noqa: S608
                    f"ORDER BY d.rid DESC LIMIT ? OFFSET ?")
         rows = self._conn().execute(sql, [*params, limit, offset]).fetchall()
-        return [Hit(doc_id, doc_type, round(-rank, 6), json.loads(fields))
-                for doc_id, doc_type, fields, rank in rows]
+        return [Hit(doc_id, doc_type, round(-rank, 6), json.loads(fields), json.loads(node) if node else None)
+                for doc_id, doc_type, fields, node, rank in rows]
 
     def clear(self) -> None:
         with self._write_lock:

@@ -1,13 +1,12 @@
-"""A local stand-in for the part of PCloud's public API the bundled photo apps call (CONTRACT §7 generic graph
-API, §8 core actions `files.read` and `files.ensure-folder`), so the apps' WSGI handlers can be tested before
-the platform lands. It parses and executes real GraphQL (graphql-core) against in-memory nodes, scoped per
-bearer token's owner like the real graph; errors carry `extensions.code` as §7 says. Replace with the real stack
-wherever it is on main (tests/integration/test_photos_milestone.py).
+"""A local stand-in for the part of PCloud's public API the bundled photo apps call: the generic graph API (§7),
+file content (§3, which a `files.read` grant opens to the app's token) and the core action `files.ensure-folder`
+(§8), so the apps' WSGI handlers can be tested on their own. It parses and executes real GraphQL (graphql-core)
+against in-memory nodes, scoped per bearer token's owner like the real graph, with errors carrying
+`extensions.code` as §7 says. The milestone test (tests/integration/test_photos_milestone.py) runs the real stack.
 """
 
 from __future__ import annotations
 
-import base64
 import itertools
 import threading
 from datetime import UTC, datetime
@@ -186,16 +185,14 @@ class FakePCloud(ServedApp):
                                  for e in result.errors]
             return jsonify(out)
 
-        @app.post("/apps/v1/actions/files/read")
-        def files_read():
+        @app.get("/files/v1/nodes/<file_id>/content")
+        def content(file_id):
             owner = owner_or_none()
-            file_id = (request.get_json() or {}).get("file_id")
             self.calls.append((owner, f"files.read {file_id}"))
             data = self.files.get((owner, file_id))
             if data is None:
-                return jsonify({"error": {"code": "not_found", "message": "no such file"}}), 404
-            return jsonify({"execution": {"state": "done",
-                                          "result": {"content_base64": base64.b64encode(data).decode()}}})
+                return jsonify({"error": {"code": "not_found", "message": "no such node"}}), 404
+            return data, 200, {"Content-Type": "application/octet-stream"}
 
         @app.post("/apps/v1/actions/files/ensure-folder")
         def ensure_folder():

@@ -8,12 +8,13 @@ done, nothing to do), `Refused` (our own request was wrong or not granted — re
 
 from __future__ import annotations
 
-import base64
+from urllib.parse import quote
 
 import requests
 
 TIMEOUT = 30.0
 PAGE = 500
+MAX_FILE_BYTES = 128 * 1024 * 1024
 
 
 class PCloudError(Exception):
@@ -34,6 +35,10 @@ class Unavailable(PCloudError):
     """5xx, a timeout or no connection."""
 
 
+class TooBig(PCloudError):
+    """A file larger than this app reads."""
+
+
 class PCloud:
     def __init__(self, api_url: str, token: str, timeout: float = TIMEOUT, http: requests.Session | None = None):
         self.base = api_url.rstrip("/")
@@ -46,13 +51,7 @@ class PCloud:
             response = self.http.post(f"{self.base}{path}", json=body, headers=self.headers, timeout=self.timeout)
         except requests.RequestException as exc:
             raise Unavailable(f"PCloud did not answer {path}: {exc}") from exc
-        if response.status_code >= 500 or response.status_code in (408, 429):
-            raise Unavailable(f"PCloud answered {response.status_code} to {path}", status=response.status_code)
-        if response.status_code >= 400:
-            error = _error_of(response)
-            kind = Gone if response.status_code in (404, 410) else Refused
-            raise kind(error.get("message") or f"{path}: {response.status_code}", code=error.get("code", "error"),
-                       status=response.status_code)
+        _raise_for(response, path)
         return response
 
     # -- core actions (§8)
@@ -67,16 +66,26 @@ class PCloud:
             raise Refused(f"{app}.{action} ended {execution.get('state')}: {execution.get('error')}")
         return execution.get("result") or {}
 
-    def read_file(self, file_id: str) -> bytes:
-        """files.read: the file's bytes (answered raw, or as base64 in the execution's result)."""
-        response = self._post("/apps/v1/actions/files/read", {"file_id": file_id})
-        if not response.headers.get("Content-Type", "").startswith("application/json"):
-            return response.content
-        result = (response.json().get("execution") or {}).get("result") or {}
-        encoded = result.get("content_base64", result.get("content"))
-        if not isinstance(encoded, str):
-            raise Refused("files.read answered without the file's content")
-        return base64.b64decode(encoded)
+    def read_file(self, file_id: str, max_bytes: int = MAX_FILE_BYTES) -> bytes:
+        """The file's bytes. `files.read` granted puts that scope in the invocation token, so the bytes come
+        straight from /files/v1 (§3), read no further than max_bytes."""
+        path = f"/files/v1/nodes/{quote(file_id, safe='')}/content"
+        try:
+            response = self.http.get(f"{self.base}{path}", headers=self.headers, timeout=self.timeout, stream=True)
+        except requests.RequestException as exc:
+            raise Unavailable(f"PCloud did not answer {path}: {exc}") from exc
+        with response:
+            _raise_for(response, path)
+            chunks, size = [], 0
+            try:
+                for chunk in response.iter_content(1 << 16):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise TooBig(f"the file is larger than the {max_bytes} bytes read here", code="too_large")
+                    chunks.append(chunk)
+            except requests.RequestException as exc:
+                raise Unavailable(f"reading {path} failed: {exc}") from exc
+        return b"".join(chunks)
 
     def ensure_folder(self, path: str) -> dict:
         return self.action("files", "ensure-folder", {"path": path})
@@ -127,6 +136,16 @@ class PCloud:
             return bool(self.graphql("mutation($id: ID!) { deleteNode(id: $id) }", {"id": node_id})["deleteNode"])
         except Gone:
             return False
+
+
+def _raise_for(response: requests.Response, path: str) -> None:
+    if response.status_code >= 500 or response.status_code in (408, 429):
+        raise Unavailable(f"PCloud answered {response.status_code} to {path}", status=response.status_code)
+    if response.status_code >= 400:
+        error = _error_of(response)
+        kind = Gone if response.status_code in (404, 410) else Refused
+        raise kind(error.get("message") or f"{path}: {response.status_code}", code=error.get("code", "error"),
+                   status=response.status_code)
 
 
 def _error_of(response: requests.Response) -> dict:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from face_detector import grouping, images
 from face_detector.model import FaceModel
-from face_detector.pcloud import Gone, PCloud, Refused
+from face_detector.pcloud import Gone, PCloud, Refused, TooBig
 
 IMAGE, FACE, PERSON = "photos.Image", "faces.Face", "faces.Person"
 
@@ -54,6 +54,8 @@ def detect(api: PCloud, model: FaceModel, settings: dict, image_id: str) -> dict
         data = api.read_file(image["data"].get("file_id") or "")
     except Gone:
         return {"skipped": "the file is gone", **forget_image(api, image_id)}
+    except TooBig as exc:
+        return {"skipped": "not an image", "reason": str(exc), **forget_image(api, image_id)}
     digest = hashlib.sha256(data).hexdigest()
     if image["data"].get("faces_of") == digest:
         return {"skipped": "unchanged", "faces": len(image["data"].get("faces") or [])}

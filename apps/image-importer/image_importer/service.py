@@ -5,7 +5,7 @@ from __future__ import annotations
 import posixpath
 
 from image_importer import inspect
-from image_importer.pcloud import Gone, PCloud
+from image_importer.pcloud import Gone, PCloud, TooBig
 
 IMAGE = "photos.Image"
 DEFAULT_FOLDERS = ["/Camera"]
@@ -60,6 +60,8 @@ def import_file(api: PCloud, settings: dict, file_id: str, path: str | None, nod
         data = api.read_file(file_id)
     except Gone:
         return {"skipped": "the file is gone", **remove(api, file_id)}
+    except TooBig as exc:
+        return {"skipped": "not an image", "reason": str(exc), **remove(api, file_id)}
     try:
         info = inspect.inspect(data)
     except inspect.NotAnImage as exc:

@@ -68,6 +68,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
                  read_scope="graph.read", write_scope="graph.read"),
     FunctionSpec("graph", ("/graph/v1",), "required", MIB, "functions.graph:create_app",
                  read_scope="graph.read", write_scope="graph.read"),
+    FunctionSpec("search", ("/search/v1",), "required", 64 * KIB, "functions.search:create_app",
+                 read_scope="search", write_scope="search"),
     FunctionSpec("echo", ("/echo/v1",), "optional", 64 * KIB, "functions.echo:create_app"),
     FunctionSpec("portal", ("/portal", "/static"), "optional", 64 * KIB, "functions.portal:create_app"),
 )

@@ -215,6 +215,28 @@ def list_events(db, owner: str, *, after: int = 0, type_prefix: str | None = Non
     return items, (str(docs[-1]["seq"]) if len(docs) == limit else None)
 
 
+def current_seq(db, owner: str) -> int:
+    """The owner's last allocated seq (0 before the first event): a rebuild's snapshot mark."""
+    doc = db.event_seqs.find_one({"_id": owner})
+    return int(doc["seq"]) if doc else 0
+
+
+def iter_events(db, type_prefix: str | None = None, batch: int = 1000):
+    """Every stored event (of a type prefix) in (owner, seq) order, as stored: what a rebuild replays."""
+    last_owner, last_seq = "", 0
+    base = type_filter(type_prefix)
+    while True:
+        query = {**base, "$or": [{"owner": {"$gt": last_owner}}, {"owner": last_owner, "seq": {"$gt": last_seq}}]}
+        docs = list(db.events.find(query).sort([("owner", ASCENDING), ("seq", ASCENDING)]).limit(batch))
+        if not docs:
+            return
+        yield from docs
+        last_owner, last_seq = docs[-1]["owner"], docs[-1]["seq"]
+
+
+def count_events(db, type_prefix: str | None = None) -> int:
+    return db.events.count_documents(type_filter(type_prefix))
+
 def get_event(db, event_id: str, owner: str | None = None) -> dict | None:
     query = {"_id": event_id} if owner is None else {"_id": event_id, "owner": owner}
     doc = db.events.find_one(query)

@@ -48,3 +48,35 @@ def resolve(db, owner: str, path) -> dict:
     if node is None or node.get("purged") or node.get("trashed_at") is not None:
         raise NotFound("nothing at that path", code="not_found", details={"path": path})
     return node
+
+
+def owners(db) -> list[str]:
+    """Every user with a tree (a root folder)."""
+    return sorted(db.nodes.distinct("owner", {"live_key": ROOT_LIVE_KEY}))
+
+
+def count_live(db, owner: str | None = None) -> int:
+    query = {"trashed_at": None, "purged": {"$ne": True}, "parent_id": {"$ne": None}}
+    if owner is not None:
+        query["owner"] = owner
+    return db.nodes.count_documents(query)
+
+
+def iter_live(db, owner: str):
+    """(node, path) of every live node of `owner` below the root, parents before children (a rebuild's source)."""
+    root = db.nodes.find_one({"owner": owner, "live_key": ROOT_LIVE_KEY})
+    if root is None:
+        return
+    frontier = {root["_id"]: "/"}
+    while frontier:
+        next_frontier: dict[str, str] = {}
+        ids = list(frontier)
+        for start in range(0, len(ids), 500):
+            chunk = ids[start:start + 500]
+            for doc in db.nodes.find({"owner": owner, "parent_id": {"$in": chunk}, "trashed_at": None,
+                                      "purged": {"$ne": True}}, {"blocks": 0}):
+                path = frontier[doc["parent_id"]].rstrip("/") + "/" + doc.get("name", "")
+                if doc.get("kind") == "folder":
+                    next_frontier[doc["_id"]] = path
+                yield doc, path
+        frontier = next_frontier

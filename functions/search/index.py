@@ -14,6 +14,10 @@ from typing import Protocol
 from functions.search.query import Query
 
 
+class SearchUnavailable(RuntimeError):
+    """The backend did not answer or refused a request (translated into 503 at the boundary)."""
+
+
 @dataclass(frozen=True)
 class SearchDoc:
     owner: str

@@ -14,12 +14,8 @@ import time
 
 import requests
 
-from functions.search.index import Hit, SearchDoc
+from functions.search.index import Hit, SearchDoc, SearchUnavailable
 from functions.search.query import Query, normalize
-
-
-class SearchUnavailable(RuntimeError):
-    """The search server did not answer or refused a request."""
 
 
 def _key(owner: str, doc_id: str) -> str:

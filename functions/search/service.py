@@ -10,9 +10,9 @@ import binascii
 import json
 import threading
 
-from functions.search.index import SearchDoc, SearchIndex, make_index
+from functions.search.index import SearchDoc, SearchIndex, SearchUnavailable, make_index
 from functions.search.query import QueryError, parse
-from runtime.errors import BadRequest
+from runtime.errors import BadRequest, Unavailable
 
 FILES_TYPE = "files.node"
 MAX_LIMIT = 100
@@ -36,6 +36,18 @@ def forget_index(settings) -> None:
         found = _indexes.pop(key, None)
     if found is not None:
         found.close()
+
+
+def visible_types(ident, types: list[str] | None) -> list[str] | None:
+    """What a caller may search: a user everything; an app invocation only the types its owner granted `read`
+    (and file names when it holds files.read). None = no restriction, [] = nothing."""
+    if getattr(ident, "app", None) is None:
+        return types
+    grants = getattr(ident, "grants", None) or {}
+    allowed = {t for t, rights in (grants.get("types") or {}).items() if "read" in rights}
+    if "files.read" in (grants.get("actions") or []):
+        allowed.add(FILES_TYPE)
+    return sorted(allowed if types is None else allowed.intersection(types))
 
 
 def encode_cursor(offset: int) -> str:
@@ -66,7 +78,11 @@ def search(index: SearchIndex, owner: str, q: str, types: list[str] | None, limi
         raise BadRequest(f"limit must be between 1 and {MAX_LIMIT}", code="invalid_parameter",
                          details={"parameter": "limit"})
     offset = decode_cursor(cursor)
-    hits = index.search(owner, query, list(types) if types else None, limit + 1, offset)
+    try:
+        hits = index.search(owner, query, list(types) if types else None, limit + 1, offset)
+    except SearchUnavailable as exc:
+        raise Unavailable("search is unavailable; try again", details={"dependency": "search",
+                                                                       "reason": str(exc)}) from exc
     more = len(hits) > limit
     items = [{"id": h.id, "type": h.type, "score": h.score, "fields": h.fields, "node": h.node}
              for h in hits[:limit]]

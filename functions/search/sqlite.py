@@ -13,7 +13,7 @@ import sqlite3
 import threading
 from pathlib import Path
 
-from functions.search.index import Hit, SearchDoc
+from functions.search.index import Hit, SearchDoc, SearchUnavailable
 from functions.search.query import Query, normalize
 
 _SCHEMA = """
@@ -142,7 +142,10 @@ class SqliteSearchIndex:
         else:
             sql = (f"SELECT d.id, d.type, d.fields, d.node, -1.0 AS r FROM docs d WHERE {' AND '.join(where)} "  # noqa: S608
                    f"ORDER BY d.rid DESC LIMIT ? OFFSET ?")
-        rows = self._conn().execute(sql, [*params, limit, offset]).fetchall()
+        try:
+            rows = self._conn().execute(sql, [*params, limit, offset]).fetchall()
+        except sqlite3.Error as exc:
+            raise SearchUnavailable(f"search index {self.path}: {exc}") from exc
         return [Hit(doc_id, doc_type, round(-rank, 6), json.loads(fields), json.loads(node) if node else None)
                 for doc_id, doc_type, fields, node, rank in rows]
 

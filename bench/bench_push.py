@@ -22,14 +22,12 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from rq import SimpleWorker
-
 from bench.common import ROOT, bench_env, python
 from push import registry, tasks
 from push.relay import Relay
 from push.senders import FCMSender, PushMessage, firebase_app
 from push.service import fan_out
-from runtime import events
+from runtime import events, jobs
 from runtime.clients import Clients
 from runtime.settings import load_settings
 from tests.fakes.fcm import FakeFCM
@@ -73,7 +71,7 @@ def bench_worker(env: dict, total: int) -> tuple[float, float]:
     fan_rate = len(docs) / (time.perf_counter() - start)
     tasks.enqueue(clients, docs)
     start = time.perf_counter()
-    SimpleWorker([clients.queue(tasks.QUEUE)], connection=clients.redis).work(burst=True, with_scheduler=False,
+    jobs.worker([clients.queue(tasks.QUEUE)], clients.redis).work(burst=True, with_scheduler=False,
                                                                               logging_level="WARNING")
     tasks.flush()
     elapsed = time.perf_counter() - start

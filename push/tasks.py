@@ -18,11 +18,12 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from pymongo import UpdateOne
-from rq.job import Job, JobStatus
+from rq.job import JobStatus
 
 from push import registry
 from push.senders import PushMessage, PushSender, make_sender
 from push.service import SYNC_GAP_MS, assign_jobs, message_data
+from runtime import jobs
 from runtime.ids import as_utc, utcnow
 
 log = logging.getLogger(__name__)
@@ -283,7 +284,7 @@ def _jobs_still_pending(clients, job_ids: set[str], lease: timedelta, now: datet
         return set()
     ids = sorted(job_ids)
     pending = set()
-    for job_id, job in zip(ids, Job.fetch_many(ids, connection=clients.redis), strict=True):
+    for job_id, job in zip(ids, jobs.fetch_many(ids, clients.redis), strict=True):
         if job is None:
             continue
         status = job.get_status(refresh=False)

@@ -51,10 +51,10 @@ class Clients:
         return make_store(self.settings, self.keys.secret("blob-urls"), self.settings.http_timeout_seconds)
 
     def queue(self, name: str):
-        """An rq Queue on our Redis, named with the settings' prefix."""
-        from rq import Queue
+        """An rq Queue on our Redis, named with the settings' prefix, with the JSON serializer (runtime/jobs.py)."""
+        from runtime import jobs
 
-        return Queue(self.settings.queue_name(name), connection=self.redis)
+        return jobs.queue(self.redis, self.settings.queue_name(name))
 
     def ensure_indexes(self) -> None:
         mongo.ensure_indexes(self.db)

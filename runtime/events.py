@@ -22,6 +22,7 @@ from pymongo.errors import DuplicateKeyError, PyMongoError
 
 from runtime.ids import new_id, utcnow
 from runtime.mongo import register_indexes
+from runtime.scheduler import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -29,6 +30,7 @@ log = logging.getLogger(__name__)
 @register_indexes
 def _indexes(db) -> None:
     db.outbox.create_index([("status", ASCENDING), ("created_at", ASCENDING)])
+    db.outbox.create_index([("status", ASCENDING), ("done_at", ASCENDING)])  # purge_delivered
 
 
 def emit(db, type: str, user_id: str | None, payload: dict, session=None) -> str:
@@ -71,6 +73,22 @@ def release(db, event_ids: list[str]) -> None:
     """Hand events back (the relay could not enqueue them)."""
     if event_ids:
         db.outbox.update_many({"_id": {"$in": event_ids}}, {"$set": {"status": "pending"}})
+
+
+OUTBOX_KEEP_DONE = timedelta(days=1)  # delivered events stay this long (debugging), then the sweep drops them
+
+
+def purge_delivered(db, keep: timedelta = OUTBOX_KEEP_DONE, now: datetime | None = None) -> int:
+    """Delete outbox events delivered (`done`) more than `keep` ago; pending and claimed ones always stay."""
+    cutoff = (now or utcnow()) - keep
+    return db.outbox.delete_many({"status": "done", "done_at": {"$lt": cutoff}}).deleted_count
+
+
+def purge_outbox_job() -> int:
+    """Periodic job (PERIODIC below): the outbox does not grow with every write ever made."""
+    from runtime.clients import process_clients
+
+    return purge_delivered(process_clients().db)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -418,3 +436,9 @@ def sweep_job() -> int:
 
     clients = process_clients()
     return sweep_expired(clients.db, clients.settings.event_retention_days)
+
+
+PERIODIC = [
+    Periodic(sweep_job, every=3600),  # events older than PCLOUD_EVENT_RETENTION_DAYS
+    Periodic(purge_outbox_job, every=3600),  # outbox events delivered more than a day ago
+]

@@ -1,4 +1,14 @@
-"""Periodic maintenance: one table of jobs, enqueued on rq at their interval by one scheduler process.
+"""Periodic maintenance: each package declares its jobs, one scheduler process enqueues them on rq on time.
+
+A package that has periodic work lists it next to the jobs, in the module named in `JOB_MODULES`:
+
+    from runtime.scheduler import Periodic
+    PERIODIC = [Periodic(expire_sessions, every=2), Periodic(mark_devices_offline, every=10)]
+
+The scheduler imports those modules by name at start-up (`JOB_MODULES`, or the module names given on the
+command line), so runtime never imports a function (the layers in .importlinter) and a new package adds one
+line here — the same way it adds a Procfile line. A module without `PERIODIC`, a job that is not a
+module-level function, or one declared twice fails at start-up, not at the first tick.
 
 A Redis lock per job and interval makes a second scheduler (or a restart) harmless: each tick runs once.
 Jobs are module-level functions taking no arguments; they load settings and clients themselves.
@@ -9,58 +19,87 @@ from __future__ import annotations
 import importlib
 import logging
 import signal
+import sys
 import threading
 import time
-
-from runtime.clients import clients_for
-from runtime.logs import configure_logging
-from runtime.settings import load_settings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 
 log = logging.getLogger(__name__)
 
-# (job "module:function", every N seconds, rq queue). Add a line for each periodic job.
-PERIODIC: list[tuple[str, int, str]] = [
-    ("functions.pairing.tasks:expire_sessions", 2, "maintenance"),  # backstop for the listener's sweeper
-    ("functions.pairing.tasks:mark_devices_offline", 10, "maintenance"),  # NAS silent for 90 s → offline
-    ("functions.files.tasks:expire_uploads", 300, "maintenance"),  # uncommitted uploads stop protecting blocks
-    ("functions.files.tasks:purge_trash", 3600, "maintenance"),  # trash older than PCLOUD_TRASH_DAYS → tombstones
-    ("functions.files.tasks:collect_blocks", 600, "maintenance"),  # blocks unreferenced past the grace period
-    ("functions.sso.jobs:end_sessions", 15, "maintenance"),  # expired SSO sessions + back-channel logout retries
-    ("runtime.events:sweep_job", 3600, "maintenance"),  # events older than PCLOUD_EVENT_RETENTION_DAYS
-]
+# The modules whose PERIODIC lists the scheduler runs (names, not imports: see the module docstring).
+JOB_MODULES: tuple[str, ...] = (
+    "functions.pairing.tasks",  # session deadlines (backstop for the listener), NAS offline
+    "functions.files.tasks",  # upload expiry, trash purge, block GC
+    "functions.sso.jobs",  # expired SSO sessions + back-channel logout retries
+    "runtime.events",  # event-log retention, delivered outbox events
+)
 
 
-def _load(path: str):
-    module, _, attr = path.partition(":")
-    return getattr(importlib.import_module(module), attr)
+@dataclass(frozen=True)
+class Periodic:
+    """`job` (a module-level function, no arguments) enqueued on rq `queue` every `every` seconds."""
+
+    job: Callable[[], object]
+    every: int
+    queue: str = "maintenance"
+    timeout: int | None = None  # rq job timeout; default max(every, 60) s
+
+    @property
+    def path(self) -> str:
+        return f"{self.job.__module__}:{self.job.__qualname__}"
 
 
-def tick(clients, now: float | None = None) -> list[str]:
-    """Enqueue every job whose interval has come round; returns what was enqueued."""
+def periodic_jobs(modules: Iterable[str] = JOB_MODULES) -> list[Periodic]:
+    """Every declared job of `modules`, checked: a bad declaration fails here, at start-up."""
+    found: dict[str, Periodic] = {}
+    for name in modules:
+        module = importlib.import_module(name)
+        declared = getattr(module, "PERIODIC", None)
+        if not isinstance(declared, list | tuple):
+            raise ValueError(f"{name} is in the scheduler's job modules but declares no PERIODIC list")
+        for entry in declared:
+            if not isinstance(entry, Periodic) or not isinstance(entry.every, int) or entry.every < 1:
+                raise ValueError(f"{name}.PERIODIC: {entry!r} is not a Periodic(job, every>=1)")
+            module_name, _, attr = entry.path.partition(":")
+            if "." in attr or getattr(importlib.import_module(module_name), attr, None) is not entry.job:
+                raise ValueError(f"{name}.PERIODIC: {entry.path} is not a module-level function rq can import")
+            if entry.path in found:
+                raise ValueError(f"periodic job {entry.path} is declared twice")
+            found[entry.path] = entry
+    return list(found.values())
+
+
+def tick(clients, now: float | None = None, jobs: list[Periodic] | None = None) -> list[str]:
+    """Enqueue every job whose interval has come round; returns the paths ("module:function") enqueued."""
     now = time.time() if now is None else now
     enqueued = []
-    for path, every, queue in PERIODIC:
-        slot = int(now // every)
-        key = clients.redis_keys.k("sched", path, slot)
-        if clients.redis.set(key, "1", nx=True, ex=every * 2):
-            clients.queue(queue).enqueue(path.replace(":", "."), job_timeout=max(every, 60), result_ttl=600)
-            enqueued.append(path)
+    for job in periodic_jobs() if jobs is None else jobs:
+        slot = int(now // job.every)
+        key = clients.redis_keys.k("sched", job.path, slot)
+        if clients.redis.set(key, "1", nx=True, ex=job.every * 2):
+            clients.queue(job.queue).enqueue(job.path.replace(":", "."), job_timeout=job.timeout or max(job.every, 60),
+                                             result_ttl=600)
+            enqueued.append(job.path)
     return enqueued
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
+    from runtime.clients import clients_for
+    from runtime.logs import configure_logging
+    from runtime.settings import load_settings
+
     settings = load_settings()
     configure_logging(settings.log_level)
-    for path, _, _ in PERIODIC:
-        _load(path)  # fail at start-up on a bad table entry, not at the first tick
+    jobs = periodic_jobs(argv or JOB_MODULES)
     clients = clients_for(settings)
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
-    log.info("scheduler running %d periodic jobs", len(PERIODIC))
+    log.info("scheduler running %d periodic jobs: %s", len(jobs), ", ".join(j.path for j in jobs))
     while not stop.is_set():
         try:
-            done = tick(clients)
+            done = tick(clients, jobs=jobs)
             if done:
                 log.info("enqueued %s", ", ".join(done))
         except Exception as exc:  # noqa: BLE001 - a broken tick (Redis away) must not kill the scheduler
@@ -69,4 +108,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(sys.argv[1:])

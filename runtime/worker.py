@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from rq import SimpleWorker
-
+from runtime import jobs
 from runtime.clients import clients_for
 from runtime.logs import configure_logging
 from runtime.settings import load_settings
@@ -18,7 +17,7 @@ def main(argv: list[str]) -> None:
     configure_logging(settings.log_level)
     clients = clients_for(settings)
     names = argv or list(QUEUES)
-    worker = SimpleWorker([clients.queue(n) for n in names], connection=clients.redis)
+    worker = jobs.worker([clients.queue(n) for n in names], clients.redis)
     worker.work(with_scheduler=True)
 
 

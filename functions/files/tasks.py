@@ -1,4 +1,4 @@
-"""rq jobs for files maintenance (scheduled by runtime/scheduler.py): module-level, no arguments."""
+"""rq jobs for files maintenance (PERIODIC below, run by runtime/scheduler.py): module-level, no arguments."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ import logging
 
 from functions.files import gc
 from runtime.clients import process_clients
+from runtime.scheduler import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -32,3 +33,10 @@ def collect_blocks() -> int:
     count = gc.collect_blocks(c.db, c.mongo, c.store)
     log.info("files: %d unreferenced blocks collected", count)
     return count
+
+
+PERIODIC = [
+    Periodic(expire_uploads, every=300),  # uncommitted uploads stop protecting blocks
+    Periodic(purge_trash, every=3600),  # trash older than PCLOUD_TRASH_DAYS → tombstones
+    Periodic(collect_blocks, every=600),  # blocks unreferenced past the grace period
+]

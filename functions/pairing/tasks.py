@@ -1,4 +1,4 @@
-"""Periodic pairing jobs (runtime/scheduler.py PERIODIC): module-level, no arguments, own clients.
+"""Periodic pairing jobs (PERIODIC below, run by runtime/scheduler.py): module-level, no arguments, own clients.
 
 The listener times sessions out several times a second; this job is the backstop when it is down.
 """
@@ -9,6 +9,7 @@ import logging
 
 from functions.pairing.service import PairingService
 from runtime.clients import process_clients
+from runtime.scheduler import Periodic
 
 log = logging.getLogger(__name__)
 
@@ -31,3 +32,9 @@ def mark_devices_offline() -> int:
     if moved:
         log.info("pairing: %d devices went offline", moved)
     return moved
+
+
+PERIODIC = [
+    Periodic(expire_sessions, every=2),  # backstop for the listener's sweeper
+    Periodic(mark_devices_offline, every=10),  # NAS silent for 90 s → offline
+]

@@ -1,4 +1,4 @@
-"""Periodic SSO maintenance (runtime/scheduler.py runs it every 15 s on rq).
+"""Periodic SSO maintenance (PERIODIC below: runtime/scheduler.py runs it every 15 s on rq).
 
 Ends sessions whose lifetime is over and sends the back-channel logouts that are due, so a sibling hears of
 an ended session within 60 s whether it ended by logout or by expiry.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from functions.sso.service import SsoService
 from runtime.clients import process_clients
+from runtime.scheduler import Periodic
 
 
 def run_maintenance(clients) -> dict:
@@ -20,3 +21,6 @@ def run_maintenance(clients) -> dict:
 def end_sessions() -> dict:
     """rq job (no arguments): settings and clients come from the worker's environment."""
     return run_maintenance(process_clients())
+
+
+PERIODIC = [Periodic(end_sessions, every=15)]  # expired SSO sessions + back-channel logout retries

@@ -15,10 +15,9 @@ def _sha(data: bytes) -> str:
 
 def test_the_periodic_jobs_run_through_rq(env, settings, clients, files_api, monkeypatch):
     """What runtime/scheduler.py enqueues: the jobs load settings from the environment and do their work."""
-    from rq import SimpleWorker
-
+    from runtime import jobs as rq_jobs
     from runtime.clients import forget
-    from runtime.scheduler import PERIODIC
+    from runtime.scheduler import periodic_jobs
 
     api = files_api()
     old = utcnow() - uploads.UPLOAD_TTL - timedelta(minutes=1)
@@ -27,13 +26,13 @@ def test_the_periodic_jobs_run_through_rq(env, settings, clients, files_api, mon
                                        "blocks": [{"hash": _sha(b"s"), "size": 1}]}, now=old)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    jobs = [path for path, _, _ in PERIODIC if path.startswith("functions.files.")]
+    jobs = [job.path for job in periodic_jobs(["functions.files.tasks"])]
     assert len(jobs) == 3
     queue = clients.queue("maintenance")
     for path in jobs:
         queue.enqueue(path.replace(":", "."))
     try:
-        SimpleWorker([queue], connection=clients.redis).work(burst=True)
+        rq_jobs.worker([queue], clients.redis).work(burst=True)
     finally:
         forget(settings)
     assert clients.db.uploads.find_one({"_id": upload["_id"]})["status"] == "expired"

@@ -14,12 +14,11 @@ from datetime import timedelta
 
 import pytest
 from pymongo.errors import PyMongoError
-from rq import SimpleWorker
 
 from push import registry, tasks
 from push.relay import Relay, relay_once
 from push.senders import FCMSender
-from runtime import events
+from runtime import events, jobs
 from runtime.clients import Clients
 from runtime.ids import utcnow
 
@@ -134,12 +133,12 @@ def test_redis_restarted_with_its_data_lost_still_delivers(settings, clients, fc
         own.redis.connection_pool.disconnect()
         assert own.queue(tasks.QUEUE).count == 0
 
-        SimpleWorker([own.queue(tasks.QUEUE)], connection=own.redis).work(burst=True, with_scheduler=False)
+        jobs.worker([own.queue(tasks.QUEUE)], own.redis).work(burst=True, with_scheduler=False)
         tasks.flush()
         assert fcm_fake.stats()["sent"] == 0
         # the sweeper finds what MongoDB says is owed once the lost jobs' lease is over
         assert tasks.sweep(own, lease, now=utcnow() + lease + timedelta(seconds=1)) == 200
-        SimpleWorker([own.queue(tasks.QUEUE)], connection=own.redis).work(burst=True, with_scheduler=False)
+        jobs.worker([own.queue(tasks.QUEUE)], own.redis).work(burst=True, with_scheduler=False)
         tasks.flush()
         assert all_sent(own)
         got = {(m.token, m.message["data"]["conflict_id"]) for m in fcm_fake.messages}

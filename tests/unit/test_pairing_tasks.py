@@ -1,4 +1,4 @@
-"""The periodic pairing jobs are in the scheduler's table, and rq can resolve what the scheduler enqueues."""
+"""The periodic pairing jobs are declared to the scheduler, and rq can resolve what the scheduler enqueues."""
 
 from __future__ import annotations
 
@@ -6,10 +6,10 @@ from runtime import scheduler
 
 
 def test_pairing_jobs_are_scheduled_and_importable():
-    paths = {path for path, _, _ in scheduler.PERIODIC}
+    jobs = scheduler.periodic_jobs()
+    paths = {job.path for job in jobs}
     assert {"functions.pairing.tasks:expire_sessions", "functions.pairing.tasks:mark_devices_offline"} <= paths
-    for path, every, _ in scheduler.PERIODIC:
-        assert callable(scheduler._load(path)) and every >= 1
+    assert all(callable(job.job) and job.every >= 1 for job in jobs)
 
 
 def test_tick_enqueues_jobs_rq_can_run(clients):

@@ -1,0 +1,63 @@
+"""Each package declares its periodic jobs; the scheduler collects them and refuses bad declarations at start-up."""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+
+import pytest
+
+from runtime import scheduler
+
+
+def test_every_job_module_declares_jobs_rq_can_import():
+    jobs = scheduler.periodic_jobs()
+    by_module = {job.path.partition(":")[0] for job in jobs}
+    assert set(scheduler.JOB_MODULES) <= by_module  # no listed module is empty
+    assert len({job.path for job in jobs}) == len(jobs)
+    assert {"runtime.events:purge_outbox_job", "functions.files.tasks:collect_blocks",
+            "functions.sso.jobs:end_sessions"} <= {job.path for job in jobs}
+
+
+@pytest.fixture
+def module_dir(tmp_path, monkeypatch):
+    monkeypatch.syspath_prepend(str(tmp_path))
+    made = []
+
+    def make(name: str, source: str) -> str:
+        (tmp_path / f"{name}.py").write_text(textwrap.dedent(source))
+        made.append(name)
+        return name
+
+    yield make
+    for name in made:
+        sys.modules.pop(name, None)
+
+
+def test_a_declared_job_is_collected_with_its_interval_and_queue(module_dir):
+    name = module_dir("sched_ok", """
+        from runtime.scheduler import Periodic
+        def nightly(): return 1
+        PERIODIC = [Periodic(nightly, every=86400, queue="default")]
+    """)
+    [job] = scheduler.periodic_jobs([name])
+    assert (job.path, job.every, job.queue) == ("sched_ok:nightly", 86400, "default")
+
+
+@pytest.mark.parametrize("source, problem", [
+    ("def job(): pass\n", "declares no PERIODIC"),
+    ("from runtime.scheduler import Periodic\nPERIODIC = [Periodic(lambda: 1, every=5)]\n", "module-level function"),
+    ("from runtime.scheduler import Periodic\ndef job(): pass\nPERIODIC = [Periodic(job, every=0)]\n", "every>=1"),
+    ("from runtime.scheduler import Periodic\ndef job(): pass\nPERIODIC = [Periodic(job, 5), Periodic(job, 9)]\n",
+     "declared twice"),
+    ("PERIODIC = [('mod:job', 5, 'maintenance')]\n", "not a Periodic"),
+])
+def test_a_bad_declaration_fails_at_start_up(module_dir, source, problem):
+    name = module_dir(f"sched_bad_{abs(hash(source)) % 10**8}", source)
+    with pytest.raises(ValueError, match=problem):
+        scheduler.periodic_jobs([name])
+
+
+def test_a_missing_job_module_fails_at_start_up():
+    with pytest.raises(ModuleNotFoundError):
+        scheduler.periodic_jobs(["functions.no_such_package.tasks"])

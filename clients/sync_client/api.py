@@ -49,6 +49,23 @@ class SyncApi:
     def ops(self, device_id: str, ops: list[dict]) -> dict:
         return self._call("POST", "/mobile/v1/ops", json={"device_id": device_id, "ops": ops}).json()
 
+    def children(self, node_id: str) -> list[dict]:
+        """Every live child of a folder (all pages)."""
+        items, cursor = [], None
+        while True:
+            params = {"limit": 1000, **({"cursor": cursor} if cursor else {})}
+            page = self._call("GET", f"/files/v1/nodes/{node_id}/children", params=params).json()
+            items.extend(page["items"])
+            cursor = page.get("next_cursor")
+            if not cursor:
+                return items
+
+    def create_folder(self, parent_id: str, name: str) -> dict:
+        return self._call("POST", "/files/v1/folders", json={"parent_id": parent_id, "name": name}).json()
+
+    def commit(self, upload_id: str) -> dict:
+        return self._call("POST", f"/files/v1/uploads/{upload_id}/commit").json()
+
     def negotiate(self, body: dict) -> dict:
         return self._call("POST", "/files/v1/uploads", json=body).json()
 

@@ -296,7 +296,8 @@ def build(operations: Iterable[Operation], security_for: Callable[[Operation], l
         params = _path_parameters(op.rule)
         if op.query is not None:
             params += _query_parameters(op.query, schemas[ref(op.query, "validation")["$ref"].rsplit("/", 1)[1]])
-        params += op.parameters
+        declared = {(p["name"], p["in"]) for p in op.parameters}  # a declared parameter replaces a derived one
+        params = [p for p in params if (p["name"], p["in"]) not in declared] + op.parameters
         if params:
             doc["parameters"] = params
         if isinstance(op.body, type):

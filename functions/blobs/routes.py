@@ -2,28 +2,46 @@
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, request
+from flask import Response, current_app, request
 
 from functions.blobs import service
 from runtime.app import clients
 from runtime.errors import RangeNotSatisfiable
+from runtime.schemas import Api
 from runtime.store import BlobStore, content_disposition
 
-bp = Blueprint("blobs", __name__)
+api = Api("blobs", import_name=__name__)
+bp = api.blueprint
+_DIGEST = {"name": "digest", "in": "path", "required": True, "schema": {"type": "string", "pattern": "^[0-9a-f]{64}$"}}
+_SIGNED = [{"name": "expires", "in": "query", "required": True, "schema": {"type": "integer"}},
+           {"name": "sig", "in": "query", "required": True, "schema": {"type": "string"}}]
+_BYTES = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
 
 
 def _store() -> BlobStore:
     return current_app.extensions.get("blobs_store") or clients().store
 
 
-@bp.put("/blobs/v1/<digest>")
+@api.put("/blobs/v1/<digest>", operation_id="putBlock",
+         summary="Upload one block through a presigned URL (local store)", security=[],
+         parameters=[_DIGEST, {"name": "size", "in": "query", "required": True, "schema": {"type": "integer"}},
+                     *_SIGNED],
+         body={"required": True, "content": _BYTES},
+         responses={200: "stored", 400: "size_mismatch, digest_mismatch or invalid_hash",
+                    401: "invalid_signature or url_expired"})
 def put_block(digest: str):
     query = request.args.to_dict()
     service.receive(_store(), digest, query, request.content_length, request.stream)
     return Response(b"", status=200, headers={"ETag": f'"{digest}"'})
 
 
-@bp.get("/blobs/v1/<digest>")
+@api.get("/blobs/v1/<digest>", operation_id="getBlock",
+         summary="Download one block through a presigned URL (local store); Range → 206", security=[],
+         parameters=[_DIGEST, {"name": "filename", "in": "query", "schema": {"type": "string"}}, *_SIGNED,
+                     {"name": "Range", "in": "header", "schema": {"type": "string"}}],
+         responses={200: {"description": "the bytes", "content": _BYTES},
+                    206: {"description": "a byte range", "content": _BYTES}, 304: "If-None-Match matched",
+                    401: "invalid_signature or url_expired", 404: "blob_not_found", 416: "range_not_satisfiable"})
 def get_block(digest: str):
     store = _store()
     size, filename = service.locate(store, digest, request.args.to_dict())

@@ -8,8 +8,6 @@ from functools import partial
 
 from runtime.app import function_app
 
-OPENAPI: dict = {}
-
 
 def create_app(settings=None):
     from functions.portal import routes, security

@@ -9,17 +9,35 @@ from __future__ import annotations
 import logging
 from urllib.parse import urlencode, urlsplit
 
-from flask import Blueprint, current_app, jsonify, redirect, render_template, request
+from flask import current_app, jsonify, redirect, render_template, request
 
 from functions.sso.provider import OAuthError, OpenIDProvider
 from functions.sso.providers import ProviderError, ProviderUnavailable, providers_for
+from functions.sso.schemas import (
+    AuthorizeQuery,
+    CallbackQuery,
+    Discovery,
+    Jwks,
+    LogoutQuery,
+    NextQuery,
+    OAuthProblem,
+    SessionInfo,
+    TokenRequest,
+    Tokens,
+    UserInfo,
+)
 from functions.sso.service import LOGIN_COOKIE, SESSION_COOKIE, SignInRefused, SsoService
 from runtime.app import clients, settings
 from runtime.errors import ApiError, BadRequest, NotFound, Unauthorized, error_body
 from runtime.ids import iso
+from runtime.schemas import FORM, Api
 
 log = logging.getLogger(__name__)
-bp = Blueprint("sso", __name__)
+api = Api("sso", tag="sign-in", import_name=__name__)
+bp = api.blueprint
+_PROVIDER = {"name": "provider", "in": "path", "required": True, "description": "the sign-in provider",
+             "schema": {"type": "string", "enum": ["google", "facebook"]}}
+_HTML = {"description": "an HTML page", "content": {"text/html": {"schema": {"type": "string"}}}}
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 
 
@@ -72,7 +90,8 @@ def _callback_uri(name: str) -> str:
 
 
 # --- provider sign-in -------------------------------------------------------------------------------
-@bp.get("/auth/login")
+@api.get("/auth/login", operation_id="signInPage", summary="Sign-in chooser page listing the configured providers",
+         query=NextQuery, responses={200: _HTML, 400: "next is not same-origin nor a registered redirect URI"})
 def login_page():
     next_url = _sso().safe_next(request.args.get("next"))
     offered = [p for p, _ in _enabled_providers().values()]
@@ -82,39 +101,47 @@ def login_page():
     return resp
 
 
-@bp.get("/auth/login/<name>")
-def login_start(name: str):
+@api.get("/auth/login/<provider>", operation_id="startSignIn",
+         summary="Start signing in: 302 to the provider (state, nonce, PKCE)", query=NextQuery,
+         parameters=[_PROVIDER],
+         responses={302: "to the provider", 400: "next is not same-origin nor a registered redirect URI",
+                    404: "unknown_provider: not configured", 503: "provider_unavailable"})
+def login_start(provider: str):
     enabled = _enabled_providers()
-    if name not in enabled:
-        raise NotFound(f"sign-in with {name!r} is not offered here", code="unknown_provider")
+    if provider not in enabled:
+        raise NotFound(f"sign-in with {provider!r} is not offered here", code="unknown_provider")
     sso = _sso()
     next_url = sso.safe_next(request.args.get("next"))
     try:
-        start = enabled[name][1].start(_callback_uri(name))
+        start = enabled[provider][1].start(_callback_uri(provider))
     except ProviderUnavailable as exc:
-        log.warning("sign-in with %s unavailable: %s", name, exc)
-        return _problem(503, "provider_unavailable", f"{name.title()} sign-in is unavailable right now; "
+        log.warning("sign-in with %s unavailable: %s", provider, exc)
+        return _problem(503, "provider_unavailable", f"{provider.title()} sign-in is unavailable right now; "
                                                      "try again in a moment.")
-    binding = sso.begin_login(name, start, next_url)
+    binding = sso.begin_login(provider, start, next_url)
     resp = redirect(start.url, 302)
     resp.set_cookie(LOGIN_COOKIE, binding, **_cookie_args(600, path="/auth/callback"))
     resp.headers.update(NO_STORE)
     return resp
 
 
-@bp.get("/auth/callback/<name>")
-def login_callback(name: str):
+@api.get("/auth/callback/<provider>", operation_id="finishSignIn",
+         summary="Provider callback: sets the pcloud_sso cookie and 302 to next (default /portal/)",
+         query=CallbackQuery, parameters=[_PROVIDER],
+         responses={302: "signed in: to next", 400: "bad state, denied consent or a bad token; no session",
+                    404: "unknown_provider", 503: "provider_unavailable"})
+def login_callback(provider: str):
     enabled = _enabled_providers()
-    if name not in enabled:
-        raise NotFound(f"sign-in with {name!r} is not offered here", code="unknown_provider")
+    if provider not in enabled:
+        raise NotFound(f"sign-in with {provider!r} is not offered here", code="unknown_provider")
     sso = _sso()
-    pending = sso.take_login(name, request.args.get("state"), request.cookies.get(LOGIN_COOKIE))
+    pending = sso.take_login(provider, request.args.get("state"), request.cookies.get(LOGIN_COOKIE))
     try:
-        profile = enabled[name][1].finish(request.args.to_dict(), pending, _callback_uri(name))
+        profile = enabled[provider][1].finish(request.args.to_dict(), pending, _callback_uri(provider))
         user = sso.sign_in(profile)
     except ProviderUnavailable as exc:
-        log.warning("sign-in with %s unavailable: %s", name, exc)
-        return _problem(503, "provider_unavailable", f"{name.title()} could not be reached to finish signing in; "
+        log.warning("sign-in with %s unavailable: %s", provider, exc)
+        return _problem(503, "provider_unavailable", f"{provider.title()} could not be reached to finish signing in; "
                                                      "try again in a moment.")
     except ProviderError as exc:
         return _problem(400, "sign_in_failed", str(exc))
@@ -125,7 +152,7 @@ def login_callback(name: str):
         deliveries = sso.end_session(previous["_id"], "replaced")
         if deliveries:
             sso.deliver_backchannel(clients().keys.sign, deliveries, timeout=3.0)
-    cookie, _ = sso.create_session(user["_id"], name)
+    cookie, _ = sso.create_session(user["_id"], provider)
     resp = redirect(pending["next"], 302)
     resp.set_cookie(SESSION_COOKIE, cookie, **_cookie_args(settings().sso_session_seconds))
     resp.delete_cookie(LOGIN_COOKIE, path="/auth/callback")
@@ -133,7 +160,9 @@ def login_callback(name: str):
     return resp
 
 
-@bp.get("/auth/session")
+@api.get("/auth/session", operation_id="getSession",
+         summary="The signed-in user and the CSRF token of the portal's SSO cookie session",
+         responses={200: SessionInfo, 401: "not signed in"})
 def session_info():
     """The portal's own pages learn who is signed in and the CSRF token for cookie-authorised writes."""
     sso = _sso()
@@ -148,14 +177,16 @@ def session_info():
 
 
 # --- OpenID Provider --------------------------------------------------------------------------------
-@bp.get("/.well-known/openid-configuration")
+@api.get("/.well-known/openid-configuration", operation_id="getOpenIdConfiguration",
+         summary="OpenID Provider metadata", responses={200: Discovery})
 def discovery():
     resp = jsonify(_op().discovery())
     resp.headers["Cache-Control"] = "public, max-age=300"
     return resp
 
 
-@bp.get("/auth/jwks.json")
+@api.get("/auth/jwks.json", operation_id="getJwks", summary="Public signing keys (current and previous)",
+         responses={200: Jwks})
 def jwks():
     resp = jsonify(clients().keys.public_jwks())
     resp.headers["Cache-Control"] = "public, max-age=60"
@@ -167,7 +198,11 @@ def _with_query(uri: str, params: dict) -> str:
     return f"{uri}{sep}{urlencode({k: v for k, v in params.items() if v is not None})}"
 
 
-@bp.get("/auth/authorize")
+@api.get("/auth/authorize", operation_id="authorize",
+         summary="Authorization code flow for registered sibling apps (PKCE S256; required for public clients)",
+         query=AuthorizeQuery,
+         responses={302: "to redirect_uri with code (or error), or to /auth/login",
+                    400: "unknown client_id or unregistered redirect_uri"})
 def authorize():
     op = _op()
     args = request.args
@@ -192,7 +227,11 @@ def authorize():
     return resp
 
 
-@bp.post("/auth/token")
+@api.post("/auth/token", operation_id="getToken",
+          summary="Token endpoint: authorization_code and refresh_token grants (refresh tokens rotate)",
+          body=TokenRequest, media=FORM, validate=False,
+          responses={200: Tokens, 400: ("invalid_grant, invalid_request, unsupported_grant_type", OAuthProblem),
+                     401: ("invalid_client", OAuthProblem)})
 def token():
     try:
         if any(len(v) > 1 for v in request.form.listvalues()):
@@ -211,7 +250,9 @@ def token():
     return resp
 
 
-@bp.route("/auth/userinfo", methods=["GET", "POST"])
+@api.route("/auth/userinfo", ["GET", "POST"], operation_id="getUserInfo",
+           summary="Claims about the token's user (Bearer access token)", security=[{"bearer": []}],
+           responses={200: UserInfo, 401: "missing or invalid token"})
 def userinfo():
     header = request.headers.get("Authorization", "")
     scheme, _, raw = header.partition(" ")
@@ -232,7 +273,11 @@ def userinfo():
     return resp
 
 
-@bp.route("/auth/logout", methods=["GET", "POST"])
+@api.route("/auth/logout", ["GET", "POST"], operation_id="logout",
+           summary="RP-initiated logout: ends the SSO session; siblings get back-channel logout",
+           description="POST takes the same parameters as a form.", query=LogoutQuery,
+           responses={200: _HTML, 302: "to the registered post_logout_redirect_uri with state",
+                      400: "post_logout_redirect_uri not registered, bad id_token_hint"})
 def logout():
     op = _op()
     params = request.values

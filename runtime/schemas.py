@@ -279,8 +279,6 @@ def build(operations: Iterable[Operation], security_for: Callable[[Operation], l
             wanted.append((op.body, "validation"))
         wanted += [(m, "serialization") for m in _response_models(op)]
         wanted += [(m, "validation") for m in op.extra_models]
-        if op.query is not None:
-            wanted.append((op.query, "validation"))
     unique = list(dict.fromkeys(wanted))
     refs, top = models_json_schema(unique, ref_template=REF_TEMPLATE, schema_generator=_Schemas)
     schemas = dict(top.get("$defs", {}))
@@ -295,7 +293,7 @@ def build(operations: Iterable[Operation], security_for: Callable[[Operation], l
             doc["description"] = op.description
         params = _path_parameters(op.rule)
         if op.query is not None:
-            params += _query_parameters(op.query, schemas[ref(op.query, "validation")["$ref"].rsplit("/", 1)[1]])
+            params += _query_parameters(op.query, schemas)
         declared = {(p["name"], p["in"]) for p in op.parameters}  # a declared parameter replaces a derived one
         params = [p for p in params if (p["name"], p["in"]) not in declared] + op.parameters
         if params:
@@ -315,7 +313,10 @@ def build(operations: Iterable[Operation], security_for: Callable[[Operation], l
     return paths, schemas
 
 
-def _query_parameters(model: type[Query], schema: dict) -> list[dict]:
+def _query_parameters(model: type[Query], schemas: dict) -> list[dict]:
+    """One parameter per field; a query model is no component of its own (generators would make it a class)."""
+    schema = model.model_json_schema(ref_template=REF_TEMPLATE, schema_generator=_Schemas)
+    schemas.update(schema.pop("$defs", {}))
     required = set(schema.get("required", []))
     out = []
     for name, prop in schema.get("properties", {}).items():

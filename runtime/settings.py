@@ -91,6 +91,17 @@ class Settings:
     demo_signin: bool = False
     log_level: str = "INFO"
     metrics_dir: str | None = None
+    app_max_bytes: int = 50 * 1024 * 1024
+    action_max_seconds: int = 900
+    api_url: str = ""  # the gateway's base URL as apps reach it (PCLOUD_API_URL); public_url when unset
+
+    @property
+    def apps_dir(self) -> Path:
+        return self.data_dir / "apps"
+
+    @property
+    def app_api_url(self) -> str:
+        return (self.api_url or self.public_url).rstrip("/")
 
     @property
     def blob_root(self) -> Path:
@@ -296,4 +307,8 @@ def load_settings(environ=None) -> Settings:
         demo_signin=_bool(env, "PCLOUD_DEMO_SIGNIN", False),
         log_level=level,
         metrics_dir=env.get("PROMETHEUS_MULTIPROC_DIR") or None,
+        app_max_bytes=_int(env, "PCLOUD_APP_MAX_BYTES", 50 * 1024 * 1024, minimum=1024),
+        action_max_seconds=_int(env, "PCLOUD_ACTION_MAX_SECONDS", 900, minimum=1),
+        api_url=(_url(env, "PCLOUD_API_URL", public_url, ("http", "https")).rstrip("/")
+                 if env.get("PCLOUD_API_URL") else ""),
     )

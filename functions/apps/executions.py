@@ -1,0 +1,227 @@
+"""Owner of the `executions` and `action_slots` collections: one record per action run (CONTRACT §8).
+
+Delivery is at least once with one record per (trigger, event) — a unique index makes a second processor's
+insert a no-op. A runner claims an execution with a lease; when it dies, the lease runs out and another
+claims the same record again (same id, so the app's Idempotency-Key still dedupes). Per-action concurrency is a
+set of slot documents claimed with the same lease, so it holds across any number of processors.
+
+`executions` `{_id, owner, app, action, state, trigger?, trigger_key?, event_id?, params, attempts,
+max_attempts, backoff_s, depth, caller_app?, idempotency_key?, created_at, started_at?, finished_at?,
+next_attempt_at, lease_until?, lease_holder?, slot?, result?, error?}`.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from pymongo import ASCENDING, DESCENDING, ReturnDocument
+from pymongo.errors import DuplicateKeyError
+
+from runtime.errors import BadRequest, Conflict, NotFound
+from runtime.ids import as_utc, iso, new_id, utcnow
+from runtime.mongo import register_indexes
+
+STATES = ("new", "in_progress", "done", "failed", "dead")
+RUNNABLE = ("new", "failed", "in_progress")  # in_progress only once its lease ran out
+FINAL = ("done", "dead")
+
+
+@register_indexes
+def _indexes(db) -> None:
+    db.executions.create_index([("trigger_key", ASCENDING), ("event_id", ASCENDING)], unique=True,
+                               partialFilterExpression={"event_id": {"$type": "string"}})
+    db.executions.create_index([("owner", ASCENDING), ("idempotency_key", ASCENDING)], unique=True,
+                               partialFilterExpression={"idempotency_key": {"$type": "string"}})
+    db.executions.create_index([("owner", ASCENDING), ("created_at", DESCENDING)])
+    db.executions.create_index([("state", ASCENDING), ("next_attempt_at", ASCENDING)])
+    db.executions.create_index([("event_id", ASCENDING)])
+
+
+def new_execution(*, owner: str, app: str, action: str, params: dict, depth: int = 0, trigger: str | None = None,
+                  trigger_app: str | None = None, event_id: str | None = None, retry: dict | None = None,
+                  caller_app: str | None = None, idempotency_key: str | None = None, now=None) -> dict:
+    now = now or utcnow()
+    retry = retry or {"attempts": 1, "backoff_s": [1]}
+    doc = {"_id": new_id(), "owner": owner, "app": app, "action": action, "state": "new", "params": params,
+           "attempts": 0, "max_attempts": int(retry.get("attempts", 1)), "backoff_s": retry.get("backoff_s", [1]),
+           "depth": depth, "created_at": now, "next_attempt_at": now}
+    if trigger is not None:
+        doc["trigger"] = trigger
+        doc["trigger_key"] = f"{trigger_app or app}/{trigger}"
+    if event_id is not None:
+        doc["event_id"] = event_id
+    if caller_app is not None:
+        doc["caller_app"] = caller_app
+    if idempotency_key is not None:
+        doc["idempotency_key"] = f"{caller_app or ''}/{app}/{action}/{idempotency_key}"
+    return doc
+
+
+def insert_for_event(db, doc: dict) -> bool:
+    """False when this (trigger, event) already has its execution: the one-per-pair rule."""
+    try:
+        db.executions.insert_one(doc)
+    except DuplicateKeyError:
+        return False
+    return True
+
+
+def insert_idempotent(db, doc: dict) -> dict:
+    """The execution for this Idempotency-Key: the new one, or the one a previous request made."""
+    try:
+        db.executions.insert_one(doc)
+        return doc
+    except DuplicateKeyError:
+        found = db.executions.find_one({"owner": doc["owner"], "idempotency_key": doc.get("idempotency_key")})
+        if found is None:
+            raise
+        if found["app"] != doc["app"] or found["action"] != doc["action"] or found["params"] != doc["params"]:
+            raise Conflict("this Idempotency-Key was used for another call", code="idempotency_conflict") from None
+        return found
+
+
+def lease_query(now) -> dict:
+    return {"$or": [{"state": {"$in": ["new", "failed"]}, "next_attempt_at": {"$lte": now}},
+                    {"state": "in_progress", "lease_until": {"$lt": now}}]}
+
+
+def claim(db, execution_id: str, holder: str, lease_seconds: float, now=None) -> dict | None:
+    """Lease one execution (new/failed and due, or in_progress with a lapsed lease)."""
+    now = now or utcnow()
+    query = {"_id": execution_id, **lease_query(now)}
+    return db.executions.find_one_and_update(
+        query, {"$set": {"state": "in_progress", "lease_holder": holder,
+                         "lease_until": now + timedelta(seconds=lease_seconds), "started_at": now},
+                "$inc": {"attempts": 1}},
+        return_document=ReturnDocument.AFTER)
+
+
+def due(db, limit: int, apps: list[str] | None = None, now=None) -> list[dict]:
+    """Executions that may be claimed now, oldest first (a cheap read; `claim` decides)."""
+    now = now or utcnow()
+    query = lease_query(now)
+    if apps is not None:
+        query = {"$and": [query, {"app": {"$in": apps}}]}
+    return list(db.executions.find(query, {"_id": 1, "app": 1, "action": 1, "event_id": 1})
+                .sort("next_attempt_at", ASCENDING).limit(limit))
+
+
+def next_due_at(db, now=None):
+    doc = db.executions.find_one({"state": {"$in": ["new", "failed"]}}, {"next_attempt_at": 1},
+                                 sort=[("next_attempt_at", ASCENDING)])
+    lease = db.executions.find_one({"state": "in_progress"}, {"lease_until": 1}, sort=[("lease_until", ASCENDING)])
+    times = [as_utc(d[k]) for d, k in ((doc, "next_attempt_at"), (lease, "lease_until")) if d and d.get(k)]
+    return min(times) if times else None
+
+
+def finish(db, doc: dict, holder: str, outcome: str, *, result=None, error: str | None = None, now=None) -> dict | None:
+    """Record an attempt's outcome: done, dead, or failed-with-backoff (dead once attempts are used up).
+
+    Only the lease holder may write: a runner whose lease lapsed (another took over) changes nothing.
+    """
+    now = now or utcnow()
+    fields: dict = {"finished_at": now, "lease_until": None, "lease_holder": None}
+    if outcome == "done":
+        fields.update(state="done", result=result, error=None, next_attempt_at=None)
+    elif outcome == "dead" or doc["attempts"] >= doc.get("max_attempts", 1):
+        fields.update(state="dead", error=error, next_attempt_at=None)
+    else:
+        delay = backoff_delay(doc.get("backoff_s"), doc["attempts"])
+        fields.update(state="failed", error=error, next_attempt_at=now + timedelta(seconds=delay))
+    return db.executions.find_one_and_update(
+        {"_id": doc["_id"], "state": "in_progress", "lease_holder": holder}, {"$set": fields},
+        return_document=ReturnDocument.AFTER)
+
+
+def backoff_delay(backoff, attempt: int) -> float:
+    """A list is one delay per retry (the last repeats); a number doubles on each retry."""
+    if isinstance(backoff, list) and backoff:
+        return float(backoff[min(attempt - 1, len(backoff) - 1)])
+    base = float(backoff if isinstance(backoff, (int, float)) else 1)
+    return base * (2 ** max(attempt - 1, 0))
+
+
+def retry_dead(db, owner: str, execution_id: str) -> dict:
+    doc = db.executions.find_one_and_update(
+        {"_id": execution_id, "owner": owner, "state": "dead"},
+        {"$set": {"state": "new", "attempts": 0, "next_attempt_at": utcnow(), "error": None, "finished_at": None}},
+        return_document=ReturnDocument.AFTER)
+    if doc is None:
+        found = db.executions.find_one({"_id": execution_id, "owner": owner})
+        if found is None:
+            raise NotFound("no such execution", code="not_found")
+        raise Conflict(f"execution is {found['state']}; only dead executions can be retried", code="invalid_state")
+    return doc
+
+
+def get(db, owner: str, execution_id: str) -> dict:
+    doc = db.executions.find_one({"_id": execution_id, "owner": owner})
+    if doc is None:
+        raise NotFound("no such execution", code="not_found")
+    return doc
+
+
+def list_for(db, owner: str, *, app: str | None, state: str | None, cursor: str | None, limit: int) -> dict:
+    query: dict = {"owner": owner}
+    if app:
+        query["app"] = app
+    if state:
+        if state not in STATES:
+            raise BadRequest(f"state must be one of {', '.join(STATES)}", code="invalid_state")
+        query["state"] = state
+    if cursor:
+        query["_id"] = {"$lt": cursor}
+    docs = list(db.executions.find(query).sort("_id", DESCENDING).limit(limit + 1))
+    more = len(docs) > limit
+    docs = docs[:limit]
+    return {"items": [public_json(d) for d in docs], "next_cursor": docs[-1]["_id"] if more and docs else None}
+
+
+def event_settled(db, event_id: str) -> bool:
+    """Every execution an event caused has ended (done or dead)."""
+    return db.executions.find_one({"event_id": event_id, "state": {"$nin": list(FINAL)}}, {"_id": 1}) is None
+
+
+def purge_app(db, app: str) -> int:
+    """An uninstalled app's unfinished executions end dead (their events can then settle)."""
+    return db.executions.update_many({"app": app, "state": {"$nin": list(FINAL)}},
+                                     {"$set": {"state": "dead", "error": "app uninstalled", "lease_until": None,
+                                               "finished_at": utcnow()}}).modified_count
+
+
+# --- per-action concurrency -----------------------------------------------------------------------------
+def take_slot(db, app: str, action: str, concurrency: int, holder: str, lease_seconds: float, now=None) -> str | None:
+    """A free one of the action's `concurrency` slots, leased; None when all are busy."""
+    now = now or utcnow()
+    until = now + timedelta(seconds=lease_seconds)
+    for index in range(concurrency):
+        slot_id = f"{app}/{action}/{index}"
+        try:
+            doc = db.action_slots.find_one_and_update(
+                {"_id": slot_id, "$or": [{"until": {"$lt": now}}, {"until": None}]},
+                {"$set": {"holder": holder, "until": until}}, upsert=True, return_document=ReturnDocument.AFTER)
+        except DuplicateKeyError:
+            continue  # the slot exists and is held
+        if doc is not None and doc.get("holder") == holder:
+            return slot_id
+    return None
+
+
+def release_slot(db, slot_id: str, holder: str) -> None:
+    db.action_slots.update_one({"_id": slot_id, "holder": holder}, {"$set": {"until": None, "holder": None}})
+
+
+def public_json(doc: dict) -> dict:
+    out = {"id": doc["_id"], "app": doc["app"], "action": doc["action"], "state": doc["state"],
+           "attempts": doc.get("attempts", 0), "created_at": iso(doc.get("created_at"))}
+    for key in ("trigger", "event_id"):
+        if doc.get(key):
+            out[key] = doc[key]
+    for key in ("started_at", "finished_at", "next_attempt_at"):
+        if doc.get(key):
+            out[key] = iso(doc[key])
+    if doc.get("state") in ("done",) or doc.get("result") is not None:
+        out["result"] = doc.get("result")
+    if doc.get("error"):
+        out["error"] = doc["error"]
+    return out

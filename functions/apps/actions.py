@@ -180,8 +180,7 @@ class Invoker:
     def event_json(self, event_id: str) -> dict | None:
         from runtime import events
 
-        found = events.get(self.db, event_id)
-        return events.public_json(found) if found else None
+        return events.get_event(self.db, event_id)
 
     # --- core actions ------------------------------------------------------------------------------------
     def _core(self, doc: dict) -> Outcome:

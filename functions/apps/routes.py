@@ -14,7 +14,7 @@ from functions.apps import replay, store
 from functions.apps.pool import ExecutionPool
 from functions.apps.service import AppManager
 from runtime.app import clients, json_body, page_params, settings
-from runtime.errors import ApiError, BadRequest, Conflict, NotFound
+from runtime.errors import ApiError, BadRequest, Conflict, Forbidden, NotFound
 from runtime.identity import current_identity
 from runtime.ids import new_id, utcnow
 
@@ -24,8 +24,8 @@ ARCHIVE_TYPES = ("application/gzip", "application/x-gzip", "application/zip", "a
                  "application/octet-stream", "application/x-zip-compressed")
 
 
-class NotGranted(ApiError):
-    status, code = 403, "not_granted"
+def not_granted(message: str, details: dict | None = None) -> Forbidden:
+    return Forbidden(message, code="not_granted", details=details)
 
 
 def manager() -> AppManager:
@@ -47,7 +47,7 @@ def pool() -> ExecutionPool:
 def _user_only(ident) -> None:
     """Lifecycle and settings are for people; an app's invocation token does not reach them."""
     if ident.app is not None:
-        raise NotGranted("apps may only call actions they were granted", code="not_granted")
+        raise not_granted("apps may only call actions they were granted")
 
 
 # --- lifecycle ---------------------------------------------------------------------------------------------
@@ -162,8 +162,7 @@ def call_action(app: str, action: str):
     db = clients().db
     full = f"{app}.{action}"
     if ident.app is not None and app != ident.app and full not in ((ident.grants or {}).get("actions") or []):
-        raise NotGranted(f"the app {ident.app!r} was not granted {full}", code="not_granted",
-                         details={"action": full})
+        raise not_granted(f"the app {ident.app!r} was not granted {full}", details={"action": full})
     params = json_body(required=False)
     if app in act.CORE_APPS:
         return _core_action(ident, full, params)
@@ -262,7 +261,7 @@ def web(name: str, rest: str):
     if doc is None or doc["state"] != "active" or web_path is None or not doc.get("endpoint"):
         raise NotFound(f"no web UI for {name!r}", code="not_found")
     if ident.app is not None:
-        raise NotGranted("an app token does not open another app's UI", code="not_granted")
+        raise not_granted("an app token does not open another app's UI")
     c = clients()
     grants = act.grants_of(doc)
     from runtime.tokens import issue_invocation_token

@@ -16,14 +16,10 @@ from jsonschema import Draft202012Validator
 
 from functions.apps import archive, store
 from functions.apps import manifest as mf
-from runtime.errors import ApiError, BadRequest, Conflict, NotFound
+from runtime.errors import BadRequest, Conflict, Forbidden, NotFound
 from runtime.ids import utcnow
 
 log = logging.getLogger(__name__)
-
-
-class Forbidden(ApiError):
-    status, code = 403, "forbidden"
 
 
 def graph_registry():

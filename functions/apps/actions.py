@@ -184,9 +184,20 @@ class Invoker:
 
     # --- core actions ------------------------------------------------------------------------------------
     def _core(self, doc: dict) -> Outcome:
+        """A core action a trigger or init asked for runs as the asking app would: its grants, its depth."""
+        from runtime.identity import Identity
+
+        caller = store.get(self.db, doc["caller_app"]) if doc.get("caller_app") else None
+        identity = None
+        if caller is not None:
+            grants = grants_of(caller)
+            identity = Identity(user_id=doc["owner"], client_id=f"app:{caller['_id']}",
+                                scopes=tuple(scopes_for(grants)), app=caller["_id"], grants=grants,
+                                execution_id=doc["_id"], depth=int(doc.get("depth") or 0))
         try:
             return Outcome("done", core_action(self.db, self.settings, self.blob_store, doc["owner"],
-                                               f"{doc['app']}.{doc['action']}", doc.get("params") or {}))
+                                               f"{doc['app']}.{doc['action']}", doc.get("params") or {},
+                                               identity=identity))
         except ApiError as err:
             return Outcome("dead", error=f"{err.code}: {err.message}")
 
@@ -210,7 +221,8 @@ def core_action(db, settings, blob_store, owner: str, name: str, params: dict, i
             raise BadRequest("graph.query runs on behalf of a caller", code="invalid_params")
         from functions.graph import service as graph
 
-        return graph.execute(db, identity, params.get("query"), params.get("variables") or {})
+        return graph.run(db, db.client, identity, {"query": params.get("query"),
+                                                   "variables": params.get("variables") or {}})
     raise NotFound(f"no core action {name!r}", code="not_found")
 
 

@@ -98,13 +98,13 @@ class AppManager:
 
     def _installed_refs(self, exclude: str | None) -> tuple[dict[str, set[str]], set[str]]:
         public_actions: dict[str, set[str]] = {}
-        types: set[str] = set()
         for doc in store.all_apps(self.db, states=("active", "installing")):
             if doc["_id"] == exclude:
                 continue
             actions = doc["manifest"].get("actions") or {}
             public_actions[doc["_id"]] = {a for a, spec in actions.items() if spec.get("public")}
-            types.update(doc["requests"].get("schema_types") or [])
+        registry = graph_registry()
+        types = set(registry.merge(registry.namespaces(self.db))["types"])
         return public_actions, types
 
     def submit(self, identity, data: bytes) -> dict:

@@ -41,6 +41,7 @@ def new_execution(*, owner: str, app: str, action: str, params: dict, depth: int
                   trigger_app: str | None = None, event_id: str | None = None, retry: dict | None = None,
                   caller_app: str | None = None, idempotency_key: str | None = None, now=None) -> dict:
     now = now or utcnow()
+    now = now.replace(microsecond=now.microsecond // 1000 * 1000)  # what MongoDB keeps: cursors compare exactly
     retry = retry or {"attempts": 1, "backoff_s": [1]}
     doc = {"_id": new_id(), "owner": owner, "app": app, "action": action, "state": "new", "params": params,
            "attempts": 0, "max_attempts": int(retry.get("attempts", 1)), "backoff_s": retry.get("backoff_s", [1]),
@@ -170,16 +171,39 @@ def list_for(db, owner: str, *, app: str | None, state: str | None, cursor: str 
             raise BadRequest(f"state must be one of {', '.join(STATES)}", code="invalid_state")
         query["state"] = state
     if cursor:
-        query["_id"] = {"$lt": cursor}
-    docs = list(db.executions.find(query).sort("_id", DESCENDING).limit(limit + 1))
+        at, last_id = _decode_cursor(cursor)
+        query["$or"] = [{"created_at": {"$lt": at}}, {"created_at": at, "_id": {"$lt": last_id}}]
+    docs = list(db.executions.find(query).sort([("created_at", DESCENDING), ("_id", DESCENDING)]).limit(limit + 1))
     more = len(docs) > limit
     docs = docs[:limit]
-    return {"items": [public_json(d) for d in docs], "next_cursor": docs[-1]["_id"] if more and docs else None}
+    return {"items": [public_json(d) for d in docs], "next_cursor": _encode_cursor(docs[-1]) if more and docs else None}
+
+
+def _encode_cursor(doc: dict) -> str:
+    at = as_utc(doc["created_at"])
+    return f"{int(at.timestamp() * 1000)}.{doc['_id']}"
+
+
+def _decode_cursor(cursor: str):
+    from datetime import UTC, datetime
+
+    ms, _, last_id = cursor.partition(".")
+    if not ms.isdigit() or not last_id:
+        raise BadRequest("cursor is not one this API made", code="invalid_cursor")
+    return datetime.fromtimestamp(int(ms) / 1000, UTC), last_id
 
 
 def event_settled(db, event_id: str) -> bool:
     """Every execution an event caused has ended (done or dead)."""
     return db.executions.find_one({"event_id": event_id, "state": {"$nin": list(FINAL)}}, {"_id": 1}) is None
+
+
+def open_event_ids(db, event_ids: list[str]) -> set[str]:
+    """Those of `event_ids` with an execution not yet done or dead."""
+    if not event_ids:
+        return set()
+    return set(db.executions.distinct("event_id", {"event_id": {"$in": list(event_ids)},
+                                                   "state": {"$nin": list(FINAL)}}))
 
 
 def purge_app(db, app: str) -> int:

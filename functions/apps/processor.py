@@ -42,7 +42,6 @@ class Processor:
 
         planner = Planner(self.db)
         runnable: list[tuple[str, dict]] = []
-        in_progress, done = [], []
         for doc in docs:
             event = events.public(doc)
             self._init_for(planner, event["owner"])
@@ -50,12 +49,7 @@ class Processor:
             for execution in created:
                 if ex.insert_for_event(self.db, execution) and execution["state"] == "new":
                     runnable.append((execution["_id"], event))
-            if ex.event_settled(self.db, event["id"]):
-                done.append(event["id"])
-            else:
-                in_progress.append(event["id"])
-        events.set_state(self.db, in_progress, "in_progress")
-        events.set_state(self.db, done, "done")
+        replay.mark_states(self.db, [d["_id"] for d in docs])
         for execution_id, event in runnable:
             self.pool.submit(execution_id, event)
 

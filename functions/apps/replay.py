@@ -111,7 +111,7 @@ def work_one(db, pool=None, now=None) -> bool:
                 except BulkWriteError as exc:  # duplicates: the live path (or a dead replayer) made them first
                     if any(e.get("code") != 11000 for e in exc.details.get("writeErrors", [])):
                         raise
-                events.set_state(db, touched, "in_progress")
+                mark_states(db, touched)
             done += len(page)
             if items:
                 after = items[-1]["seq"]
@@ -125,6 +125,20 @@ def work_one(db, pool=None, now=None) -> bool:
     db.replays.update_one({"_id": doc["_id"]}, {"$set": {"state": "done", "finished_at": utcnow(),
                                                           "lease_until": None}})
     return True
+
+
+def mark_states(db, event_ids: list[str]) -> None:
+    """in_progress while an execution of the event is open, else done. Re-checked after writing in_progress, so
+    a run that settled meanwhile (and marked the event done before our write) cannot leave it in_progress."""
+    from functions.apps import executions as ex
+    from runtime import events
+
+    open_ids = ex.open_event_ids(db, event_ids)
+    events.set_state(db, [e for e in event_ids if e not in open_ids], "done")
+    if open_ids:
+        events.set_state(db, list(open_ids), "in_progress")
+        settled = open_ids - ex.open_event_ids(db, list(open_ids))
+        events.set_state(db, list(settled), "done")
 
 
 def since_value(raw):

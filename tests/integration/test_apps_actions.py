@@ -188,7 +188,10 @@ def test_poison_app_beside_a_healthy_one(client, admin, app_server, live_server_
 
     poison_server = ScriptedApp(hang_seconds=2)
     poison_server.url = live_server_factory(poison_server).url
-    poison = install(manifest(name=unique_name("poison"), url=poison_server.url))
+    poison_manifest = manifest(name=unique_name("poison"), url=poison_server.url)
+    for spec in poison_manifest["actions"].values():
+        spec.update(timeout_s=1, concurrency=3)
+    poison = install(poison_manifest)
     healthy = install(manifest(name=unique_name("healthy"), url=app_server.url))
     poison_server.behaviours["/flaky"] = "hang"
     poison_server.behaviours["/echo"] = lambda b, h: (200, b"garbage")
@@ -209,3 +212,5 @@ def test_poison_app_beside_a_healthy_one(client, admin, app_server, live_server_
                     timeout=10)
     assert wait_for(lambda: clients.db.executions.count_documents({"_id": {"$in": bad}, "state": "dead"}) == 18,
                     timeout=60)
+    for doc in clients.db.executions.find({"_id": {"$in": bad}}):
+        assert doc["attempts"] == 2 and doc["error"]

@@ -9,7 +9,8 @@ import zipfile
 import pytest
 import yaml
 
-from functions.apps import archive, manifest as mf, triggers
+from functions.apps import archive, triggers
+from functions.apps import manifest as mf
 
 GOOD = {
     "name": "face-detector", "version": "1.0.0", "title": "Face detector", "description": "Finds faces",

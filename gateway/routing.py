@@ -72,7 +72,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
                  read_scope="search", write_scope="search"),
     FunctionSpec("echo", ("/echo/v1",), "optional", 64 * KIB, "functions.echo:create_app"),
     FunctionSpec("portal", ("/portal", "/static"), "optional", 64 * KIB, "functions.portal:create_app"),
-    FunctionSpec("apps", ("/apps/v1", "/apps"), "required", 50 * MIB + 64 * KIB, "functions.apps:create_app"),
+    FunctionSpec("apps", ("/apps/v1", "/apps"), "required", 50 * MIB + 64 * KIB, "functions.apps:create_app",
+                 read_scope="apps", write_scope="apps"),
 )
 
 

@@ -22,7 +22,11 @@ class QueryError(ValueError):
 
 def normalize(text: str) -> str:
     """Case- and accent-folded text with single spaces: `Éclair  Café` → `eclair cafe`."""
-    decomposed = unicodedata.normalize("NFKD", text or "")
+    if not text:
+        return ""
+    if text.isascii():  # the common case, without decomposing character by character
+        return " ".join(text.lower().split())
+    decomposed = unicodedata.normalize("NFKD", text)
     stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
     return " ".join(stripped.casefold().split())
 

@@ -9,6 +9,7 @@ from flask import jsonify, request
 
 from mobile_api.schemas import DeliveryPage, NewPhone, NotificationsQuery, PhoneRegistered, PushToken
 from push import registry
+from runtime import refresh
 from runtime.app import clients, page_params
 from runtime.identity import current_identity
 from runtime.schemas import Api, body
@@ -23,7 +24,10 @@ bp = api.blueprint
 def register_device():
     ident = current_identity()
     phone = body(NewPhone)
-    device_id = registry.register_phone(clients().db, ident.user_id, phone.name, phone.platform, phone.push_token)
+    db = clients().db
+    device_id = registry.register_phone(db, ident.user_id, phone.name, phone.platform, phone.push_token)
+    if ident.via == "bearer" and ident.client_id == "pcloud" and ident.session_id:
+        refresh.bind_device(db, ident.user_id, ident.session_id, device_id)  # deleting the device signs it out
     return jsonify(device_id=device_id), 201
 
 

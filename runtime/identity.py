@@ -27,7 +27,10 @@ ADMIN_SCOPE = "admin"
 @dataclass(frozen=True)
 class Identity:
     """The authenticated caller. `scopes` bound what it may reach; an app invocation also names the app,
-    the owner's grants to it, and the execution (with its causal depth) the call belongs to."""
+    the owner's grants to it, and the execution (with its causal depth) the call belongs to.
+
+    `session_id` is the sign-in the call belongs to: the SSO session (cookie, sibling tokens) or, for a
+    first-party bearer token, its refresh family (what a phone's registration binds to the device)."""
 
     user_id: str
     client_id: str = "pcloud"

@@ -81,7 +81,8 @@ def identity_from_claims(claims: dict) -> Identity:
     """What the functions see of a verified access token (they never parse tokens themselves)."""
     app = claims.get("azp") if claims["client_id"].startswith(APP_CLIENT_PREFIX) else None
     return Identity(user_id=claims["sub"], client_id=claims["client_id"], via="bearer",
-                    session_id=claims.get("sid"), scopes=tuple(claims.get("scope", "").split()), app=app,
+                    session_id=claims.get("sid") or claims.get("fam"),  # SSO session, or a phone's refresh family
+                    scopes=tuple(claims.get("scope", "").split()), app=app,
                     grants=claims.get("grants") if app else None,
                     execution_id=claims.get("execution_id") if app else None,
                     depth=claims.get("depth", 0) if app else 0)

@@ -30,7 +30,7 @@ from functions.pairing.sessions import (
     ms,
 )
 from functions.pairing.wake import WakeHub
-from runtime import devices, events, users
+from runtime import devices, events, refresh, users
 from runtime.errors import BadRequest, Conflict, NotFound, Unavailable
 from runtime.ids import iso, new_id, utcnow
 from runtime.mongo import transaction
@@ -274,6 +274,7 @@ class PairingService:
                     _device_event(self.db, owner, "unpaired", doc, session)
 
             transaction(self.mongo, forget)
+            refresh.revoke_device(self.db, owner, device_id, utcnow())  # the phone's sign-in ends with it
             return
 
         def release(session):

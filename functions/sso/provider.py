@@ -20,7 +20,8 @@ from joserfc import jwt
 from joserfc.errors import JoseError
 
 from functions.sso.service import SsoService, sha256_hex
-from runtime.errors import BadRequest
+from runtime import refresh as refresh_store
+from runtime.errors import ApiError, BadRequest
 from runtime.identity import ADMIN_SCOPE, USER_SCOPES
 from runtime.ids import as_utc, new_id
 from runtime.settings import SsoClient
@@ -199,15 +200,16 @@ class OpenIDProvider:
         token = form.get("refresh_token")
         if not token:
             raise OAuthError("invalid_request", "refresh_token is missing")
-        doc = self.db.sso_refresh_tokens.find_one({"_id": sha256_hex(token)})
+        doc = refresh_store.find(self.db, sha256_hex(token))
         if doc is None or doc["client_id"] != client.client_id:
             raise OAuthError("invalid_grant", "unknown refresh token")
+        now = self.sso.clock()
         if doc.get("revoked"):
             raise OAuthError("invalid_grant", "refresh token revoked")
         if doc.get("used_at") is not None:
-            self._revoke_family(doc["family"])
+            refresh_store.revoke_family(self.db, doc["family"], now, reason="reuse")
             raise OAuthError("invalid_grant", "refresh token already used; every token of its family is revoked")
-        if as_utc(doc["expires_at"]) <= self.sso.clock():
+        if as_utc(doc["expires_at"]) <= now:
             raise OAuthError("invalid_grant", "refresh token expired")
         refresh_expires = None
         if doc.get("sid"):
@@ -215,20 +217,39 @@ class OpenIDProvider:
             if session is None:
                 raise OAuthError("invalid_grant", "the sign-in session has ended")
             refresh_expires = as_utc(session["expires_at"])
-        claimed = self.db.sso_refresh_tokens.update_one({"_id": doc["_id"], "used_at": None, "revoked": False},
-                                                        {"$set": {"used_at": self.sso.clock()}})
-        if claimed.modified_count != 1:  # lost a race with another use of the same token: that is reuse
-            self._revoke_family(doc["family"])
-            raise OAuthError("invalid_grant", "refresh token already used; every token of its family is revoked")
         user = self.sso.user(doc["user_id"])
         if user is None or user.get("disabled"):
-            self._revoke_family(doc["family"])
+            refresh_store.revoke_family(self.db, doc["family"], now, reason="disabled")
             raise OAuthError("invalid_grant", "the account no longer exists or is disabled")
         return self._tokens(client, doc["user_id"], doc.get("sid"), doc.get("scope") or "", doc["family"],
-                            refresh_expires=refresh_expires)
+                            refresh_expires=refresh_expires, rotating=doc)
 
     def _revoke_family(self, family: str) -> None:
-        self.db.sso_refresh_tokens.update_many({"family": family}, {"$set": {"revoked": True}})
+        refresh_store.revoke_family(self.db, family, self.sso.clock())
+
+    def revoke(self, form: dict, authorization: str | None) -> None:
+        """RFC 7009: a refresh token ends its family; a first-party access token the family it came from.
+        Unknown, foreign or already dead tokens are no error (the answer is 200 either way)."""
+        client = self.authenticate_client(form, authorization)
+        token = form.get("token")
+        if not token:
+            raise OAuthError("invalid_request", "token is missing")
+        doc = refresh_store.find(self.db, sha256_hex(token))
+        if doc is not None:
+            if doc["client_id"] == client.client_id:
+                self._revoke_family(doc["family"])
+            return
+        if token.count(".") == 2 and client is FIRST_PARTY:
+            from runtime.tokens import TokenVerifier
+
+            try:
+                claims = TokenVerifier(self.keys.public_jwks, self.settings.public_url, {"pcloud"}).verify(token)
+            except ApiError:
+                return
+            if claims.get("client_id") == FIRST_PARTY.client_id and claims.get("fam"):
+                fam = refresh_store.family(self.db, claims["fam"])
+                if fam is not None and fam["user_id"] == claims["sub"]:
+                    self._revoke_family(fam["_id"])
 
     def access_scopes(self, client: SsoClient, user: dict | None, scope: str) -> list[str]:
         """First-party tokens hold every user scope; a sibling's what it was granted. `admin` only while the
@@ -239,20 +260,29 @@ class OpenIDProvider:
         return [s for s in scope.split() if s != ADMIN_SCOPE or admin]
 
     def _tokens(self, client: SsoClient, user_id: str, sid: str | None, scope: str, family: str,
-                nonce: str | None = None, auth_time: int | None = None, refresh_expires=None) -> dict:
-        extra = {"sid": sid} if sid else {}
+                nonce: str | None = None, auth_time: int | None = None, refresh_expires=None,
+                rotating: dict | None = None) -> dict:
+        """Access token (+ ID token for siblings asking openid) and the family's next refresh token."""
         user = self.sso.user(user_id)
         if user is None or user.get("disabled"):
             raise OAuthError("invalid_grant", "the account no longer exists or is disabled")
-        scopes = self.access_scopes(client, user, scope)
-        access, lifetime = issue_access_token(self.keys, self.settings, sub=user_id, aud=client.client_id,
-                                              extra=extra, client_id=client.client_id, scopes=scopes)
         refresh = secrets.token_urlsafe(32)
         now = self.sso.clock()
         expires = refresh_expires or now + timedelta(days=MOBILE_REFRESH_DAYS)
-        self.db.sso_refresh_tokens.insert_one({
-            "_id": sha256_hex(refresh), "family": family, "user_id": user_id, "client_id": client.client_id,
-            "sid": sid, "scope": scope, "created_at": now, "expires_at": expires, "used_at": None, "revoked": False})
+        if rotating is not None:
+            try:
+                refresh_store.rotate(self.db.client, self.db, rotating, sha256_hex(refresh), now, expires)
+            except refresh_store.Refused as exc:
+                raise OAuthError("invalid_grant", str(exc)) from None
+        else:
+            refresh_store.start_family(self.db, family, sha256_hex(refresh), user_id=user_id,
+                                       client_id=client.client_id, sid=sid, scope=scope, now=now, expires=expires)
+        extra = {"sid": sid} if sid else {}
+        if client is FIRST_PARTY:
+            extra["fam"] = family  # the phone's sign-in: POST /mobile/v1/devices binds it to the device
+        scopes = self.access_scopes(client, user, scope)
+        access, lifetime = issue_access_token(self.keys, self.settings, sub=user_id, aud=client.client_id,
+                                              extra=extra, client_id=client.client_id, scopes=scopes)
         body = {"access_token": access, "token_type": "Bearer", "expires_in": lifetime, "refresh_token": refresh,
                 "scope": " ".join(scopes)}
         if "openid" in scope.split() and client is not FIRST_PARTY:

@@ -21,6 +21,7 @@ from functions.sso.schemas import (
     LogoutQuery,
     NextQuery,
     OAuthProblem,
+    RevokeRequest,
     SessionInfo,
     TokenRequest,
     Tokens,
@@ -240,6 +241,30 @@ def token():
             raise OAuthError("invalid_request", "send the parameters as application/x-www-form-urlencoded")
         body = _op().token(request.form.to_dict(), request.headers.get("Authorization"))
         status = 200
+    except OAuthError as err:
+        body, status = err.body(), err.status
+    resp = jsonify(body)
+    resp.status_code = status
+    resp.headers.update(NO_STORE)
+    if status == 401:
+        resp.headers["WWW-Authenticate"] = 'Basic realm="pcloud"'
+    return resp
+
+
+@api.post("/auth/revoke", operation_id="revokeToken",
+          summary="RFC 7009 revocation: a refresh token ends its whole family (a phone's access token, its family)",
+          body=RevokeRequest, media=FORM, validate=False,
+          responses={200: "revoked, or the token was unknown: the answer is the same",
+                     400: ("invalid_request", OAuthProblem), 401: ("invalid_client", OAuthProblem)})
+def revoke():
+    """RFC 7009: 200 whether or not the token was known; only bad client authentication is an error."""
+    try:
+        if any(len(v) > 1 for v in request.form.listvalues()):
+            raise OAuthError("invalid_request", "a parameter was sent more than once")
+        if not request.mimetype == "application/x-www-form-urlencoded":
+            raise OAuthError("invalid_request", "send the parameters as application/x-www-form-urlencoded")
+        _op().revoke(request.form.to_dict(), request.headers.get("Authorization"))
+        body, status = {}, 200
     except OAuthError as err:
         body, status = err.body(), err.status
     resp = jsonify(body)

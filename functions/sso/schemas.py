@@ -89,6 +89,7 @@ class UserInfo(BaseModel):
     email: str
     email_verified: bool
     name: str
+    role: Literal["admin", "member"]
 
 
 class Discovery(BaseModel):

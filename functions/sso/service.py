@@ -21,6 +21,7 @@ from pymongo.errors import DuplicateKeyError
 
 from functions.sso.providers import LoginStart, Profile
 from runtime import events
+from runtime import refresh as refresh_store
 from runtime.errors import BadRequest
 from runtime.ids import as_utc, new_id, utcnow
 from runtime.mongo import register_indexes, transaction
@@ -47,8 +48,6 @@ def _indexes(db) -> None:
     db.sso_sessions.create_index([("ended_at", ASCENDING), ("expires_at", ASCENDING)])
     db.sso_pending.create_index([("expires_at", ASCENDING)])
     db.sso_codes.create_index([("expires_at", ASCENDING)])
-    db.sso_refresh_tokens.create_index([("family", ASCENDING)])
-    db.sso_refresh_tokens.create_index([("expires_at", ASCENDING)])
     db.sso_backchannel.create_index([("status", ASCENDING), ("next_at", ASCENDING)])
 
 
@@ -235,7 +234,7 @@ class SsoService:
         now = self.clock()
         removed = self.db.sso_pending.delete_many({"expires_at": {"$lte": now}}).deleted_count
         removed += self.db.sso_codes.delete_many({"expires_at": {"$lte": now - keep}}).deleted_count
-        removed += self.db.sso_refresh_tokens.delete_many({"expires_at": {"$lte": now - keep}}).deleted_count
+        removed += refresh_store.purge_expired(self.db, now - keep)
         removed += self.db.sso_backchannel.delete_many({"status": {"$in": ["done", "failed"]},
                                                         "created_at": {"$lte": now - 7 * keep}}).deleted_count
         removed += self.db.sso_sessions.delete_many({"ended_at": {"$lte": now - 30 * keep}}).deleted_count

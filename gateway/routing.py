@@ -70,6 +70,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
                  read_scope="graph.read", write_scope="graph.read"),
     FunctionSpec("search", ("/search/v1",), "required", 64 * KIB, "functions.search:create_app",
                  read_scope="search", write_scope="search"),
+    FunctionSpec("admin", ("/admin/v1",), "required", 64 * KIB, "functions.admin:create_app",
+                 read_scope="admin", write_scope="admin"),
     FunctionSpec("echo", ("/echo/v1",), "optional", 64 * KIB, "functions.echo:create_app"),
     FunctionSpec("portal", ("/portal", "/static"), "optional", 64 * KIB, "functions.portal:create_app"),
     FunctionSpec("apps", ("/apps/v1", "/apps"), "required", 50 * MIB + 64 * KIB, "functions.apps:create_app",

@@ -43,7 +43,7 @@ class Gateway:
             else:
                 self.apps[spec.name] = spec.load_factory()(settings)
         self.verifier = TokenVerifier(self.clients.keys.public_jwks, settings.public_url, self._audiences)
-        self.auth = Authenticator(self.verifier, self.clients.db.sso_sessions, self.clients.db.users)
+        self.auth = Authenticator(self.verifier, self.clients.db.sso_sessions, self.clients.db)
         from runtime import redis as redis_client
 
         self.limiter = RateLimiter(redis_client.connect(settings.redis_url, timeout=redis_timeout),

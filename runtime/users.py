@@ -70,3 +70,60 @@ def display_name(db, user_id: str) -> str:
 def profile(db, user_id: str) -> dict:
     """{name, email} of an account ({} when gone)."""
     return db.users.find_one({"_id": user_id}, {"name": 1, "email": 1}) or {}
+
+
+# --- roles and standing (CONTRACT §2): admin|member, disabled ------------------------------------------------
+ROLES = ("admin", "member")
+
+
+@register_indexes
+def _role_indexes(db) -> None:
+    db.users.create_index([("created_at", ASCENDING), ("_id", ASCENDING)])
+    db.users.create_index([("role", ASCENDING)])
+
+
+def standing(db, user_id: str) -> dict | None:
+    """{role, disabled} of an account, what the gateway re-reads every few seconds per caller."""
+    return db.users.find_one({"_id": user_id}, {"role": 1, "disabled": 1})
+
+
+def first_user_id(db) -> str | None:
+    """The account created first (ties broken by id, so every process agrees)."""
+    doc = next(iter(db.users.find({}, {"_id": 1}).sort([("created_at", ASCENDING), ("_id", ASCENDING)]).limit(1)),
+               None)
+    return doc["_id"] if doc else None
+
+
+def set_role(db, user_id: str, role: str, only_if_unset: bool = False, session=None) -> None:
+    query: dict = {"_id": user_id}
+    if only_if_unset:
+        query["role"] = {"$exists": False}
+    db.users.update_one(query, {"$set": {"role": role}}, session=session)
+
+
+def set_disabled(db, user_id: str, disabled: bool, now: datetime, session=None) -> None:
+    db.users.update_one({"_id": user_id}, {"$set": {"disabled": disabled, "disabled_at": now if disabled else None}},
+                        session=session)
+
+
+def get_for_update(db, user_id: str, session) -> dict | None:
+    return db.users.find_one({"_id": user_id}, session=session)
+
+
+def other_active_admins(db, user_id: str, session=None) -> int:
+    return db.users.count_documents({"_id": {"$ne": user_id}, "role": "admin", "disabled": {"$ne": True}},
+                                    session=session)
+
+
+def guard_admins(db, session) -> None:
+    """Every transaction that may remove an admin writes this one document, so two of them (two admins
+    demoting each other at once) conflict instead of both seeing the other still there."""
+    db.user_admin_guard.update_one({"_id": "admins"}, {"$inc": {"changes": 1}}, upsert=True, session=session)
+
+
+def page(db, after: str | None, limit: int) -> tuple[list[dict], bool]:
+    """Accounts by id after `after`; (page, more)."""
+    query = {"_id": {"$gt": after}} if after else {}
+    docs = list(db.users.find(query, {"email": 1, "name": 1, "role": 1, "disabled": 1, "created_at": 1})
+                .sort("_id", ASCENDING).limit(limit + 1))
+    return docs[:limit], len(docs) > limit

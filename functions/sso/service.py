@@ -17,10 +17,9 @@ from urllib.parse import urlsplit
 
 import requests
 from pymongo import ASCENDING
-from pymongo.errors import DuplicateKeyError
 
 from functions.sso.providers import LoginStart, Profile
-from runtime import events
+from runtime import events, users
 from runtime import refresh as refresh_store
 from runtime.errors import BadRequest
 from runtime.ids import as_utc, new_id, utcnow
@@ -42,9 +41,6 @@ def sha256_hex(value: str) -> str:
 
 @register_indexes
 def _indexes(db) -> None:
-    db.users.create_index([("email", ASCENDING)], unique=True)
-    db.users.create_index([("identities.provider", ASCENDING), ("identities.subject", ASCENDING)])
-    db.users.create_index([("created_at", ASCENDING), ("_id", ASCENDING)])
     db.sso_sessions.create_index([("ended_at", ASCENDING), ("expires_at", ASCENDING)])
     db.sso_pending.create_index([("expires_at", ASCENDING)])
     db.sso_codes.create_index([("expires_at", ASCENDING)])
@@ -122,23 +118,18 @@ class SsoService:
 
     def _find_or_create(self, profile: Profile) -> dict:
         ident = {"provider": profile.provider, "subject": profile.subject}
-        user = self.db.users.find_one({"identities": {"$elemMatch": ident}})
+        user = users.by_identity(self.db, profile.provider, profile.subject)
         if user is not None:
             return user
         if not profile.email or not profile.email_verified:
             raise SignInRefused("the provider has not verified this account's email address")
         for _ in range(3):
-            user = self.db.users.find_one_and_update(
-                {"email": profile.email}, {"$addToSet": {"identities": ident}}, return_document=True)
+            user = users.link_identity(self.db, profile.email, ident)
             if user is not None:
                 return user
-            user = {"_id": new_id(), "email": profile.email, "name": profile.name or profile.email,
-                    "identities": [ident], "seq": 0, "journal_floor": 0, "created_at": self.clock()}
-            try:
-                self.db.users.insert_one(user)
-                return user
-            except DuplicateKeyError:
-                continue  # someone created it meanwhile: link to theirs
+            user = users.create(self.db, profile.email, profile.name, [ident], self.clock())
+            if user is not None:
+                return user  # else someone created it meanwhile: link to theirs
         raise SignInRefused("could not create the account; try again", code="account_conflict")
 
     def settle_role(self, user: dict) -> dict:
@@ -147,22 +138,17 @@ class SsoService:
         listed = self.settings.admin_emails
         if listed and (user.get("email") or "").lower() in listed:
             if user.get("role") != "admin":
-                self.db.users.update_one({"_id": user["_id"]}, {"$set": {"role": "admin"}})
+                users.set_role(self.db, user["_id"], "admin")
                 user = {**user, "role": "admin"}
             return user
-        if user.get("role") in ("admin", "member"):
+        if user.get("role") in users.ROLES:
             return user
-        role = "member"
-        if not listed:
-            first = next(iter(self.db.users.find({}, {"_id": 1}).sort([("created_at", ASCENDING),
-                                                                     ("_id", ASCENDING)]).limit(1)), None)
-            role = "admin" if first is not None and first["_id"] == user["_id"] else "member"
-        self.db.users.update_one({"_id": user["_id"], "role": {"$exists": False}}, {"$set": {"role": role}})
-        fresh = self.db.users.find_one({"_id": user["_id"]})
-        return fresh or {**user, "role": role}
+        role = "admin" if not listed and users.first_user_id(self.db) == user["_id"] else "member"
+        users.set_role(self.db, user["_id"], role, only_if_unset=True)
+        return users.get(self.db, user["_id"]) or {**user, "role": role}
 
     def user(self, user_id: str) -> dict | None:
-        return self.db.users.find_one({"_id": user_id})
+        return users.get(self.db, user_id)
 
     # --- SSO sessions -----------------------------------------------------------------------------
     def create_session(self, user_id: str, provider: str) -> tuple[str, dict]:

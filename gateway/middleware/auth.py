@@ -17,6 +17,7 @@ from http.cookies import CookieError, SimpleCookie
 
 from pymongo.errors import PyMongoError
 
+from runtime import users
 from runtime.errors import Unauthorized, Unavailable
 from runtime.identity import ADMIN_SCOPE, USER_SCOPES, Identity
 from runtime.ids import as_utc, utcnow
@@ -28,10 +29,10 @@ STATUS_TTL = 30.0
 
 
 class Authenticator:
-    def __init__(self, verifier, sessions_collection=None, users_collection=None, status_ttl: float = STATUS_TTL):
+    def __init__(self, verifier, sessions_collection=None, db=None, status_ttl: float = STATUS_TTL):
         self.verifier = verifier
         self.sessions = sessions_collection
-        self.users = users_collection
+        self.db = db
         self.status_ttl = status_ttl
         self._status: dict[str, tuple[float, bool, str]] = {}  # user id → (fresh until, disabled, role)
         self._status_lock = threading.Lock()
@@ -49,7 +50,7 @@ class Authenticator:
 
     def _standing(self, identity: Identity) -> Identity:
         """A disabled user's tokens stop working; `admin` counts only while the user still is one."""
-        if self.users is None:
+        if self.db is None:
             return identity
         disabled, role = self._user_status(identity.user_id)
         if disabled:
@@ -64,7 +65,7 @@ class Authenticator:
         if entry is not None and entry[0] > now:
             return entry[1], entry[2]
         try:
-            doc = self.users.find_one({"_id": user_id}, {"disabled": 1, "role": 1})
+            doc = users.standing(self.db, user_id)
         except PyMongoError as exc:
             if entry is not None:  # keep answering from what we knew rather than failing every request
                 return entry[1], entry[2]
@@ -99,7 +100,7 @@ class Authenticator:
                 raise Unauthorized("a state-changing request with the session cookie needs the X-CSRF-Token header",
                                    code="csrf_required")
         scopes = USER_SCOPES
-        if self.users is not None:
+        if self.db is not None:
             disabled, role = self._user_status(session["user_id"])
             if disabled:
                 return None

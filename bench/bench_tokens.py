@@ -89,7 +89,7 @@ def exchange(count: int) -> None:
     env = bench_env(PCLOUD_BIND=f"127.0.0.1:{gateway_port}", PCLOUD_PUBLIC_URL=f"http://127.0.0.1:{gateway_port}",
                     PCLOUD_GOOGLE_CLIENT_ID="bench-web", PCLOUD_GOOGLE_CLIENT_SECRET="bench-secret",
                     PCLOUD_GOOGLE_DISCOVERY_URL=f"{google_url}/.well-known/openid-configuration")
-    google = start_process([python(), "-m", "tests.fakes.google", "--port", str(google_port)], env,
+    google = start_process([python(), "-m", "devtools.google", "--port", str(google_port)], env,
                            ready_url=f"{google_url}/.well-known/openid-configuration")
     gateway = start_process([gunicorn(), *GUNICORN_ARGS, "-b", f"127.0.0.1:{gateway_port}", "gateway.wsgi:app"], env)
     try:

@@ -9,7 +9,7 @@ DEMO_PORT="${PCLOUD_DEMO_GOOGLE_PORT:-8910}"
 
 if [ "${1:-}" = serve ]; then
   if [ "${PCLOUD_DEMO_SIGNIN:-}" = true ] && [ -n "${PCLOUD_GOOGLE_CLIENT_SECRET:-}" ]; then
-    exec "$VENV_PY" -m tests.fakes.google --host 127.0.0.1 --port "$DEMO_PORT" \
+    exec "$VENV_PY" -m devtools.google --host 127.0.0.1 --port "$DEMO_PORT" \
       --client-id="$PCLOUD_GOOGLE_CLIENT_ID" --client-secret="$PCLOUD_GOOGLE_CLIENT_SECRET"
   fi
   echo "demo-google: not needed (a real provider is configured or the gateway is not on loopback)"

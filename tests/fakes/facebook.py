@@ -24,7 +24,7 @@ from urllib.parse import urlencode, urlsplit
 
 from flask import Flask, jsonify, redirect, request
 
-from tests.fakes._server import ServedApp
+from devtools.serve import ServedApp
 
 VERSION = "v19.0"
 

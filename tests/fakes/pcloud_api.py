@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from flask import Flask, jsonify, request
 from graphql import GraphQLError, GraphQLScalarType, build_schema, graphql_sync
 
-from tests.fakes._server import ServedApp
+from devtools.serve import ServedApp
 
 SDL = """
 scalar JSON

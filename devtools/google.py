@@ -8,7 +8,7 @@ userinfo. ID tokens are RS256-signed with a local key generated at start.
 In-process (tests): `fake = FakeGoogle(client_id="web", client_secret="s").start()`; `fake.make_id_token(...)`
 mints tokens for the phone exchange, including broken ones (`sign="foreign"|"none"|"hs256-public"`);
 `fake.next_id_token_claims` alters the next ID token the token endpoint hands out.
-As a process (demo sign-in for `make run`): `python -m tests.fakes.google --port 8910`; any client id/secret
+As a process (demo sign-in for `make run`): `python -m devtools.google --port 8910`; any client id/secret
 is accepted unless `--client-id/--client-secret` are given.
 """
 
@@ -29,7 +29,7 @@ from flask import Flask, jsonify, redirect, request
 from joserfc import jwt
 from joserfc.jwk import RSAKey
 
-from tests.fakes._server import ServedApp
+from devtools.serve import ServedApp
 
 _KEYS: list[RSAKey] = []
 _KEYS_LOCK = threading.Lock()

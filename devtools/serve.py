@@ -1,5 +1,5 @@
 """What every HTTP stand-in shares: serve its Flask app on loopback in a thread (tests) or in the foreground
-(`python -m tests.fakes.<name>`, e.g. the demo sign-in of `make run`)."""
+(`python -m devtools.google`, the demo sign-in of `make run`; `python -m tests.fakes.<name>` for the test-only ones)."""
 
 from __future__ import annotations
 

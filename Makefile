@@ -24,10 +24,12 @@ run: install
 
 test: services
 	bash infra/test-deps.sh
+	$(VENV)/bin/lint-imports
 	bash infra/test.sh
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/lint-imports
 
 bench: services
 	$(PY) -m bench

@@ -14,8 +14,8 @@ import secrets
 import shlex
 import sys
 
-from functions.portal.signin import bind_is_loopback
 from runtime.settings import Settings, SettingsError, load_settings
+from runtime.signin import bind_is_loopback
 
 DEMO_CLIENT_ID = "pcloud-demo"
 

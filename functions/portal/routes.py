@@ -6,7 +6,8 @@ from urllib.parse import quote
 
 from flask import Blueprint, redirect, render_template, request
 
-from functions.portal import service, signin
+from functions.portal import service
+from runtime import signin
 from runtime.app import clients, settings
 from runtime.errors import BadRequest
 from runtime.identity import optional_identity

@@ -17,8 +17,7 @@ import sys
 
 from tqdm import tqdm
 
-from functions.files import paths
-from functions.files.tree import node_json
+from functions.files import service as files
 from functions.search import service
 from functions.search.index import SearchDoc
 from runtime import events
@@ -31,15 +30,15 @@ BATCH = 2000
 def rebuild(db, index, *, progress: bool = True, out=sys.stderr) -> dict:
     """Clear the index and fill it again; returns counts."""
     index.clear()
-    total = paths.count_live(db) + events.count_events(db, "graph.node")
+    total = files.count_live(db) + events.count_events(db, "graph.node")
     bar = tqdm(total=total, unit="doc", file=out, disable=not progress, desc="reindex")
     counts = {"files": 0, "graph_events": 0}
-    for owner in paths.owners(db):
+    for owner in files.owners(db):
         snapshot = events.current_seq(db, owner)
         docs: list[SearchDoc] = []
-        for node, path in paths.iter_live(db, owner):
+        for node, path in files.iter_live(db, owner):
             docs.append(SearchDoc(owner, node["_id"], service.FILES_TYPE, snapshot,
-                                  {"name": node.get("name", ""), "path": path}, node_json(node)))
+                                  {"name": node.get("name", ""), "path": path}, files.node_json(node)))
             if len(docs) >= BATCH:
                 index.upsert(docs)
                 counts["files"] += len(docs)

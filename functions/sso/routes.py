@@ -80,7 +80,7 @@ def _cookie_args(max_age: int | None, path: str = "/") -> dict:
 
 def _enabled_providers() -> dict:
     """Web sign-in providers on offer: the portal's list decides (it knows about the demo stand-in)."""
-    from functions.portal.signin import providers as offered
+    from runtime.signin import providers as offered
 
     built = providers_for(settings())
     return {p.id: (p, built[p.id]) for p in offered(settings()) if p.id in built}

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from functions.portal import signin
+from runtime import signin
 from runtime.ids import new_id, utcnow
 from runtime.settings import load_settings
 

@@ -139,7 +139,7 @@ def test_queued_ops_do_not_build_on_changes_this_device_never_saw(pair):
 
 
 def test_dev_token_for_the_walkthrough(gateway, env, clients, tmp_path):
-    done = subprocess.run([sys.executable, "-m", "clients.sync_client.dev_token", "--email", "New@Example.test"],
+    done = subprocess.run([sys.executable, "-m", "functions.pairing.devtoken", "--email", "New@Example.test"],
                           env={**os.environ, **env}, capture_output=True, text=True, timeout=60,
                           cwd=Path(__file__).resolve().parents[2])
     assert done.returncode == 0, done.stderr

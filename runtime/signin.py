@@ -1,9 +1,11 @@
-"""Which sign-in buttons the portal offers, and when the demo sign-in (local Google stand-in) is allowed.
+"""Which sign-in providers this server offers, and when the demo sign-in (local Google stand-in) is allowed.
 
 The demo exists so a newcomer can sign in after `make run` without a Google project. It must never be
 reachable by anyone but the person at the machine, so it needs all of: the operator (infra/demo.sh) asked
 for it, no real provider is configured, the gateway listens on loopback only and the "Google" it talks to
 is itself on loopback.
+
+In runtime because both the portal (its sign-in page) and the SSO (what /auth/login accepts) decide by it.
 """
 
 from __future__ import annotations

@@ -229,7 +229,7 @@ def core_action(db, settings, blob_store, owner: str, name: str, params: dict, i
 def ensure_folder(db, owner: str, path: str) -> dict:
     """Every folder of `path` (created when missing), the last one's node."""
     from functions.files import service as files
-    from functions.files.tree import node_json
+    from functions.files.service import node_json
     from runtime.errors import Conflict
 
     node = files.get_root(db, owner)
@@ -250,7 +250,7 @@ def ensure_folder(db, owner: str, path: str) -> dict:
 
 def _child_named(db, owner: str, parent_id: str, name: str) -> dict | None:
     from functions.files import service as files
-    from functions.files.tree import name_key
+    from functions.files.service import name_key
 
     key, cursor = name_key(name), None
     while True:

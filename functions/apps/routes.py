@@ -202,7 +202,7 @@ def _core_action(ident, full: str, params: dict):
         raise NotFound(f"no action {full}", code="not_found")
     act.check_params(act.CORE_ACTIONS_SCHEMAS[full], params)
     if full == "files.read":
-        from functions.files import uploads
+        from functions.files import service as uploads
 
         node = uploads.content_node(c.db, ident.user_id, params["file_id"])
         size = int(node.get("size") or 0)

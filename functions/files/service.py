@@ -37,14 +37,23 @@ from functions.files.nodes import (
 )
 from functions.files.paths import count_live, iter_live, owners, path_of, resolve
 from functions.files.tree import check_name, ensure_root, live_key, name_key, next_seq, node_json, now_ms
-from functions.files.uploads import commit_into, commit_upload, content_hash, get_upload, negotiate_upload
+from functions.files.uploads import (
+    commit_into,
+    commit_upload,
+    content_hash,
+    content_node,
+    get_upload,
+    iter_content,
+    negotiate_upload,
+)
 from runtime import events
 from runtime.errors import BadRequest, Conflict, NotFound
 
 __all__ = ["check_name", "ensure_root", "node_json", "get_node", "get_root", "list_children", "create_folder",
            "rename", "move", "update", "trash", "restore", "list_trash", "negotiate_upload", "commit_upload",
            "commit_into", "get_upload", "content_hash", "run", "check_rev", "check_free", "live_folder", "write_node",
-           "live_key", "name_key", "count_live", "iter_live", "owners", "path_of", "resolve"]
+           "live_key", "name_key", "count_live", "iter_live", "owners", "path_of", "resolve",
+           "content_node", "iter_content"]
 
 # ----------------------------------------------------------------------------------------------- reads
 

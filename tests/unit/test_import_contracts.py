@@ -57,3 +57,29 @@ def test_public_modules_own_internals_named_interfaces_and_tests_are_allowed():
         ("tests.test_tree", "functions.files.tree"),  # tests are not among the checked importers
     ]), verbose=False)
     assert check.kept, check.metadata["links"]
+
+
+SERVER = {"gateway", "functions", "mobile_api", "push", "runtime", "tests", "bench", "devtools"}
+
+
+def _imported_roots(path: Path) -> set[str]:
+    import ast
+
+    roots = set()
+    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+        if isinstance(node, ast.Import):
+            roots.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            roots.add(node.module.split(".")[0])
+    return roots
+
+
+def test_bundled_apps_examples_and_the_sdk_import_nothing_of_the_server():
+    """They talk HTTP (and may use sdk/). Each sits in its own directory, not importable from the repository
+    root, so import-linter cannot see them: every Python file of apps/, examples/ and sdk/ is read instead,
+    whatever apps are added later (their own tests/ directories included)."""
+    files = [p for top in ("apps", "examples", "sdk") for p in sorted((ROOT / top).rglob("*.py"))
+             if ".venv" not in p.parts and "node_modules" not in p.parts]
+    assert files, "no bundled apps or examples found"
+    offending = {str(p.relative_to(ROOT)): sorted(_imported_roots(p) & SERVER) for p in files}
+    assert {k: v for k, v in offending.items() if v} == {}

@@ -15,10 +15,8 @@ BEARER = "bearer"
 
 
 def security_for(spec, op: schemas.Operation) -> list[dict]:
-    """The OpenAPI security requirement of `op` served by the function `spec` (routing.FunctionSpec).
-
-    The hook for scopes: when the routing table grows read/write scopes, this is where they are named
-    (OpenAPI lets an http bearer requirement list the scopes it needs; the gateway enforces them)."""
+    """The OpenAPI security requirement of `op` served by the function `spec` (routing.FunctionSpec): its auth
+    policy and the scope the routing table asks for (OpenAPI 3.1 lets a bearer requirement name it)."""
     policy = spec.auth_for(op.path)
     if policy == "none":
         return []
@@ -28,9 +26,8 @@ def security_for(spec, op: schemas.Operation) -> list[dict]:
 
 
 def _scope_for(spec, op: schemas.Operation) -> str | None:
-    """The scope the routing table asks for this method (read_scope for GET/HEAD, write_scope otherwise)."""
-    name = "read_scope" if op.method in ("GET", "HEAD") else "write_scope"
-    return getattr(spec, name, None)
+    """The scope the routing table asks for this path and method (the gateway enforces the same answer)."""
+    return spec.scope_for(op.path, op.method)
 
 
 def function_operations(spec) -> list[schemas.Operation]:
@@ -56,6 +53,26 @@ _gateway.operations += [
 ]
 
 
+def _gateway_answers(paths: dict, operations, owner: dict) -> None:
+    """What the gateway itself may answer before a function runs: 401 without a valid token, 403 without the
+    scope, 413 over the body limit, 429 over the rate limit."""
+    error = {"content": {"application/json": {"schema": schemas.ERROR_REF}}}
+    for op in operations:
+        spec = owner.get(id(op))
+        if spec is None:
+            continue
+        responses = paths[op.path][op.method.lower()]["responses"]
+        if spec.auth_for(op.path) == "required" and op.security is None:
+            responses.setdefault("401", {"description": "unauthorized: missing or invalid access token", **error})
+            if _scope_for(spec, op):
+                responses.setdefault("403", {"description": "insufficient_scope (details.required names it)",
+                                             **error})
+        if op.body is not None:
+            responses.setdefault("413", {"description": "payload_too_large: over this endpoint's body limit",
+                                         **error})
+        responses.setdefault("429", {"description": "rate_limited (Retry-After says when to try again)", **error})
+
+
 def assemble(settings, functions) -> dict:
     operations, owner = list(_gateway.operations), {}
     for spec in functions:
@@ -64,6 +81,7 @@ def assemble(settings, functions) -> dict:
             owner[id(op)] = spec
     paths, components = schemas.build(
         operations, security_for=lambda op: security_for(owner[id(op)], op) if id(op) in owner else None)
+    _gateway_answers(paths, operations, owner)
     for spec in functions:  # functions not converted yet still carry a hand-written fragment
         legacy = spec.openapi_paths() or {}
         if isinstance(legacy, dict):

@@ -166,12 +166,9 @@ def _validating(view: Callable, ops: dict[str, Operation]) -> Callable:
 def _read_body(op: Operation) -> BaseModel | None:
     from runtime.app import json_body
 
-    if op.media == FORM:
-        data: dict = request.form.to_dict()
-    else:
-        data = json_body(required=op.body_required)
-    if not data and not op.body_required:
+    if not op.body_required and not request.get_data(cache=True):
         return None
+    data = request.form.to_dict() if op.media == FORM else json_body()
     return validate(op.body, data)
 
 

@@ -36,6 +36,8 @@ CONTRACT_OPERATIONS = [
     ("post", "/mobile/v1/ops"), ("get", "/mobile/v1/conflicts"),
 ]
 VERBS = {"get", "put", "post", "patch", "delete", "head", "options"}
+# served but no API: an app's own web UI passed through to its runtime (CONTRACT §8 `web`), any method and path
+PASS_THROUGH = {"/apps/<name>/", "/apps/<name>/<path:rest>"}
 
 
 def _shape(path: str) -> str:
@@ -88,7 +90,7 @@ def test_every_route_a_function_serves_is_in_the_document(settings, doc):
             continue
         app = spec.load_factory()(settings)
         for rule in app.url_map.iter_rules():
-            if rule.endpoint == "static":
+            if rule.endpoint == "static" or rule.rule in PASS_THROUGH:
                 continue
             path = _shape(re.sub(r"<(?:[^:<>]+:)?([^<>]+)>", r"{\1}", rule.rule))
             for method in rule.methods - {"HEAD", "OPTIONS"}:

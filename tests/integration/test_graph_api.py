@@ -165,3 +165,12 @@ def test_limits(client, clients, make_user, install_photos, gql_as):
     ok = gql.ok('{ nodes(type: "photos.Image", first: 300) { items { ... on photos_Image { faces(first: 2) { id } } '
                 '} } }')
     assert len(ok["nodes"]["items"]) == 300
+
+
+def test_openapi_documents_the_graph(client):
+    spec = client.get("/openapi.json").json
+    post = spec["paths"]["/graph/v1/graphql"]["post"]
+    assert post["operationId"] == "graphql"
+    assert post["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/GraphQLRequest")
+    assert "GraphQLRequest" in spec["components"]["schemas"]
+    assert spec["paths"]["/graph/v1/schema.graphql"]["get"]["operationId"] == "graphSchema"

@@ -356,14 +356,13 @@ def install_namespace(db, namespace: str, sdl: str, app: str, extend_grants: set
     problems, own, extensions = _check(db, namespace, sdl, app, extend_grants)
     if problems:
         raise SchemaProblems(problems)
-    new_version = _bump(db)
     db.graph_schemas.replace_one(
         {"_id": namespace},
         {"_id": namespace, "app": app, "sdl": sdl, "extend_grants": sorted(extend_grants or ()), "types": own,
-         "extensions": extensions, "version": new_version, "installed_at": utcnow()},
+         "extensions": extensions, "installed_at": utcnow()},
         upsert=True)
     _ensure_field_indexes(db, own, extensions)
-    # Bump again after the write: a process that read the first bump before the document landed rebuilds.
+    # The version moves after the document landed: a process that sees the new version reads the new SDL.
     return _bump(db)
 
 

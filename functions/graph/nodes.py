@@ -232,7 +232,7 @@ class NodeStore:
     client: object
     model: dict
     ident: object
-    after_writes: Callable[[], None] | None = None  # called inside the transaction once everything is written
+    after_writes: Callable[[object], None] | None = None  # after_writes(session): inside the transaction, all written
 
     @property
     def owner(self) -> str:
@@ -329,7 +329,7 @@ class NodeStore:
         def body(session):
             result = fn(session)
             if self.after_writes is not None:
-                self.after_writes()
+                self.after_writes(session)
             return result
 
         return transaction(self.client, body)

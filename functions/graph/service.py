@@ -102,7 +102,7 @@ class GraphContext:
     model: dict
     ident: object
     search_fn: SearchFn = no_search
-    after_writes: Callable[[], None] | None = None
+    after_writes: Callable[[object], None] | None = None
     nodes_out: int = 0
     loader: NodeLoader = field(init=False)
 
@@ -153,7 +153,7 @@ def _format(error: GraphQLError) -> dict:
 
 
 def run(db, client, ident, body, *, search_fn: SearchFn = no_search,
-        after_writes: Callable[[], None] | None = None) -> dict:
+        after_writes: Callable[[object], None] | None = None) -> dict:
     """One GraphQL-over-HTTP request body → `{"data", "errors"?}`."""
     if ident is None:
         return {"data": None, "errors": [_err("sign in first", "UNAUTHENTICATED")]}
@@ -185,6 +185,11 @@ def run(db, client, ident, body, *, search_fn: SearchFn = no_search,
                                               required="graph.write")]}
     ctx = GraphContext(db, client, built.model, ident, search_fn=search_fn, after_writes=after_writes)
     result = execute(built.schema, document, context_value=ctx, variable_values=variables, operation_name=operation)
+    if ctx.nodes_out > limits.MAX_NODES:
+        # The whole response is refused, with one error, rather than a thousand nulls.
+        return {"data": None, "errors": [_err(f"the response would hold more than {limits.MAX_NODES} nodes; "
+                                              "ask for fewer (first)", "LIMIT", limit="nodes",
+                                              maximum=limits.MAX_NODES)]}
     out: dict = {"data": result.data}
     if result.errors:
         for error in result.errors:

@@ -8,19 +8,13 @@ from __future__ import annotations
 
 from functions.graph.errors import Forbidden
 
-ALL_SCOPES = None
-
 
 def has_scope(ident, scope: str) -> bool:
-    """Identity.scopes arrives with the auth work; an identity without it is first-party (every scope)."""
-    scopes = getattr(ident, "scopes", ALL_SCOPES)
-    if scopes is ALL_SCOPES:
-        return True
-    return scope in scopes
+    return ident.has_scope(scope)
 
 
 def app_of(ident) -> str | None:
-    return getattr(ident, "app", None)
+    return ident.app
 
 
 def granted(ident, model: dict, type_name: str) -> set[str]:
@@ -30,7 +24,7 @@ def granted(ident, model: dict, type_name: str) -> set[str]:
     ns = type_name.split(".", 1)[0]
     if model["apps"].get(ns) == app:
         return {"read", "write", "extend"}
-    grants = getattr(ident, "grants", None) or {}
+    grants = ident.grants or {}
     return set((grants.get("types") or {}).get(type_name, ()))
 
 
@@ -59,7 +53,6 @@ def require_write(ident, model: dict, type_name: str, fields) -> None:
 
 
 def cause_of(ident) -> dict | None:
-    app, execution = app_of(ident), getattr(ident, "execution_id", None)
-    if app is None and execution is None:
+    if ident.app is None and ident.execution_id is None:
         return None
-    return {"app": app, "execution_id": execution, "depth": getattr(ident, "depth", 0)}
+    return {"app": ident.app, "execution_id": ident.execution_id, "depth": ident.depth}

@@ -31,8 +31,9 @@ def graphql():
         result = {"data": None, "errors": [{"message": f"body is not valid JSON: {exc}",
                                             "extensions": {"code": "BAD_USER_INPUT"}}]}
     else:
-        c = clients()
-        result = service.run(c.db, c.mongo, optional_identity(), body)
+        c, ident = clients(), optional_identity()
+        search = service.index_search(c.settings, ident.user_id) if ident is not None else service.no_search
+        result = service.run(c.db, c.mongo, ident, body, search_fn=search)
     status = 401 if _only(result, "UNAUTHENTICATED") else 200
     return jsonify(result), status
 

@@ -70,6 +70,7 @@ type Mutation {
 
 NODE_FIELDS = "  id: ID!\n  type: String!\n  rev: Int!\n  createdAt: String!\n  updatedAt: String!\n  data: JSON!\n"
 RELATION_FIRST = 100
+MAX_SEARCH = 100
 
 
 @dataclass
@@ -223,10 +224,14 @@ def resolve_nodes(_, info, type, where=None, first=50, after=None):
 
 def resolve_search(_, info, q, types=None, first=20, after=None):
     ctx = info.context
-    if not 1 <= first <= nodes.MAX_FIRST:
-        raise BadInput(f"first must be between 1 and {nodes.MAX_FIRST}", {"argument": "first"})
+    if not 1 <= first <= MAX_SEARCH:
+        raise BadInput(f"first must be between 1 and {MAX_SEARCH}", {"argument": "first"})
     for t in types or ():
         _readable(ctx, t)
+    if types is None:  # graph nodes only (file hits are not nodes), and only what the caller may read
+        types = sorted(t for t in ctx.model["types"] if "read" in access.granted(ctx.ident, ctx.model, t))
+    if not types:
+        return {"items": [], "nextCursor": None}
     hits, cursor = ctx.search(q, types, first, after)
     docs = {d["_id"]: d for d in ctx.loader.many([h["id"] for h in hits])}
     items = []

@@ -15,8 +15,8 @@ from graphql.language import OperationDefinitionNode, OperationType
 from pymongo.errors import PyMongoError
 
 from functions.graph import access, limits, nodes, schema
-from functions.graph.errors import GraphError, Limit
-from runtime.errors import ApiError
+from functions.graph.errors import BadInput, GraphError, Limit
+from runtime.errors import ApiError, BadRequest
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +93,20 @@ SearchFn = Callable[[str, list[str] | None, int, str | None], tuple[list[dict], 
 
 def no_search(q, types, limit, cursor):
     return [], None
+
+
+def index_search(settings, owner: str) -> SearchFn:
+    """GraphQL `search` over the search index (functions/search), the caller's hits only."""
+    from functions.search import service as search_service
+
+    def run_search(q, types, limit, cursor):
+        index = search_service.index_for(settings)
+        try:
+            return search_service.search(index, owner, q, types, limit, cursor)
+        except BadRequest as exc:
+            raise BadInput(exc.message, {"reason": exc.code}) from None
+
+    return run_search
 
 
 @dataclass

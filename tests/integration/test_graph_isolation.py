@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import time
 
 from functions.graph import service
+from runtime.identity import Identity
+from runtime.tokens import issue_invocation_token
 
 CREATE = "mutation($t: String!, $d: JSON!) { createNode(type: $t, data: $d) { id } }"
 
@@ -51,16 +53,11 @@ def test_another_users_nodes_are_invisible_everywhere(client, clients, make_user
     assert clients.db.events.count_documents({"owner": bob.user_id}) == 3
 
 
-@dataclass(frozen=True)
-class AppIdentity:
-    """An app invocation's identity as the gateway hands it over (user, app, grants, execution)."""
-
-    user_id: str
-    app: str | None = None
-    grants: dict | None = None
-    execution_id: str | None = None
-    depth: int = 0
-    scopes: tuple[str, ...] = ("graph.read", "graph.write")
+def app_identity(user_id: str, app: str | None = None, grants: dict | None = None, execution_id: str | None = None,
+                depth: int = 0, scopes: tuple[str, ...] = ("graph.read", "graph.write")) -> Identity:
+    """An app invocation's identity as the gateway makes it from an invocation token."""
+    return Identity(user_id=user_id, client_id=f"app:{app}" if app else "pcloud", scopes=scopes, app=app,
+                    grants=grants, execution_id=execution_id, depth=depth)
 
 
 def _run(clients, ident, query, variables=None):
@@ -74,10 +71,10 @@ def _codes(out):
 def test_apps_get_their_namespace_and_only_granted_types(clients, make_user, install_photos):
     install_photos()
     user = make_user()
-    importer = AppIdentity(user.id, app="image-importer", execution_id="e1", depth=1)
-    detector = AppIdentity(user.id, app="face-detector", grants={"types": {"photos.Image": ["read", "extend"]}},
+    importer = app_identity(user.id, app="image-importer", execution_id="e1", depth=1)
+    detector = app_identity(user.id, app="face-detector", grants={"types": {"photos.Image": ["read", "extend"]}},
                            execution_id="e2", depth=2)
-    stranger = AppIdentity(user.id, app="stranger", grants={"types": {}})
+    stranger = app_identity(user.id, app="stranger", grants={"types": {}})
     out = _run(clients, importer, CREATE, {"t": "photos.Image", "d": {"file_id": "f1"}})
     assert not out.get("errors"), out
     img = out["data"]["createNode"]["id"]
@@ -108,15 +105,44 @@ def test_apps_get_their_namespace_and_only_granted_types(clients, make_user, ins
     out = _run(clients, importer, "query($id: ID!) { get_photos_Image(id: $id) { id faces { id } } }", {"id": img})
     assert _codes(out) == ["FORBIDDEN"]
     # An app acts for its user only: another user's invocation sees nothing of this user.
-    other = AppIdentity(make_user().id, app="image-importer")
+    other = app_identity(make_user().id, app="image-importer")
     assert _run(clients, other, "query($id: ID!) { node(id: $id) { id } }", {"id": img})["data"] == {"node": None}
 
 
 def test_mutations_need_graph_write(clients, make_user, install_photos):
     install_photos()
-    reader = AppIdentity(make_user().id, scopes=("graph.read",))
+    reader = app_identity(make_user().id, scopes=("graph.read",))
     out = _run(clients, reader, CREATE, {"t": "photos.Album", "d": {"title": "x"}})
     assert _codes(out) == ["FORBIDDEN"] and out["errors"][0]["extensions"]["required"] == "graph.write"
     assert clients.db.graph_nodes.count_documents({}) == 0
     assert not _codes(_run(clients, reader, '{ nodes(type: "photos.Album") { items { id } } }'))
     assert _codes(_run(clients, None, "{ __typename }")) == ["UNAUTHENTICATED"]
+
+
+def test_invocation_tokens_through_the_gateway(client, clients, settings, make_user, install_photos, gql_as):
+    """The real token path: the gateway turns an invocation token into the app's identity."""
+    install_photos()
+    user = make_user()
+
+    def token(app, grants, scopes=("graph.read", "graph.write")):
+        return issue_invocation_token(clients.keys, settings, user_id=user.id, app=app, scopes=list(scopes),
+                                      grants=grants, execution_id="ex-1", depth=1, deadline=time.time() + 300)
+
+    importer = gql_as({"Authorization": f"Bearer {token('image-importer', {})}"})
+    img = importer.ok('mutation { add_photos_Image(input: {file_id: "f"}) { id } }')["add_photos_Image"]["id"]
+    assert clients.db.graph_nodes.find_one({"_id": img})["owner"] == user.id
+    assert clients.db.events.find_one({"subject": img})["cause"] == {"app": "image-importer",
+                                                                     "execution_id": "ex-1", "depth": 1}
+    stranger = gql_as({"Authorization": f"Bearer {token('stranger', {'types': {}})}"})
+    assert stranger.codes("query($i: ID!) { get_photos_Image(id: $i) { id } }", {"i": img}) == ["FORBIDDEN"]
+    reader = gql_as({"Authorization": f"Bearer {token('reader', {'types': {'photos.Image': ['read']}})}"})
+    assert reader.ok("query($i: ID!) { get_photos_Image(id: $i) { id } }", {"i": img}) == {
+        "get_photos_Image": {"id": img}}
+    assert reader.codes("mutation($i: ID!) { deleteNode(id: $i) }", {"i": img}) == ["FORBIDDEN"]
+    # Without graph.write the mutation is refused by the graph; without graph.read the gateway refuses.
+    read_only = gql_as({"Authorization": f"Bearer {token('image-importer', {}, scopes=('graph.read',))}"})
+    assert read_only.codes('mutation { add_photos_Image(input: {file_id: "g"}) { id } }') == ["FORBIDDEN"]
+    no_graph = token("image-importer", {}, scopes=("files.read",))
+    r = client.post("/graph/v1/graphql", json={"query": "{ __typename }"},
+                    headers={"Authorization": f"Bearer {no_graph}"})
+    assert r.status_code == 403 and r.json["error"]["details"]["required"] == "graph.read"

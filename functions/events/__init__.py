@@ -2,21 +2,11 @@
 
 from runtime.app import function_app
 
-OPENAPI = {"paths": {
-    "/events/v1": {"get": {
-        "operationId": "listEvents",
-        "summary": "The caller's events, oldest first (graph, files, devices, apps)",
-        "parameters": [
-            {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0},
-             "description": "return events with seq greater than this (the last seq you saw)"},
-            {"name": "type", "in": "query", "schema": {"type": "string"},
-             "description": "type prefix in whole dotted segments, e.g. files.node or graph.node.created"},
-            {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 500}},
-        ],
-        "responses": {"200": {"description": "{items: [event], next_cursor: seq of the last item | null}"},
-                      "400": {"description": "bad parameter"}},
-    }},
-}}
+
+def openapi_apis() -> list:
+    from functions.events.routes import api
+
+    return [api]
 
 
 def create_app(settings=None):

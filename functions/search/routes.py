@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import re
 
-from flask import Blueprint, jsonify, request
+from flask import jsonify, request
 
 from functions.search import service
+from functions.search.schemas import SearchPage, SearchQuery
 from runtime.app import settings
 from runtime.errors import BadRequest
 from runtime.identity import current_identity
+from runtime.schemas import Api
 
-bp = Blueprint("search", __name__)
+api = Api("search", import_name=__name__)
+bp = api.blueprint
 _TYPE_RE = re.compile(r"^[a-z][a-z0-9]*\.[A-Za-z][A-Za-z0-9_]*$")
 
 
@@ -35,7 +38,10 @@ def _limit() -> int:
                          details={"parameter": "limit"}) from None
 
 
-@bp.get("/search/v1")
+@api.get("/search/v1", operation_id="search", summary="Search the caller's graph nodes and file names and paths",
+         query=SearchQuery,
+         responses={200: SearchPage, 400: "invalid_query, invalid_parameter or invalid_cursor",
+                    503: "the search backend did not answer"})
 def search():
     ident = current_identity()
     types = service.visible_types(ident, _types())

@@ -8,7 +8,8 @@ from __future__ import annotations
 
 from push import registry
 from runtime import devices as device_registry
-from runtime.ids import as_utc, iso, utcnow
+from runtime import sso_sessions, users
+from runtime.ids import iso
 
 CONFLICT_TEXT = {
     "delete_modified": "A device deleted an item that had been changed elsewhere; the item was kept.",
@@ -26,14 +27,11 @@ def live_session(db, identity) -> dict | None:
     """The SSO session behind a cookie identity, or None (bearer callers and ended sessions get no pages)."""
     if identity is None or identity.via != "cookie" or not identity.session_id:
         return None
-    doc = db.sso_sessions.find_one({"_id": identity.session_id, "user_id": identity.user_id})
-    if not doc or doc.get("ended_at") or as_utc(doc["expires_at"]) <= utcnow():
-        return None
-    return doc
+    return sso_sessions.find_live(db, identity.session_id, user_id=identity.user_id)
 
 
 def user_view(db, user_id: str) -> dict:
-    doc = db.users.find_one({"_id": user_id}, {"name": 1, "email": 1}) or {}
+    doc = users.profile(db, user_id)
     return {"id": user_id, "name": doc.get("name") or doc.get("email") or "you", "email": doc.get("email", "")}
 
 

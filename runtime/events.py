@@ -78,10 +78,15 @@ def release(db, event_ids: list[str]) -> None:
 OUTBOX_KEEP_DONE = timedelta(days=1)  # delivered events stay this long (debugging), then the sweep drops them
 
 
+RETIRED_TYPES = ("sso.session_ended",)  # once written, never consumed: older databases still hold them pending
+
+
 def purge_delivered(db, keep: timedelta = OUTBOX_KEEP_DONE, now: datetime | None = None) -> int:
-    """Delete outbox events delivered (`done`) more than `keep` ago; pending and claimed ones always stay."""
+    """Delete outbox events delivered (`done`) more than `keep` ago, and events of types nothing will ever
+    carry (RETIRED_TYPES); pending and claimed events of live types always stay."""
     cutoff = (now or utcnow()) - keep
-    return db.outbox.delete_many({"status": "done", "done_at": {"$lt": cutoff}}).deleted_count
+    removed = db.outbox.delete_many({"status": "done", "done_at": {"$lt": cutoff}}).deleted_count
+    return removed + db.outbox.delete_many({"type": {"$in": list(RETIRED_TYPES)}}).deleted_count
 
 
 def purge_outbox_job() -> int:

@@ -19,8 +19,8 @@ import requests
 from pymongo import ASCENDING
 
 from functions.sso.providers import LoginStart, Profile
-from runtime import events, users
 from runtime import refresh as refresh_store
+from runtime import sso_sessions, users
 from runtime.errors import BadRequest
 from runtime.ids import as_utc, new_id, utcnow
 from runtime.mongo import register_indexes, transaction
@@ -41,7 +41,6 @@ def sha256_hex(value: str) -> str:
 
 @register_indexes
 def _indexes(db) -> None:
-    db.sso_sessions.create_index([("ended_at", ASCENDING), ("expires_at", ASCENDING)])
     db.sso_pending.create_index([("expires_at", ASCENDING)])
     db.sso_codes.create_index([("expires_at", ASCENDING)])
     db.sso_backchannel.create_index([("status", ASCENDING), ("next_at", ASCENDING)])
@@ -153,35 +152,26 @@ class SsoService:
     # --- SSO sessions -----------------------------------------------------------------------------
     def create_session(self, user_id: str, provider: str) -> tuple[str, dict]:
         """A new session; returns (cookie value, document). The document's _id is the cookie's SHA-256."""
-        cookie = secrets.token_urlsafe(32)
-        now = self.clock()
-        doc = {"_id": sha256_hex(cookie), "user_id": user_id, "csrf": secrets.token_urlsafe(24), "clients": [],
-               "provider": provider, "created_at": now,
-               "expires_at": now + timedelta(seconds=self.settings.sso_session_seconds), "ended_at": None}
-        self.db.sso_sessions.insert_one(doc)
-        return cookie, doc
+        return sso_sessions.create(self.db, user_id, provider, timedelta(seconds=self.settings.sso_session_seconds),
+                                   self.clock())
 
     def live_session(self, cookie: str | None = None, sid: str | None = None) -> dict | None:
         if cookie:
             sid = sha256_hex(cookie)
-        if not sid:
-            return None
-        doc = self.db.sso_sessions.find_one({"_id": sid})
-        if not doc or doc.get("ended_at") or as_utc(doc["expires_at"]) <= self.clock():
-            return None
-        return doc
+        return sso_sessions.find_live(self.db, sid, self.clock())
 
     def add_client(self, sid: str, client_id: str) -> None:
-        self.db.sso_sessions.update_one({"_id": sid}, {"$addToSet": {"clients": client_id}})
+        sso_sessions.add_client(self.db, sid, client_id)
 
     def end_session(self, sid: str, reason: str) -> list[str]:
-        """End it once: record back-channel deliveries and the outbox event with it. Returns delivery ids."""
+        """End it once and record the back-channel deliveries owed with it. Returns delivery ids.
+
+        No outbox event: nothing consumes one (siblings hear through sso_backchannel, the gateway and the portal
+        read the session itself)."""
         now = self.clock()
 
         def write(session):
-            doc = self.db.sso_sessions.find_one_and_update(
-                {"_id": sid, "ended_at": None}, {"$set": {"ended_at": now, "end_reason": reason}},
-                session=session, return_document=True)
+            doc = sso_sessions.end(self.db, sid, reason, now, session=session)
             if doc is None:
                 return []
             ids = []
@@ -195,8 +185,6 @@ class SsoService:
                     "uri": client.backchannel_logout_uri, "status": "pending", "attempts": 0,
                     "next_at": now, "created_at": now}, session=session)
                 ids.append(delivery_id)
-            events.emit(self.db, "sso.session_ended", doc["user_id"], {"sid": sid, "reason": reason},
-                        session=session)
             return ids
 
         if self.mongo_client is not None:
@@ -207,8 +195,8 @@ class SsoService:
         """Sessions whose lifetime is over end like a logout (siblings get back-channel logout)."""
         now = self.clock()
         ended = 0
-        for doc in self.db.sso_sessions.find({"ended_at": None, "expires_at": {"$lte": now}}, {"_id": 1}).limit(limit):
-            self.end_session(doc["_id"], "expired")
+        for sid in sso_sessions.expired_ids(self.db, now, limit):
+            self.end_session(sid, "expired")
             ended += 1
         return ended
 
@@ -223,7 +211,7 @@ class SsoService:
         removed += refresh_store.purge_expired(self.db, now - keep)
         removed += self.db.sso_backchannel.delete_many({"status": {"$in": ["done", "failed"]},
                                                         "created_at": {"$lte": now - 7 * keep}}).deleted_count
-        removed += self.db.sso_sessions.delete_many({"ended_at": {"$lte": now - 30 * keep}}).deleted_count
+        removed += sso_sessions.purge_ended(self.db, now - 30 * keep)
         return removed
 
     # --- back-channel logout ----------------------------------------------------------------------

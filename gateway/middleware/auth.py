@@ -17,10 +17,9 @@ from http.cookies import CookieError, SimpleCookie
 
 from pymongo.errors import PyMongoError
 
-from runtime import users
+from runtime import sso_sessions, users
 from runtime.errors import Unauthorized, Unavailable
 from runtime.identity import ADMIN_SCOPE, USER_SCOPES, Identity
-from runtime.ids import as_utc, utcnow
 
 log = logging.getLogger(__name__)
 SESSION_COOKIE = "pcloud_sso"
@@ -89,10 +88,10 @@ class Authenticator:
             return None
         sid_hash = hashlib.sha256(morsel.value.encode()).hexdigest()
         try:
-            session = self.sessions.find_one({"_id": sid_hash})
+            session = sso_sessions.find_live(self.sessions.database, sid_hash)
         except PyMongoError as exc:
             raise Unavailable("session store unavailable", details={"dependency": "mongo"}) from exc
-        if not session or session.get("ended_at") or as_utc(session["expires_at"]) <= utcnow():
+        if session is None:
             return None
         if environ.get("REQUEST_METHOD", "GET") not in SAFE_METHODS:
             sent = environ.get("HTTP_X_CSRF_TOKEN", "")

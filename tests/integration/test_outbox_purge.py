@@ -23,6 +23,14 @@ def test_delivered_events_are_purged_after_the_keep_period_and_nothing_else(clie
     assert events.purge_delivered(db, now=later) == 0
 
 
+def test_events_of_a_retired_type_that_nothing_consumes_are_dropped(clients):
+    db = clients.db
+    stale = events.emit(db, "sso.session_ended", "u1", {"sid": "s"})  # what older versions wrote, never carried
+    live = events.emit(db, "node.changed", "u1", {})
+    assert events.purge_delivered(db) == 1
+    assert db.outbox.find_one({"_id": stale}) is None and db.outbox.find_one({"_id": live})["status"] == "pending"
+
+
 def test_the_purge_job_runs_on_the_process_clients(env, settings, clients, monkeypatch):
     for name, value in env.items():
         monkeypatch.setenv(name, value)

@@ -208,11 +208,11 @@ def test_expired_messages_fail_instead_of_arriving_late(clients, push_context, d
 def test_relay_leaves_unknown_event_types_pending_and_routes_registered_ones(clients, push_context, monkeypatch):
     from push import relay
 
-    foreign = emit(clients, "sso.session_ended", "u1", {"sid": "s1"})
+    foreign = emit(clients, "example.unhandled", "u1", {"sid": "s1"})
     assert relay_once(clients, push_context.lease) == 0
     assert clients.db.outbox.find_one({"_id": foreign})["status"] == "pending"  # left for whoever handles it
 
-    monkeypatch.setitem(relay.EVENT_JOBS, "sso.session_ended", ("runtime.ids:new_id", "default"))
+    monkeypatch.setitem(relay.EVENT_JOBS, "example.unhandled", ("runtime.ids:new_id", "default"))
     assert relay_once(clients, push_context.lease) == 1
     assert clients.db.outbox.find_one({"_id": foreign})["status"] == "done"
     job = clients.queue("default").jobs[0]

@@ -146,7 +146,9 @@ def update(db, mongo, owner: str, node_id, *, name=None, parent_id=None, base_re
             return node
         check_free(db, owner, target_parent, fields.get("name", node["name"]), s, except_id=node["_id"])
         written = write_node(db, owner, node, fields, session=s, device_id=device_id)
-        eventlog.record(db, owner, "updated", [written], s)
+        # a folder renamed or moved changes the path of everything below it: each gets its event (with the path)
+        below = _subtree(db, owner, written, {"trashed_at": None}, s) if written["kind"] == "folder" else []
+        eventlog.record(db, owner, "updated", [written, *below], s)
         return written
 
     return run(mongo, session, fn)

@@ -236,3 +236,34 @@ def test_set_state_and_sweep(db):
     db.events.update_one({"_id": old["id"]}, {"$set": {"time": utcnow() - timedelta(days=31)}})
     assert events.sweep_expired(db, 30) == 1
     assert events.get_event(db, old["id"]) is None and events.get_event(db, ev["id"]) is not None
+
+
+def test_a_consumer_process_killed_mid_batch_gets_redelivered(db, settings):
+    """A real consumer process claims a batch with a short lease and is SIGKILLed inside its handler."""
+    ids = [_append(db, "u1", subject=f"k{i}")["id"] for i in range(4)]
+    script = textwrap.dedent(f"""
+        import threading, time
+        from runtime.clients import Clients
+        from runtime.settings import load_settings
+        from runtime import events
+        clients = Clients(load_settings({{"PCLOUD_MONGO_URL": {settings.mongo_url!r}}}))
+        def handle(batch):
+            print("handling", len(batch), flush=True)
+            time.sleep(60)
+        events.run_consumer(clients.db, "search", handle, threading.Event(), lease_seconds=4.0)
+    """)
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline().strip() == "handling 4"
+        proc.kill()
+        proc.wait(10)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert events.claim(db, "search") == []  # its lease still runs
+    deadline = time.monotonic() + 20
+    again = []
+    while not again and time.monotonic() < deadline:
+        time.sleep(0.2)
+        again = events.claim(db, "search")
+    assert sorted(d["_id"] for d in again) == sorted(ids) and all(d["attempts"] == 2 for d in again)

@@ -61,3 +61,17 @@ def test_path_lookup_finds_live_nodes_only_and_only_the_callers(files_api):
     assert api.call("GET", "/path").status_code == 400
     api.call("DELETE", f"/nodes/{camera['id']}")
     assert api.call("GET", "/path", params={"path": "/Camera/IMG_1.jpg"}).status_code == 404
+
+
+def test_renaming_a_folder_gives_every_node_below_it_its_new_path(files_api):
+    api = files_api()
+    photos = api.folder(api.root()["id"], "Photos")
+    trip = api.folder(photos["id"], "Trip")
+    api.upload(trip["id"], "a.jpg", b"a")
+    after = _events(api)[-1]["seq"]
+    resp = api.call("PATCH", f"/nodes/{photos['id']}", json={"name": "Camera", "base_rev": photos["rev"]})
+    assert resp.status_code == 200, resp.text
+    moved = _events(api, after=after)
+    assert [(e["type"], e["data"]["path"]) for e in moved] == [
+        ("files.node.updated", "/Camera"), ("files.node.updated", "/Camera/Trip"),
+        ("files.node.updated", "/Camera/Trip/a.jpg")]

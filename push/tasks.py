@@ -5,7 +5,10 @@ A queued delivery carries `lease_until` (never before `next_attempt_at`): while 
 Redis, or while it waits for its retry time, it is left alone; once that is over (worker SIGKILLed mid-batch,
 Redis restarted empty, retry due) the sweeper enqueues it again. Transient FCM errors put it back to `queued`
 with `next_attempt_at` after an exponential backoff with jitter that honours Retry-After, so no worker ever
-sleeps waiting for FCM. Sending is at least once.
+sleeps waiting for FCM. Sending is at least once, and duplicates are kept rare: a job first asks MongoDB
+which of its deliveries are still owed (a job sent again after a Redis flush, or after its lease ran out,
+skips what was sent meanwhile), and the sweeper tells a job that died with its worker (runtime/liveness.py)
+or vanished with Redis from one still working, so its messages go again within seconds, not after the lease.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from rq.job import JobStatus
 from push import registry
 from push.senders import PushMessage, PushSender, make_sender
 from push.service import SYNC_GAP_MS, assign_jobs, message_data
-from runtime import jobs
+from runtime import jobs, liveness
 from runtime.ids import as_utc, utcnow
 
 log = logging.getLogger(__name__)
@@ -34,6 +37,10 @@ MAX_RESENDS = 30  # sweeper re-enqueues (retries and lost jobs) before a deliver
 BACKOFF_BASE_SECONDS = 2.0
 BACKOFF_CAP_SECONDS = 900.0
 DEFAULT_LEASE = timedelta(seconds=120)
+# a job the sweeper cannot find in Redis is lost only this long after it was handed out (the relay records
+# deliveries a moment before it enqueues their job)
+ORPHAN_GRACE = timedelta(seconds=3)
+FINISHED_JOB_TTL = 60  # seconds a finished job stays visible, so its records, still being written, are not resent
 
 
 @dataclass
@@ -96,7 +103,7 @@ def enqueue(clients, docs: list[dict]) -> int:
         groups.setdefault(doc["job"], []).append(doc)
     queue = clients.queue(QUEUE)
     datas = [queue.prepare_data(send_messages, args=([job_message(d) for d in group],), job_id=job_id,
-                                timeout=300, result_ttl=0, failure_ttl=86400)
+                                timeout=300, result_ttl=FINISHED_JOB_TTL, failure_ttl=86400)
              for job_id, group in groups.items()]
     queue.enqueue_many(datas)
     return len(datas)
@@ -114,11 +121,18 @@ class RecordWriter:
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="push-records")
         self._pending: Future | None = None
         self._lock = threading.Lock()
+        self._unrecorded: frozenset[str] = frozenset()  # sent by this process, record not yet written
 
-    def submit(self, fn) -> None:
+    def submit(self, fn, sent_ids=frozenset()) -> None:
         with self._lock:
             self._wait_locked()
+            self._unrecorded = frozenset(sent_ids)
             self._pending = self._executor.submit(fn)
+
+    def unrecorded(self) -> frozenset[str]:
+        """Deliveries this process sent whose `sent` record is still being written."""
+        with self._lock:
+            return self._unrecorded if self._pending is not None and not self._pending.done() else frozenset()
 
     def wait(self) -> None:
         with self._lock:
@@ -131,6 +145,7 @@ class RecordWriter:
             except Exception as exc:  # noqa: BLE001 - the deliveries stay queued; the sweeper sends them again
                 log.warning("recording push outcomes failed (they will be sent again): %s", exc)
             self._pending = None
+            self._unrecorded = frozenset()
 
 
 _records = RecordWriter()
@@ -146,12 +161,30 @@ def send_messages(messages: list[dict]) -> dict:
     return deliver(context(), messages, overlap=True)
 
 
+def still_owed(db, messages: list[dict]) -> list[dict]:
+    """The messages whose delivery MongoDB still has `queued` and that this process has not just sent.
+
+    One indexed read per batch. A job sent again (a lost job's deliveries re-enqueued by the sweeper, a Redis
+    flush, two jobs for one delivery) then skips what another job confirmed meanwhile; a delivery skipped
+    here that is still queued stays with the sweeper, so nothing is lost.
+    """
+    if not messages:
+        return messages
+    queued = {d["_id"] for d in db.push_deliveries.find(
+        {"_id": {"$in": [m["id"] for m in messages]}, "status": "queued"}, {"_id": 1})}
+    unrecorded = _records.unrecorded()
+    return [m for m in messages if m["id"] in queued and m["id"] not in unrecorded]
+
+
 def deliver(ctx: PushContext, messages: list[dict], now: datetime | None = None, overlap: bool = False) -> dict:
     db, redis, keys = ctx.clients.db, ctx.clients.redis, ctx.clients.redis_keys
     now = now or utcnow()
     updates: list[UpdateOne] = []
-    counts = {"sent": 0, "failed": 0, "retry": 0, "postponed": 0}
+    counts = {"sent": 0, "failed": 0, "retry": 0, "postponed": 0, "skipped": 0}
     to_send: list[dict] = []
+    owed = still_owed(db, messages)
+    counts["skipped"] = len(messages) - len(owed)
+    messages = owed
 
     # FCM does not keep order inside a batch: of several messages to one token with one collapse key
     # (pairing waiting→done, device on→off), send only the newest
@@ -226,7 +259,7 @@ def deliver(ctx: PushContext, messages: list[dict], now: datetime | None = None,
             log.info("push batch: %s, %d tokens pruned", counts, pruned)
 
     if overlap:
-        _records.submit(record)
+        _records.submit(record, {r.id for r in results if r.status == "sent"})
     else:
         flush()
         record()
@@ -251,6 +284,7 @@ def sweep(clients, lease: timedelta = DEFAULT_LEASE, now: datetime | None = None
     """Enqueue the queued deliveries that are due (lease or retry wait over) and whose job is not still
     waiting in Redis (a backlog is not a loss). Returns how many it enqueued."""
     now = now or utcnow()
+    _release_orphans(clients, lease, now)
     query = {"status": "queued", "lease_until": {"$lte": now}}
     docs = list(clients.db.push_deliveries.find(query).sort("lease_until", 1).limit(limit))
     if not docs:
@@ -278,8 +312,29 @@ def sweep(clients, lease: timedelta = DEFAULT_LEASE, now: datetime | None = None
     return len(docs)
 
 
-def _jobs_still_pending(clients, job_ids: set[str], lease: timedelta, now: datetime) -> set[str]:
-    """Jobs queued in Redis, or started less than a lease ago (a SIGKILLed worker's job stays 'started')."""
+def _release_orphans(clients, lease: timedelta, now: datetime) -> int:
+    """End the lease of deliveries whose job is gone before the lease would have: the job vanished from
+    Redis (flushed, restarted empty) or died with its worker. Returns how many deliveries it released."""
+    handed_out_before = now - ORPHAN_GRACE
+    leased = {"status": "queued", "next_attempt_at": {"$lte": now},
+              "lease_until": {"$gt": now, "$lte": handed_out_before + lease}}
+    job_ids = {j for j in clients.db.push_deliveries.distinct("job", leased) if j}
+    if not job_ids:
+        return 0
+    orphans = job_ids - _jobs_still_pending(clients, job_ids, lease, now, finished_count=True)
+    if not orphans:
+        return 0
+    released = clients.db.push_deliveries.update_many({**leased, "job": {"$in": sorted(orphans)}},
+                                                      {"$set": {"lease_until": now}}).modified_count
+    log.info("push sweep: %d deliveries of %d lost jobs go again now", released, len(orphans))
+    return released
+
+
+def _jobs_still_pending(clients, job_ids: set[str], lease: timedelta, now: datetime,
+                        finished_count: bool = False) -> set[str]:
+    """Jobs queued in Redis, or started less than a lease ago by a worker that is still alive (a SIGKILLed
+    worker's job stays 'started' in rq); with `finished_count`, also jobs that finished (their outcomes are
+    recorded, or being recorded)."""
     if not job_ids:
         return set()
     ids = sorted(job_ids)
@@ -291,6 +346,9 @@ def _jobs_still_pending(clients, job_ids: set[str], lease: timedelta, now: datet
         if status in (JobStatus.QUEUED, JobStatus.SCHEDULED, JobStatus.DEFERRED):
             pending.add(job_id)
         elif status == JobStatus.STARTED and job.started_at and as_utc(job.started_at) > now - lease:
+            if liveness.is_alive(clients.redis, clients.redis_keys, job.worker_name) is not False:
+                pending.add(job_id)
+        elif status == JobStatus.FINISHED and finished_count:
             pending.add(job_id)
     return pending
 

@@ -18,9 +18,9 @@ def queue(redis, name: str) -> Queue:
     return Queue(name, connection=redis, serializer=SERIALIZER)
 
 
-def worker(queues: list[Queue], redis) -> SimpleWorker:
+def worker(queues: list[Queue], redis, name: str | None = None) -> SimpleWorker:
     """A worker without a fork per job (our jobs are short and share process-wide clients)."""
-    return SimpleWorker(queues, connection=redis, serializer=SERIALIZER)
+    return SimpleWorker(queues, connection=redis, serializer=SERIALIZER, name=name)
 
 
 def fetch_many(job_ids: list[str], redis) -> list[Job | None]:

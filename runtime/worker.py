@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from runtime import jobs
+from runtime import jobs, liveness
 from runtime.clients import clients_for
 from runtime.logs import configure_logging
 from runtime.settings import load_settings
@@ -17,8 +17,13 @@ def main(argv: list[str]) -> None:
     configure_logging(settings.log_level)
     clients = clients_for(settings)
     names = argv or list(QUEUES)
-    worker = jobs.worker([clients.queue(n) for n in names], clients.redis)
-    worker.work(with_scheduler=True)
+    name = liveness.worker_name()
+    stop_beating = liveness.start_beating(clients.redis, clients.redis_keys, name)  # see runtime/liveness.py
+    worker = jobs.worker([clients.queue(n) for n in names], clients.redis, name=name)
+    try:
+        worker.work(with_scheduler=True)
+    finally:
+        stop_beating.set()
 
 
 if __name__ == "__main__":

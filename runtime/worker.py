@@ -1,4 +1,4 @@
-"""The rq worker process: our background jobs (push, maintenance), without a fork per job."""
+"""The rq worker process: our background jobs (push, maintenance), without a fork per job, one process."""
 
 from __future__ import annotations
 
@@ -21,7 +21,9 @@ def main(argv: list[str]) -> None:
     stop_beating = liveness.start_beating(clients.redis, clients.redis_keys, name)  # see runtime/liveness.py
     worker = jobs.worker([clients.queue(n) for n in names], clients.redis, name=name)
     try:
-        worker.work(with_scheduler=True)
+        # no rq scheduler child: nothing enqueues for later (periodic jobs are runtime/scheduler.py's), and a
+        # SIGKILLed worker would leave that child running on its own
+        worker.work(with_scheduler=False)
     finally:
         stop_beating.set()
 

@@ -17,12 +17,11 @@ from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from rq import SimpleWorker
 
 from push import registry, tasks
 from push.relay import Relay, relay_once
 from push.senders import FCMSender
-from runtime import events
+from runtime import events, jobs
 from runtime.clients import Clients
 from runtime.ids import utcnow
 from tests.fixtures.pairing import wait_until
@@ -73,8 +72,8 @@ def _burst(clients, count: int, prefix: str) -> set[str]:
 
 
 def _drain(clients) -> None:
-    SimpleWorker([clients.queue(tasks.QUEUE)], connection=clients.redis).work(burst=True, with_scheduler=False,
-                                                                              logging_level="WARNING")
+    jobs.worker([clients.queue(tasks.QUEUE)], clients.redis).work(burst=True, with_scheduler=False,
+                                                                  logging_level="WARNING")
     tasks.flush()
 
 

@@ -1,9 +1,11 @@
 """MeilisearchSearchIndex: the cluster backend, a Meilisearch server by URL (HTTP API v1, through requests).
 
 One index (`PCLOUD_SEARCH_INDEX`, default `pcloud`) holds every owner's documents; each query filters on the
-owner. Typo tolerance is off so that words match as §9 says (exact words, `word*` prefixes). Meilisearch treats
-only a query's last word as a prefix: a `word*` elsewhere in the query matches as a whole word there (documented
-limitation of this backend). Writes are asynchronous tasks; `flush` waits for them.
+owner. Typo tolerance is off so that words match as §9 says (exact words, `word*` prefixes). Limitations of this
+backend, from Meilisearch itself: only a query's last word is a prefix (so prefix terms are put last, and a
+second `word*` matches as a whole word), and that last word is a prefix even without `*`. Writes are asynchronous
+tasks; `flush` waits for them. Not run here: no Meilisearch server installs from PyPI, Debian or npm (see
+tests/contract/test_search_index.py for how to run its contract against one).
 """
 
 from __future__ import annotations

@@ -56,17 +56,3 @@ class SearchIndex(Protocol):
         """Return once every write made so far is searchable."""
 
     def close(self) -> None: ...
-
-
-def make_index(settings) -> SearchIndex:
-    """PCLOUD_SEARCH_URL unset → the embedded SQLite FTS5 index under PCLOUD_DATA_DIR/search;
-    http(s)://… → a Meilisearch server (key from PCLOUD_SEARCH_API_KEY)."""
-    url = settings.search_url
-    if not url:
-        from functions.search.sqlite import SqliteSearchIndex
-
-        return SqliteSearchIndex(settings.data_dir / "search" / "index.sqlite3")
-    from functions.search.meilisearch import MeilisearchSearchIndex
-
-    return MeilisearchSearchIndex(url, api_key=settings.search_api_key, index=settings.search_index_name,
-                                  timeout=settings.http_timeout_seconds)

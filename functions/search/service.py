@@ -10,7 +10,8 @@ import binascii
 import json
 import threading
 
-from functions.search.index import SearchDoc, SearchIndex, SearchUnavailable, make_index
+from functions.search.backends import make_index
+from functions.search.index import SearchDoc, SearchIndex, SearchUnavailable
 from functions.search.query import QueryError, parse
 from runtime.errors import BadRequest, Unavailable
 

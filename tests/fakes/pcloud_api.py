@@ -53,6 +53,8 @@ class FakePCloud(ServedApp):
             "faces.Face": {"image": "photos.Image", "person": "faces.Person"},
             "faces.Person": {"cover": "faces.Face"},
             "photos.Image": {"faces": "faces.Face"}}
+        # @inverse(field:) the graph keeps on the other side: (type, field) -> list field of the target
+        self.inverses: dict[tuple[str, str], str] = {("faces.Face", "image"): "faces"}
         self._ids = itertools.count(1)
         self.schema = build_schema(SDL)
         json_scalar = self.schema.type_map["JSON"]
@@ -112,6 +114,17 @@ class FakePCloud(ServedApp):
                     if target is not None and (found is None or found["type"] != target_type):
                         raise _error(f"{field}: no {target_type} {target}", "BAD_USER_INPUT")
 
+        def relink(type_, node_id, old, new):
+            for (source, field), back in self.inverses.items():
+                if source != type_ or old.get(field) == new.get(field):
+                    continue
+                if old.get(field) in self.nodes:
+                    target = self.nodes[old[field]]["data"]
+                    target[back] = [i for i in target.get(back, []) if i != node_id]
+                if new.get(field) in self.nodes:
+                    target = self.nodes[new[field]]["data"]
+                    target[back] = [*target.get(back, []), node_id]
+
         def create(_, __, type, data):
             check(type, data)
             with self.lock:
@@ -119,6 +132,7 @@ class FakePCloud(ServedApp):
                 doc = {"id": f"n{seq:06d}", "type": type, "rev": 1, "createdAt": now(), "updatedAt": now(),
                        "data": {k: v for k, v in data.items() if v is not None}, "owner": owner, "seq": seq}
                 self.nodes[doc["id"]] = doc
+                relink(type, doc["id"], {}, doc["data"])
             return self._public(doc)
 
         def update(_, __, id, data, rev=None):
@@ -129,6 +143,7 @@ class FakePCloud(ServedApp):
                 check(found["type"], data)
                 if rev is not None and rev != found["rev"]:
                     raise _error("stale rev", "CONFLICT")
+                before = dict(found["data"])
                 for key, value in data.items():
                     if value is None:
                         found["data"].pop(key, None)
@@ -136,6 +151,7 @@ class FakePCloud(ServedApp):
                         found["data"][key] = value
                 found["rev"] += 1
                 found["updatedAt"] = now()
+                relink(found["type"], id, before, found["data"])
             return self._public(found)
 
         def delete(_, __, id):
@@ -144,6 +160,11 @@ class FakePCloud(ServedApp):
                 if not found:
                     return False
                 del self.nodes[id]
+                relink(found["type"], id, found["data"], {})
+                for (source, field), _back in self.inverses.items():  # the other side lets go of it too
+                    for node in self.nodes.values():
+                        if node["type"] == source and node["data"].get(field) == id:
+                            node["data"].pop(field)
             return True
 
         return {"Query": {"node": node, "nodes": nodes},

@@ -14,6 +14,7 @@ import requests
 
 TIMEOUT = 30.0
 PAGE = 500
+BATCH = 50  # mutations per request (the graph allows 100 aliases)
 MAX_FILE_BYTES = 128 * 1024 * 1024
 
 
@@ -130,6 +131,27 @@ class PCloud:
         query = ("mutation($id: ID!, $data: JSON!, $rev: Int) { updateNode(id: $id, data: $data, rev: $rev)"
                  " { id type rev createdAt data } }")
         return self.graphql(query, {"id": node_id, "data": data, "rev": rev})["updateNode"]
+
+    def batch(self, creates: list[tuple[str, dict]] = (), updates: list[tuple[str, dict]] = ()) -> list[dict]:
+        """Several createNode/updateNode in one request (aliases), answers in order: creates, then updates."""
+        out: list[dict] = []
+        calls = [("createNode", {"type": t, "data": d}) for t, d in creates]
+        calls += [("updateNode", {"id": i, "data": d}) for i, d in updates]
+        for start in range(0, len(calls), BATCH):
+            chunk = calls[start:start + BATCH]
+            params, fields, variables = [], [], {}
+            for n, (op, args) in enumerate(chunk):
+                if op == "createNode":
+                    params += [f"$t{n}: String!", f"$d{n}: JSON!"]
+                    fields.append(f"m{n}: createNode(type: $t{n}, data: $d{n}) {{ id type rev createdAt data }}")
+                    variables.update({f"t{n}": args["type"], f"d{n}": args["data"]})
+                else:
+                    params += [f"$i{n}: ID!", f"$d{n}: JSON!"]
+                    fields.append(f"m{n}: updateNode(id: $i{n}, data: $d{n}) {{ id type rev createdAt data }}")
+                    variables.update({f"i{n}": args["id"], f"d{n}": args["data"]})
+            data = self.graphql(f"mutation({', '.join(params)}) {{ {' '.join(fields)} }}", variables)
+            out.extend(data[f"m{n}"] for n in range(len(chunk)))
+        return out
 
     def delete(self, node_id: str) -> bool:
         try:

@@ -46,7 +46,8 @@ def _id(value) -> str | None:
 
 
 def detect(api: PCloud, model: FaceModel, settings: dict, image_id: str) -> dict:
-    """Find the faces of one Image (again, if its file changed), group them, keep the Image's `people` current."""
+    """Find the faces of one Image (again, if its file changed), group them, keep the Image's `people` current.
+    Round trips are few and batched: the graph is where the time goes, not the model."""
     image = api.node(image_id)
     if image is None or image.get("type") != IMAGE:
         return {"skipped": "the image is gone", **forget_image(api, image_id)}
@@ -65,27 +66,20 @@ def detect(api: PCloud, model: FaceModel, settings: dict, image_id: str) -> dict
         return {"skipped": "not an image", "reason": str(exc), **forget_image(api, image_id)}
     found = model.detect(rgb)
 
-    forget_image(api, image_id)  # the file changed: its old faces go
-    created: list[dict] = []
+    if image["data"].get("faces") or image["data"].get("faces_of"):
+        forget_image(api, image_id)  # the file changed: its old faces go
+    faces: list[dict] = []
     try:
-        for face in found:
-            created.append(api.create(FACE, {
-                "image": image_id, "box": face.box.scaled(factor, width, height).as_dict(),
-                "score": round(face.score, 4), "grouped": False, "embedding": grouping.rounded(face.embedding),
-                "model": model.name}))
+        if found:
+            faces = group(api, Options.of(settings), image_id, found, factor, width, height, model.name, digest)
+        else:
+            api.update(image_id, {"faces_of": digest, "people": ""})
     except (Gone, Refused):
         if api.node(image_id) is None:  # trashed while we looked at it: leave nothing behind
-            _delete_all(api, created)
+            forget_image(api, image_id)
             return {"skipped": "the image is gone", "faces": 0}
         raise
-    group(api, Options.of(settings), created)
-    try:
-        api.update(image_id, {"faces": [f["id"] for f in created], "faces_of": digest,
-                              "people": people_text(api, image_id)})
-    except Gone:
-        _delete_all(api, created)
-        return {"skipped": "the image is gone", "faces": 0}
-    return {"faces": len(created), "boxes": [f["data"]["box"] for f in created]}
+    return {"faces": len(faces), "boxes": [f["data"]["box"] for f in faces]}
 
 
 def _delete_all(api: PCloud, nodes: list[dict]) -> None:
@@ -99,29 +93,46 @@ def _delete_all(api: PCloud, nodes: list[dict]) -> None:
 # --------------------------------------------------------------------------------------------- grouping
 
 
-def group(api: PCloud, options: Options, new_faces: list[dict]) -> list[str]:
-    """New faces join the nearest person within match_distance; then DBSCAN over every ungrouped face makes new
-    people of groups of min_faces. Returns the ids of the people that changed."""
+def group(api: PCloud, options: Options, image_id: str, found: list, factor: float, width: int, height: int,
+          model_name: str, digest: str) -> list[dict]:
+    """Write an image's faces already grouped: each joins the nearest person within match_distance, and the
+    Faces, the people's counts and the Image's search text go in one request (Image.faces is the graph's
+    @inverse of Face.image). Faces that join nobody wait in the pool for `cluster_pool`. Returns the Faces."""
     people = {p["id"]: p for p in api.nodes(PERSON)}
     centroids = {pid: grouping.as_vector(p["data"]["centroid"]) for pid, p in people.items()
                  if p["data"].get("centroid")}
-    joined: dict[str, list[dict]] = {}
-    for face in new_faces:
-        vector = grouping.as_vector(face["data"]["embedding"])
-        person_id = grouping.nearest(vector, centroids, options.match_distance)
+    creates, joined = [], {}
+    for face in found:
+        person_id = grouping.nearest(face.embedding, centroids, options.match_distance)
+        data = {"image": image_id, "box": face.box.scaled(factor, width, height).as_dict(),
+                "score": round(face.score, 4), "grouped": person_id is not None,
+                "embedding": grouping.rounded(face.embedding), "model": model_name}
         if person_id:
-            face["data"] = api.update(face["id"], {"person": person_id, "grouped": True})["data"]
+            data["person"] = person_id
             joined.setdefault(person_id, []).append(face)
+        creates.append((FACE, data))
+    updates = []
     for person_id, faces in joined.items():
-        person = people[person_id]["data"]
-        count = int(person.get("face_count") or 0)
-        vectors = [grouping.as_vector(f["data"]["embedding"]) for f in faces]
-        mean = (centroids[person_id] * count + sum(vectors)) / (count + len(vectors))
-        update = {"face_count": count + len(faces), "centroid": grouping.rounded(mean)}
-        if not _id(person.get("cover")):
-            update["cover"] = max(faces, key=lambda f: f["data"].get("score", 0))["id"]
-        api.update(person_id, update)
+        count = int(people[person_id]["data"].get("face_count") or 0)
+        mean = (centroids[person_id] * count + sum(f.embedding for f in faces)) / (count + len(faces))
+        updates.append((person_id, {"face_count": count + len(faces), "centroid": grouping.rounded(mean)}))
+    names = [people[p]["data"].get("name") for p in joined]
+    updates.append((image_id, {"faces_of": digest, "people": " ".join(dict.fromkeys(n for n in names if n))}))
+    written = api.batch(creates=creates, updates=updates)
+    faces = written[:len(creates)]
+    covers = [(pid, next(f for f in faces if f["data"].get("person") == pid)) for pid in joined
+              if not _id(people[pid]["data"].get("cover"))]
+    if covers:
+        api.batch(updates=[(pid, {"cover": face["id"]}) for pid, face in covers])
+    if all(f["data"].get("person") for f in faces):
+        return faces  # the pool did not grow: no new cluster can have formed
+    cluster_pool(api, options)
+    return faces
 
+
+def cluster_pool(api: PCloud, options: Options) -> list[str]:
+    """DBSCAN over every ungrouped face; each group of min_faces becomes a new (unnamed) person. Faces already
+    grouped are never moved. Returns the new people's ids."""
     pool = {f["id"]: f for f in api.nodes(FACE, {"grouped": False})}
     vectors = {fid: grouping.as_vector(f["data"]["embedding"]) for fid, f in pool.items()
                if f["data"].get("embedding")}
@@ -131,10 +142,9 @@ def group(api: PCloud, options: Options, new_faces: list[dict]) -> list[str]:
         cover = max(faces, key=lambda f: f["data"].get("score", 0))
         person = api.create(PERSON, {"hidden": False, "face_count": len(faces), "cover": cover["id"],
                                      "centroid": grouping.rounded(grouping.centroid([vectors[i] for i in ids]))})
-        for face in faces:
-            api.update(face["id"], {"person": person["id"], "grouped": True})
+        api.batch(updates=[(face["id"], {"person": person["id"], "grouped": True}) for face in faces])
         made.append(person["id"])
-    return [*joined, *made]
+    return made
 
 
 def refresh_person(api: PCloud, person_id: str) -> dict | None:
@@ -159,7 +169,7 @@ def refresh_person(api: PCloud, person_id: str) -> dict | None:
 
 def recluster(api: PCloud, settings: dict) -> dict:
     """On demand (e.g. after min_faces changed): DBSCAN over the ungrouped faces. Grouped faces stay put."""
-    return {"people_made": len(group(api, Options.of(settings), []))}
+    return {"people_made": len(cluster_pool(api, Options.of(settings)))}
 
 
 # --------------------------------------------------------------------------------------------- search text
@@ -202,9 +212,11 @@ def person_changed(api: PCloud, person_id: str) -> dict:
 
 
 def forget_image(api: PCloud, image_id: str) -> dict:
-    """An Image went (its file was trashed) or changed: its faces go, and their people are recounted."""
-    faces = api.nodes(FACE, {"image": image_id})
-    _delete_all(api, faces)
+    """An Image went (its file was trashed) or changed: its faces go, and their people are recounted. Deleting an
+    Image makes the graph unset its Faces' `image` (the @inverse of Image.faces), so faces with no image go too."""
+    faces = {f["id"]: f for f in api.nodes(FACE, {"image": image_id})}
+    faces.update((f["id"], f) for f in api.nodes(FACE, {"image": None}))
+    _delete_all(api, list(faces.values()))
     return {"faces_removed": len(faces)}
 
 

@@ -229,3 +229,19 @@ def test_the_dart_client_generates(client, tmp_path):
     assert "Future<Response<OpsResults>> postOps(" in (out / "lib/src/api/mobile_api.dart").read_text()
     mobile_op = (out / "lib/src/model/mobile_op.dart").read_text()
     assert all(f"MobileOp{kind}" in mobile_op for kind in ("CreateFolder", "Rename", "Move", "Delete", "CommitUpload"))
+
+
+def test_security_comes_from_the_routing_table(doc):
+    """Auth policy and scopes of gateway/routing.py, the same table the gateway enforces."""
+    from gateway.routing import match
+
+    paths = doc["paths"]
+    for path, verb in [("/files/v1/root", "get"), ("/files/v1/folders", "post"), ("/mobile/v1/ops", "post")]:
+        spec = match(path)
+        scope = spec.scope_for(path, verb.upper())
+        assert scope and paths[path][verb]["security"] == [{"bearer": [scope]}]
+        assert {"401", "403", "429"} <= set(paths[path][verb]["responses"])
+    assert paths["/mobile/v1/auth/google"]["post"]["security"] == []
+    assert paths["/auth/token"]["post"]["security"] == []
+    assert paths["/echo/v1/ping"]["get"]["security"] == [{}, {"bearer": []}]
+    assert paths["/healthz"]["get"]["security"] == []

@@ -143,6 +143,24 @@ def _event_indexes(db) -> None:
     db.events.create_index([("owner", ASCENDING), ("subject", ASCENDING), ("seq", ASCENDING)])
 
 
+_counters_seen: set[tuple[str, str]] = set()
+
+
+def _ensure_counter(db, owner: str) -> None:
+    """Create the owner's counter outside the caller's transaction, once per process: two first events of one
+    owner racing to upsert it inside transactions could fail with a duplicate key (not a retryable conflict)."""
+    key = (db.name, owner)
+    if key in _counters_seen:
+        return
+    try:
+        db.event_seqs.update_one({"_id": owner}, {"$setOnInsert": {"seq": 0}}, upsert=True)
+    except DuplicateKeyError:
+        pass  # created meanwhile by another process: what we wanted
+    if len(_counters_seen) > 100_000:
+        _counters_seen.clear()
+    _counters_seen.add(key)
+
+
 def consumers_for(type: str) -> list[str]:
     return [name for name, prefixes in CONSUMERS.items() if any(type.startswith(p) for p in prefixes)]
 
@@ -162,6 +180,7 @@ def append(db, *, owner: str, type: str, subject: str, data: dict, node_type: st
 
         return transaction(db.client, lambda s: append(db, owner=owner, type=type, subject=subject, data=data,
                                                         node_type=node_type, cause=cause, session=s))
+    _ensure_counter(db, owner)
     counter = db.event_seqs.find_one_and_update({"_id": owner}, {"$inc": {"seq": 1}}, upsert=True,
                                                 return_document=ReturnDocument.AFTER, session=session)
     doc = {"_id": new_id(), "seq": counter["seq"], "type": type, "subject": subject, "owner": owner,
@@ -185,6 +204,7 @@ def append_many(db, *, owner: str, items: list[dict], session) -> list[dict]:
             raise ValueError(f"event type must be three dotted lowercase segments, got {item.get('type')!r}")
     if not owner:
         raise ValueError("an event needs an owner")
+    _ensure_counter(db, owner)
     counter = db.event_seqs.find_one_and_update({"_id": owner}, {"$inc": {"seq": len(items)}}, upsert=True,
                                                 return_document=ReturnDocument.AFTER, session=session)
     first, now, docs = counter["seq"] - len(items) + 1, utcnow(), []

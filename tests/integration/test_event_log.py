@@ -69,15 +69,24 @@ def test_a_process_killed_between_write_and_commit_leaves_neither(db, settings):
         from runtime.clients import Clients
         from runtime.settings import load_settings
         from runtime import events
+        from pymongo.errors import OperationFailure
         clients = Clients(load_settings({{"PCLOUD_MONGO_URL": {settings.mongo_url!r}}}))
         db = clients.db
-        with clients.mongo.start_session() as s:
-            s.start_transaction()
-            db.nodes.insert_one({{"_id": "killed", "owner": "u1"}}, session=s)
-            events.append(db, owner="u1", type="files.node.created", subject="killed", data={{}}, session=s)
-            print("written", flush=True)
-            time.sleep(60)
-            s.commit_transaction()
+        for attempt in range(20):  # what runtime.mongo.transaction does on a transient conflict: start again
+            with clients.mongo.start_session() as s:
+                s.start_transaction()
+                try:
+                    db.nodes.insert_one({{"_id": "killed", "owner": "u1"}}, session=s)
+                    events.append(db, owner="u1", type="files.node.created", subject="killed", data={{}},
+                                  session=s)
+                except OperationFailure as exc:
+                    if exc.has_error_label("TransientTransactionError"):
+                        s.abort_transaction()
+                        continue
+                    raise
+                print("written", flush=True)
+                time.sleep(60)
+                s.commit_transaction()
     """)
     proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
     try:

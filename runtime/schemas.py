@@ -118,11 +118,12 @@ class Api:
     def route(self, rule: str, methods: Iterable[str], *, operation_id: str, summary: str, **options) -> Callable:
         """Register `rule` for `methods`; with several methods each operationId gets the method appended."""
         methods = [m.upper() for m in methods]
+        tags = list(options.pop("tags", None) or [self.tag])
 
         def decorate(view: Callable) -> Callable:
             for method in methods:
                 op_id = operation_id if len(methods) == 1 else operation_id + method.capitalize()
-                op = Operation(method, rule, op_id, summary, tags=[self.tag], **options)
+                op = Operation(method, rule, op_id, summary, tags=tags, **options)
                 if any(o.operation_id == op_id for o in self.operations):
                     raise ValueError(f"operationId {op_id!r} is used twice in {self.name}")
                 self.operations.append(op)

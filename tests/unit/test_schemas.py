@@ -45,7 +45,7 @@ def create(thing_id: str):
 
 
 @api.route("/things/v1/<thing_id>/both", ["GET", "POST"], operation_id="both", summary="Two methods, one view",
-           responses={200: Thing})
+           responses={200: Thing}, tags=["twice"])
 def both(thing_id: str):
     return jsonify({"id": thing_id, "name": "x"})
 
@@ -90,6 +90,8 @@ def test_one_view_on_two_methods_gets_two_operation_ids(http):
     assert http.get("/things/v1/x/both").status_code == 200 and http.post("/things/v1/x/both").status_code == 200
     ids = {o.operation_id for o in api.operations}
     assert {"bothGet", "bothPost"} <= ids and "both" not in ids
+    assert {tuple(o.tags) for o in api.operations if o.operation_id.startswith("both")} == {("twice",)}
+    assert next(o for o in api.operations if o.operation_id == "createThing").tags == ["things"]
 
 
 def test_the_document_comes_from_the_same_models():

@@ -193,7 +193,6 @@ def append(db, *, owner: str, type: str, subject: str, data: dict, node_type: st
     return public(doc)
 
 
-
 def append_many(db, *, owner: str, items: list[dict], session) -> list[dict]:
     """Several events of one owner in one go (a trashed folder and its subtree): one `$inc` for the seq block,
     one insert. Each item has the keyword arguments of `append` (type, subject, data, node_type?, cause?)."""

@@ -8,7 +8,8 @@ namespace installed by any process is served by every process without a restart.
 from __future__ import annotations
 
 import threading
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 
 from ariadne import InterfaceType, MutationType, ObjectType, QueryType, ScalarType, make_executable_schema
 from graphql import GraphQLSchema, print_schema, value_from_ast_untyped
@@ -70,6 +71,7 @@ type Mutation {
 
 NODE_FIELDS = "  id: ID!\n  type: String!\n  rev: Int!\n  createdAt: String!\n  updatedAt: String!\n  data: JSON!\n"
 RELATION_FIRST = 100
+DOCUMENT_CACHE = 512
 MAX_SEARCH = 100
 
 
@@ -80,6 +82,14 @@ class Built:
     schema: GraphQLSchema
     cost_map: dict
     sdl: str
+    # query text → (document, errors of the rules that do not depend on variables): validating is the dearest
+    # step of a small request, and clients send the same few queries over and over.
+    documents: OrderedDict = field(default_factory=OrderedDict)
+
+    def remember(self, query: str, entry: tuple) -> None:
+        self.documents[query] = entry
+        if len(self.documents) > DOCUMENT_CACHE:
+            self.documents.popitem(last=False)
 
 
 _lock = threading.Lock()

@@ -21,6 +21,8 @@ from runtime.errors import ApiError, BadRequest
 log = logging.getLogger(__name__)
 
 MAX_QUERY_CHARS = 100_000
+CACHED_QUERY_CHARS = 8_192
+STATIC_RULES = (*specified_rules, limits.DepthLimit, limits.AliasLimit)
 
 
 class NodeLoader:
@@ -184,13 +186,19 @@ def run(db, client, ident, body, *, search_fn: SearchFn = no_search,
         return {"data": None, "errors": [_err("variables must be a JSON object", "BAD_USER_INPUT")]}
     if operation is not None and not isinstance(operation, str):
         return {"data": None, "errors": [_err("operationName must be a string", "BAD_USER_INPUT")]}
-    try:
-        document = parse(query, max_tokens=20_000)
-    except GraphQLSyntaxError as exc:
-        return {"data": None, "errors": [_format(exc)]}
     built = schema.current(db)
-    rules = [*specified_rules, limits.DepthLimit, limits.AliasLimit, limits.cost_rule(built.cost_map, variables)]
-    problems = validate(built.schema, document, rules, max_errors=50)
+    cached = built.documents.get(query)
+    if cached is None:
+        try:
+            document = parse(query, max_tokens=20_000)
+        except GraphQLSyntaxError as exc:
+            return {"data": None, "errors": [_format(exc)]}
+        cached = (document, validate(built.schema, document, STATIC_RULES, max_errors=50))
+        if len(query) <= CACHED_QUERY_CHARS:
+            built.remember(query, cached)
+    document, problems = cached
+    if not problems:  # the cost depends on the variables (first: $n), so it is checked every time
+        problems = validate(built.schema, document, [limits.cost_rule(built.cost_map, variables)])
     if problems:
         return {"data": None, "errors": [_format(e) for e in problems]}
     op = _operation(document, operation)

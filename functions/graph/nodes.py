@@ -48,10 +48,34 @@ def ensure_field_indexes(db, names: list[str]) -> None:
         room -= 1
 
 
-def purge_types(db, type_names: list[str]) -> int:
+def purge_types(db, type_names: list[str], search_model: dict | None = None, batch: int = 200) -> int:
+    """Delete every node of these types, each with its `graph.node.deleted` event, a batch per transaction."""
     if not type_names:
         return 0
-    return db.graph_nodes.delete_many({"type": {"$in": type_names}}).deleted_count
+    purged = 0
+    while True:
+        docs = list(db.graph_nodes.find({"type": {"$in": type_names}}).sort("_id", ASCENDING).limit(batch))
+        if not docs:
+            return purged
+
+        def write(session, docs=docs):
+            db.graph_nodes.delete_many({"_id": {"$in": [d["_id"] for d in docs]}}, session=session)
+            for doc in docs:
+                events.append(db, owner=doc["owner"], type="graph.node.deleted", subject=doc["_id"],
+                              node_type=doc["type"], session=session,
+                              data={"node": public(doc), "changed": sorted(doc["data"]),
+                                    "search": search_texts(search_model or {"types": {}}, doc["type"],
+                                                           doc["data"])})
+
+        transaction(db.client, write)
+        purged += len(docs)
+
+
+def drop_fields(db, fields_by_type: dict[str, list[str]]) -> None:
+    """Remove fields a removed namespace had added to other namespaces' types (`extend type`)."""
+    for type_name, names in fields_by_type.items():
+        if names:
+            db.graph_nodes.update_many({"type": type_name}, {"$unset": {f"data.{n}": "" for n in names}})
 
 
 def public(doc: dict) -> dict:

@@ -367,15 +367,18 @@ def install_namespace(db, namespace: str, sdl: str, app: str, extend_grants: set
 
 
 def remove_namespace(db, namespace: str, purge_nodes: bool = False) -> None:
-    """Drop a namespace's types and extensions from the schema; with purge_nodes also its nodes."""
+    """Drop a namespace's types and extensions from the schema. With purge_nodes its nodes are deleted (each
+    with its `graph.node.deleted` event) and the fields it added to other namespaces' types are removed."""
     doc = db.graph_schemas.find_one({"_id": namespace})
     if doc is None:
         return
-    db.graph_schemas.delete_one({"_id": namespace})
     if purge_nodes:
         from functions.graph import nodes
 
-        nodes.purge_types(db, list(doc.get("types", {})))
+        model = merge(namespaces(db))
+        nodes.purge_types(db, list(doc.get("types", {})), model)
+        nodes.drop_fields(db, {t: list(spec["fields"]) for t, spec in doc.get("extensions", {}).items()})
+    db.graph_schemas.delete_one({"_id": namespace})
     _bump(db)
 
 

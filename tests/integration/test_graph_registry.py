@@ -88,18 +88,34 @@ def test_upgrades_are_additive(clients):
 
 
 def test_remove_namespace_keeps_the_rest_working(clients):
-    from functions.graph import schema
+    from functions.graph import schema, service
+    from runtime.identity import Identity
 
     db = clients.db
     registry.install_namespace(db, "photos", PHOTOS_SDL, "image-importer")
     registry.install_namespace(db, "faces", FACES_SDL, "face-detector", {"photos.Image"})
-    db.graph_nodes.insert_many([{"_id": "a" * 24, "owner": "u", "type": "photos.Image", "data": {}},
-                                {"_id": "b" * 24, "owner": "u", "type": "faces.Face", "data": {}}])
+    ident = Identity(user_id="u" * 24)
+
+    def create(t, data):
+        out = service.run(db, clients.mongo, ident, {"query": "mutation($t: String!, $d: JSON!) { createNode("
+                                                              "type: $t, data: $d) { id } }",
+                                                     "variables": {"t": t, "d": data}})
+        return out["data"]["createNode"]["id"]
+
+    img = create("photos.Image", {"file_id": "f"})
+    face = create("faces.Face", {"image": img})
+    person = create("faces.Person", {"name": "Ann"})
     registry.remove_namespace(db, "photos")
     built = schema.current(db)
     assert "photos_Image" not in built.sdl and "type faces_Face implements Node" in built.sdl
     assert "image:" not in built.sdl.split("type faces_Face")[1].split("}")[0]  # relation to a gone type left out
-    assert db.graph_nodes.count_documents({}) == 2
+    assert db.graph_nodes.count_documents({}) == 3  # without purge nothing is deleted
+    registry.install_namespace(db, "photos", PHOTOS_SDL, "image-importer")  # back, with its data
+    assert db.graph_nodes.find_one({"_id": img})["data"]["faces"] == [face]
     registry.remove_namespace(db, "faces", purge_nodes=True)
-    assert [d["_id"] for d in db.graph_nodes.find()] == ["a" * 24]
+    assert [d["_id"] for d in db.graph_nodes.find()] == [img]
+    assert db.graph_nodes.find_one({"_id": img})["data"] == {"file_id": "f"}  # the faces' extension field too
+    deleted = {e["subject"]: e for e in db.events.find({"type": "graph.node.deleted"})}
+    assert set(deleted) == {face, person}
+    assert deleted[person]["data"]["search"] == {"name": "Ann"} and deleted[person]["owner"] == ident.user_id
     registry.remove_namespace(db, "faces")  # removing twice is fine

@@ -30,6 +30,8 @@ CALLS = [
     ("devices-write", "DELETE", "/devices/v1/devices/nope", None, "devices"),
     ("mobile-read", "GET", "/mobile/v1/changes", None, "sync"),
     ("mobile-write", "POST", "/mobile/v1/devices", {"name": "Phone", "platform": "android"}, "sync"),
+    ("events-read", "GET", "/events/v1", None, "graph.read"),
+    ("search-read", "GET", "/search/v1?q=x", None, "search"),
 ]
 
 

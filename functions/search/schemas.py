@@ -27,5 +27,5 @@ class SearchQuery(Query):
     q: str = Field(max_length=1000, description="words ANDed, case- and accent-insensitive; word* a prefix; "
                                                 "\"a b\" a phrase; field:value an exact field (name:, path:, …)")
     type: str | None = Field(None, description="only this type (ns.Type or files.node); comma-separate several")
-    limit: int | None = Field(None, ge=1, le=100, description="default 20")
+    limit: int | None = Field(None, ge=1, le=500, description="default 20")
     cursor: str | None = Field(None, description="opaque; from a previous page")

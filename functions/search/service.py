@@ -16,7 +16,7 @@ from functions.search.query import QueryError, parse
 from runtime.errors import BadRequest, Unavailable
 
 FILES_TYPE = "files.node"
-MAX_LIMIT = 100
+MAX_LIMIT = 500  # the graph's `first` goes up to 500 too
 _indexes: dict[str, SearchIndex] = {}
 _lock = threading.Lock()
 

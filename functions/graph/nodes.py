@@ -99,9 +99,30 @@ def search_texts(model: dict, type_name: str, data: dict) -> dict:
 # Checking data against a type
 
 
+MAX_JSON_DEPTH = 32
+
+
+def _json(value, label: str, depth: int = 0):
+    """A JSON value the database stores as given: bounded nesting, object keys without NUL or a leading `$`."""
+    if depth > MAX_JSON_DEPTH:
+        raise BadInput(f"{label}: JSON nested deeper than {MAX_JSON_DEPTH} levels", {"field": label})
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str) or "\x00" in key or key.startswith("$"):
+                raise BadInput(f"{label}: JSON object keys may not start with $ or contain NUL ({_short(key)})",
+                               {"field": label})
+            _json(item, label, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _json(item, label, depth + 1)
+    elif isinstance(value, float) and not math.isfinite(value):
+        raise BadInput(f"{label}: numbers must be finite", {"field": label})
+    return value
+
+
 def _scalar(kind: str, value, label: str):
     if kind == "JSON":
-        return value
+        return _json(value, label)
     if kind in ("String", "ID"):
         if isinstance(value, str):
             return value

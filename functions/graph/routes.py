@@ -27,7 +27,7 @@ def graphql():
     raw = request.get_data(cache=True)
     try:
         body = json.loads(raw) if raw else None
-    except (ValueError, UnicodeDecodeError) as exc:
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
         result = {"data": None, "errors": [{"message": f"body is not valid JSON: {exc}",
                                             "extensions": {"code": "BAD_USER_INPUT"}}]}
     else:

@@ -109,6 +109,10 @@ def test_bad_input_is_a_graphql_error_and_writes_nothing(client, clients, make_u
         (CREATE, {"t": "photos.Image", "d": {"file_id": "f", "album": theirs}}),        # another user's node
         (CREATE, {"t": "faces.Face", "d": {"image": album}}),                          # node of another type
         (CREATE, {"t": "photos.Image", "d": ["not", "an", "object"]}),
+        (CREATE, {"t": "photos.Image", "d": {"file_id": "f", "gps": {"a\u0000": 1}}}),   # key BSON refuses
+        (CREATE, {"t": "photos.Image", "d": {"file_id": "f", "gps": {"$where": 1}}}),
+        (CREATE, {"t": "photos.Image", "d": {"file_id": "f", "gps": _nested(40)}}),    # too deep
+        (CREATE, {"t": "photos.Image", "d": {"file_id": "f", "tags": ["a", None]}}),
         ('{ nodes(type: "photos.Image", where: {colour: "red"}) { items { id } } }', None),
         ('{ nodes(type: "photos.Image", first: 501) { items { id } } }', None),
         ('{ nodes(type: "photos.Image", after: "zzz") { items { id } } }', None),
@@ -119,13 +123,20 @@ def test_bad_input_is_a_graphql_error_and_writes_nothing(client, clients, make_u
         assert out["errors"], query
         assert {e["extensions"]["code"] for e in out["errors"]} == {"BAD_USER_INPUT"}, (query, out)
     assert _count(clients) == before
-    r = gql.client.post("/graph/v1/graphql", data="{not json", content_type="application/json",
-                        headers=gql.headers)
-    assert r.status_code == 200 and r.json["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
+    for raw in ("{not json", "[" * 100_000 + "]" * 100_000):
+        r = gql.client.post("/graph/v1/graphql", data=raw, content_type="application/json", headers=gql.headers)
+        assert r.status_code == 200 and r.json["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT"
     for body in ([], {"query": 5}, {"query": "{ __typename }", "variables": [1]}):
         r = gql.client.post("/graph/v1/graphql", json=body, headers=gql.headers)
         assert r.status_code == 200 and r.json["errors"][0]["extensions"]["code"] == "BAD_USER_INPUT", body
     assert _count(clients) == before
+
+
+def _nested(depth: int) -> dict:
+    value: dict = {}
+    for _ in range(depth):
+        value = {"a": value}
+    return value
 
 
 def test_anonymous_is_401(client):

@@ -27,7 +27,10 @@ def receive(store: BlobStore, digest: str, query: dict, content_length: int | No
     if content_length != size:
         raise BadRequest(f"the URL was signed for {size} bytes, the body has {content_length}",
                          code="size_mismatch", details={"expected": size, "received": content_length})
-    store.put_stream(digest, body, size)
+    if signed["upload"]:
+        store.put_staged(signed["upload"], digest, body, size)  # proves possession only for that upload
+    else:
+        store.put_stream(digest, body, size)
     return size
 
 

@@ -33,9 +33,10 @@ def ensure_indexes(db) -> None:
     db.blocks.create_index([("state", ASCENDING)])
 
 
-def expire_uploads(db, now: datetime | None = None, batch: int = BATCH) -> int:
+def expire_uploads(db, now: datetime | None = None, batch: int = BATCH, store=None) -> int:
     """Uploads never committed stop protecting their blocks. Negotiation writes no block documents (it must
-    stay cheap), so expiry records the blocks nobody has a document for: GC then finds their bytes."""
+    stay cheap), so expiry records the blocks nobody has a document for: GC then finds their bytes. What
+    the upload staged and never claimed is dropped from the store."""
     now = now or now_ms()
     expired = 0
     while True:
@@ -54,6 +55,8 @@ def expire_uploads(db, now: datetime | None = None, batch: int = BATCH) -> int:
             result = db.uploads.update_one({"_id": upload["_id"], "status": "pending"},
                                            {"$set": {"status": "expired", "blocks": []}})
             expired += result.modified_count
+            if store is not None and result.modified_count:
+                store.discard_staged(upload["_id"])
 
 
 def purge_trash(db, mongo, trash_days: int, now: datetime | None = None, batch: int = BATCH) -> int:

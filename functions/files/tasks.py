@@ -16,7 +16,8 @@ def _clients():
 
 
 def expire_uploads() -> int:
-    count = gc.expire_uploads(_clients().db)
+    c = _clients()
+    count = gc.expire_uploads(c.db, store=c.store)
     log.info("files: %d uploads expired", count)
     return count
 

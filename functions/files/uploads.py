@@ -2,8 +2,11 @@
 
 Proof of possession: a block is "already stored" for a user only when `block_owners` has `<user>:<hash>`
 (they uploaded it, or committed a file that references it); everyone else must send the bytes, though the
-store keeps one object per hash. Negotiation costs a constant number of database round trips whatever the
-block count. Commit checks every block the user has not proven before with a HEAD on the store, then in one
+store keeps one object per hash. Each presigned PUT is bound to the negotiating upload (its id is in the
+signed local URL; on S3 the PUT writes a per-upload staging key): at commit the store `claim`s what this
+upload itself sent into the shared block. Bytes someone else sent — even the same hash, even after this
+negotiation — never prove anything for this upload. Negotiation costs a constant number of database round
+trips whatever the block count. Commit claims every block the user has not proven before, then in one
 transaction writes the node, the block reference counts, the owners, the journal seq and the outbox events.
 
 GC safety (functions/files/gc.py): blocks referenced by a pending upload are never collected, and GC marks a
@@ -30,7 +33,6 @@ from runtime.mongo import register_indexes
 from runtime.store import BLOCK_SIZE
 
 UPLOAD_TTL = timedelta(hours=24)
-CLOCK_SKEW = timedelta(minutes=5)  # between us and the object store, when judging "written after negotiating"
 HEAD_THREADS = 8
 IN_SLICE = 500
 _HASH = re.compile(r"^[0-9a-f]{64}$")
@@ -169,27 +171,23 @@ def negotiate_upload(db, store, owner: str, body: dict, *, max_blocks: int = 100
     upload = {"_id": new_id(), "owner": owner, "parent_id": parent_id, "name": name, "size": size,
               "mtime": mtime, "blocks": hashes, "node_id": node_id, "base_rev": base_rev,
               "expires_at": now + ttl, "status": "pending", "result": None, "created_at": now,
-              "content_hash": whole, "prior": _prior_writes(store, [h for h in missing if h in docs])}
+              "content_hash": whole}
     db.uploads.insert_one(upload, session=session)
     expires_in = max(1, int(ttl.total_seconds()))
     upload["missing"] = []
     for h in missing:
-        signed = store.presign_put(h, sizes[h], expires_in=expires_in)
+        signed = store.presign_put(h, sizes[h], expires_in=expires_in, upload_id=upload["_id"])
         upload["missing"].append({"hash": h, "url": signed.url, "method": signed.method,
                                   "headers": dict(signed.headers)})
     return upload
 
 
-def _stats(store, hashes: list[str]) -> list:
-    if not hashes:
+def _claims(store, upload_id: str, wanted: dict[str, int]) -> list[bool]:
+    """Ask the store, in parallel, which blocks this upload's own PUTs delivered (and move them in)."""
+    if not wanted:
         return []
-    with ThreadPoolExecutor(max_workers=min(HEAD_THREADS, len(hashes))) as pool:
-        return list(pool.map(store.stat, hashes))
-
-
-def _prior_writes(store, hashes: list[str]) -> dict:
-    """When the blocks others stored were last written: this user proves possession by writing them again."""
-    return {h: found[1] for h, found in zip(hashes, _stats(store, hashes), strict=True) if found is not None}
+    with ThreadPoolExecutor(max_workers=min(HEAD_THREADS, len(wanted))) as pool:
+        return list(pool.map(lambda item: store.claim(upload_id, item[0], item[1]), wanted.items()))
 
 
 def get_upload(db, owner: str, upload_id, session=None) -> dict:
@@ -201,12 +199,12 @@ def get_upload(db, owner: str, upload_id, session=None) -> dict:
     return upload
 
 
-def verify_blocks(db, store, owner: str, upload: dict) -> list[str]:
-    """Blocks of the upload that are not there for this user; asks the store only about unproven ones.
+def verify_blocks(db, store, owner: str, upload: dict, now: datetime | None = None) -> list[str]:
+    """Blocks of the upload that are not there for this user.
 
-    A block others stored before the negotiation counts only when it was written again since (`prior`, the
-    store's own clock); one nobody had a document for must have been written after the negotiation (our clock,
-    less CLOCK_SKEW): the hash alone never grants its content."""
+    A block counts when the user proved it before (`block_owners`) or when this upload's own PUT delivered
+    it (the store's `claim`; the proof is recorded at once, so a commit that then fails keeps it). Bytes
+    anyone else stored under the hash do not count: the hash alone never grants its content."""
     hashes = upload["blocks"]
     sizes = dict(zip(hashes, block_sizes(upload["size"], len(hashes)), strict=True))
     unique = list(sizes)
@@ -214,23 +212,32 @@ def verify_blocks(db, store, owner: str, upload: dict) -> list[str]:
         return []
     docs = _block_docs(db, unique)
     owned = _owned(db, owner, [h for h in unique if h in docs]) if docs else set()
-    missing, to_head = [], []
+    missing, to_claim = [], {}
     for h in unique:
         doc = docs.get(h)
         if doc is not None and doc.get("state") == "deleting":
-            missing.append(h)
+            missing.append(h)  # what this upload staged stays staged: a later commit claims it
         elif h in owned and doc is not None:  # proven before; GC drops the proof only after the bytes
             continue
         else:
-            to_head.append(h)
-    prior = upload.get("prior") or {}
-    created = as_utc(upload.get("created_at"))
-    floor = created.timestamp() - CLOCK_SKEW.total_seconds() if created else None
-    for h, found in zip(to_head, _stats(store, to_head), strict=True):
-        written_after = prior.get(h, floor)
-        if found is None or found[0] != sizes[h] or (written_after is not None and found[1] <= written_after):
+            to_claim[h] = sizes[h]
+    claimed = {}
+    for (h, size), ok in zip(to_claim.items(), _claims(store, upload["_id"], to_claim), strict=True):
+        if ok:
+            claimed[h] = size
+        else:
             missing.append(h)
+    if claimed:
+        _record(db, owner, claimed, now or now_ms())
     return missing
+
+
+def _record(db, owner: str, sizes: dict[str, int], now: datetime) -> None:
+    db.blocks.bulk_write([UpdateOne({"_id": h}, {"$setOnInsert": {"size": n, "refs": 0, "zero_since": now,
+                                                                    "state": "pending", "created_at": now}},
+                                    upsert=True) for h, n in sizes.items()], ordered=False)
+    db.block_owners.bulk_write([UpdateOne({"_id": f"{owner}:{h}"}, {"$setOnInsert": {"user": owner, "hash": h}},
+                                          upsert=True) for h in sizes], ordered=False)
 
 
 def record_possession(db, owner: str, upload: dict, now: datetime) -> None:
@@ -238,13 +245,8 @@ def record_possession(db, owner: str, upload: dict, now: datetime) -> None:
     documents let a later negotiation count them and GC find them if nothing ever references them."""
     hashes = upload["blocks"]
     sizes = dict(zip(hashes, block_sizes(upload["size"], len(hashes)), strict=True))
-    if not sizes:
-        return
-    db.blocks.bulk_write([UpdateOne({"_id": h}, {"$setOnInsert": {"size": n, "refs": 0, "zero_since": now,
-                                                                    "state": "pending", "created_at": now}},
-                                    upsert=True) for h, n in sizes.items()], ordered=False)
-    db.block_owners.bulk_write([UpdateOne({"_id": f"{owner}:{h}"}, {"$setOnInsert": {"user": owner, "hash": h}},
-                                          upsert=True) for h in sizes], ordered=False)
+    if sizes:
+        _record(db, owner, sizes, now)
 
 
 def _blocks_missing(missing: list[str]) -> Conflict:
@@ -341,7 +343,7 @@ def commit_upload(db, mongo, store, owner: str, upload_id, *, session=None, devi
         return _committed(db, owner, upload, session)
     _check_open(upload, now)
     same_content = owns_content(db, owner, upload.get("content_hash") or content_hash(upload["blocks"]))
-    missing = [] if same_content else verify_blocks(db, store, owner, upload)
+    missing = [] if same_content else verify_blocks(db, store, owner, upload, now)
     if missing:
         raise _blocks_missing(missing)
 
@@ -370,7 +372,7 @@ def commit_into(db, store, owner: str, upload: dict, *, parent_id=None, name=Non
     if upload.get("status") == "committed":
         return _committed(db, owner, upload, session)[0]
     _check_open(upload, now)
-    missing = verify_blocks(db, store, owner, upload)
+    missing = verify_blocks(db, store, owner, upload, now)
     if missing:
         raise _blocks_missing(missing)
     if node_id is None:

@@ -25,6 +25,7 @@ MAX_PRESIGN_SECONDS = 7 * 24 * 3600  # the S3 limit; the local store keeps the s
 _DIGEST = re.compile(r"^[0-9a-f]{64}$")
 _NUMBER = re.compile(r"^[0-9]{1,12}$")  # ASCII digits only: "²".isdigit() is True
 _BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
+_UPLOAD_ID = re.compile(r"^[0-9a-zA-Z_-]{1,64}$")
 
 
 class BlobNotFound(NotFound):
@@ -67,7 +68,17 @@ class BlobStore(Protocol):
 
     def delete(self, digest: str) -> None: ...
 
-    def presign_put(self, digest: str, size: int, expires_in: int = 3600) -> PresignedRequest: ...
+    def presign_put(self, digest: str, size: int, expires_in: int = 3600,
+                    upload_id: str | None = None) -> PresignedRequest:
+        """With `upload_id`, the PUT lands in that upload's own staging area, not in the shared block: only
+        `claim` moves it there, so only the uploader's own PUT proves possession (CONTRACT §3)."""
+
+    def claim(self, upload_id: str, digest: str, size: int) -> bool:
+        """Move what this upload staged for `digest` into the shared block; True when its PUT delivered
+        exactly these bytes since the last claim (the caller records the proof: a second claim is False)."""
+
+    def discard_staged(self, upload_id: str) -> None:
+        """Drop whatever an upload staged and never claimed (it expired)."""
 
     def presign_get(self, digest: str, expires_in: int = 3600, filename: str | None = None) -> PresignedRequest: ...
 
@@ -80,6 +91,13 @@ def check_digest(digest: str) -> str:
     if not isinstance(digest, str) or not _DIGEST.fullmatch(digest):
         raise BadRequest("a block hash is 64 lowercase hex characters (SHA-256)", code="invalid_hash")
     return digest
+
+
+def check_upload_id(upload_id: str) -> str:
+    """An upload id becomes a directory name or a key prefix: letters, digits, '-' and '_' only."""
+    if not isinstance(upload_id, str) or not _UPLOAD_ID.fullmatch(upload_id):
+        raise BadRequest("not an upload id", code="invalid_upload_id")
+    return upload_id
 
 
 def _check_range(start: int, end: int | None) -> None:

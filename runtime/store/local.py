@@ -7,6 +7,7 @@ import hmac
 import io
 import json
 import os
+import shutil
 import tempfile
 import time
 from collections.abc import Callable, Iterator
@@ -31,6 +32,7 @@ from runtime.store.base import (
     _spool,
     _unlink_quietly,
     check_digest,
+    check_upload_id,
 )
 
 
@@ -50,6 +52,9 @@ class LocalBlobStore:
         check_digest(digest)
         return self.root / digest[0:2] / digest[2:4] / digest
 
+    def staged_path(self, upload_id: str, digest: str) -> Path:
+        return self.root / "staging" / check_upload_id(upload_id) / check_digest(digest)
+
     # -- writes: temp file in the same file system, fsync, rename; a reader never sees half a blob
 
     def put(self, digest: str, data: bytes) -> None:
@@ -68,8 +73,43 @@ class LocalBlobStore:
         self._ensure_dir(self._tmp)
         self._publish(_spool(self._tmp, digest, stream, size), digest)
 
-    def _publish(self, temp_name: str, digest: str) -> None:
-        target = self.path_for(digest)
+    def put_staged(self, upload_id: str, digest: str, stream: BinaryIO, size: int) -> None:
+        """A PUT through an upload's link: checked like any block, kept apart until `claim`."""
+        target = self.staged_path(upload_id, digest)
+        self._ensure_dir(self._tmp)
+        self._publish(_spool(self._tmp, digest, stream, size), digest, target)
+
+    def claim(self, upload_id: str, digest: str, size: int) -> bool:
+        staged, target = self.staged_path(upload_id, digest), self.path_for(digest)
+        try:
+            staged_size = staged.stat().st_size
+        except FileNotFoundError:
+            return False
+        if staged_size != size:
+            _unlink_quietly(str(staged))
+            return False
+        if self.head(digest) == size:
+            _unlink_quietly(str(staged))  # content addressing: the shared block already has these bytes
+        else:
+            try:
+                self._ensure_dir(target.parent)
+                os.replace(staged, target)
+                _fsync_dir(target.parent)
+            except FileNotFoundError:  # a concurrent claim of the same upload moved it first
+                return self.head(digest) == size
+            except OSError as exc:
+                raise StoreUnavailable(f"cannot move a staged blob: {exc.strerror}") from exc
+        try:
+            staged.parent.rmdir()
+        except OSError:
+            pass  # other blocks of the upload are still staged
+        return True
+
+    def discard_staged(self, upload_id: str) -> None:
+        shutil.rmtree(self.root / "staging" / check_upload_id(upload_id), ignore_errors=True)
+
+    def _publish(self, temp_name: str, digest: str, target: Path | None = None) -> None:
+        target = target or self.path_for(digest)
         try:
             self._ensure_dir(target.parent)
             os.replace(temp_name, target)
@@ -147,14 +187,17 @@ class LocalBlobStore:
 
     # -- presigned URLs
 
-    def presign_put(self, digest: str, size: int, expires_in: int = 3600) -> PresignedRequest:
+    def presign_put(self, digest: str, size: int, expires_in: int = 3600,
+                    upload_id: str | None = None) -> PresignedRequest:
         check_digest(digest)
         if size < 0 or size > BLOCK_SIZE:
             raise ValueError(f"a block is 0..{BLOCK_SIZE} bytes, got {size}")
         _check_expiry(expires_in)
         expires = int(self.clock()) + expires_in
         query = {"size": str(size), "expires": str(expires)}
-        query["sig"] = self.signature("PUT", digest, str(size), expires)
+        if upload_id is not None:
+            query["upload"] = check_upload_id(upload_id)
+        query["sig"] = self.signature("PUT", digest, str(size), expires, upload=upload_id)
         return PresignedRequest(url=self._url(digest, query), method="PUT", headers={"Content-Length": str(size)})
 
     def presign_get(self, digest: str, expires_in: int = 3600, filename: str | None = None) -> PresignedRequest:
@@ -170,9 +213,12 @@ class LocalBlobStore:
     def _url(self, digest: str, query: dict) -> str:
         return f"{self.public_url}/blobs/v1/{digest}?{urlencode(query, quote_via=quote)}"
 
-    def signature(self, method: str, digest: str, size: str, expires: int, filename: str = "") -> str:
-        """HMAC-SHA256 over a JSON list, so no field can leak into its neighbour."""
-        message = json.dumps([method, digest, size, int(expires), filename], ensure_ascii=True).encode()
+    def signature(self, method: str, digest: str, size: str, expires: int, filename: str = "",
+                  upload: str | None = None) -> str:
+        """HMAC-SHA256 over a JSON list, so no field can leak into its neighbour; an upload-bound PUT signs
+        its upload id too (so the link cannot be replayed for another upload)."""
+        fields = [method, digest, size, int(expires), filename] + ([upload] if upload is not None else [])
+        message = json.dumps(fields, ensure_ascii=True).encode()
         return hmac.new(self.secret, message, hashlib.sha256).hexdigest()
 
     def verify(self, method: str, digest: str, query: dict) -> dict:
@@ -181,15 +227,19 @@ class LocalBlobStore:
         size = query.get("size", "") if method == "PUT" else ""
         expires = query.get("expires", "")
         filename = query.get("filename", "") if method == "GET" else ""
+        upload = query.get("upload") if method == "PUT" else None
         given = query.get("sig", "")
         if not _NUMBER.fullmatch(expires) or (method == "PUT" and not _NUMBER.fullmatch(size)):
             raise Unauthorized("the link is not a valid presigned URL", code="invalid_signature")
-        expected = self.signature(method, digest, size, int(expires), filename)
+        if upload is not None:
+            check_upload_id(upload)
+        expected = self.signature(method, digest, size, int(expires), filename, upload=upload)
         if not hmac.compare_digest(expected.encode(), given.encode("utf-8", "replace")):
             raise Unauthorized("the link's signature does not match", code="invalid_signature")
         if int(expires) < self.clock():
             raise Unauthorized("the link has expired; ask for a new one", code="url_expired")
-        return {"size": int(size) if size else None, "expires": int(expires), "filename": filename or None}
+        return {"size": int(size) if size else None, "expires": int(expires), "filename": filename or None,
+                "upload": upload}
 
 
 class _FileRange:

@@ -27,6 +27,7 @@ from runtime.store.base import (
     _spool,
     _unlink_quietly,
     check_digest,
+    check_upload_id,
     content_disposition,
 )
 
@@ -57,6 +58,10 @@ class S3BlobStore:
     @staticmethod
     def key(digest: str) -> str:
         return f"blocks/{check_digest(digest)}"
+
+    @staticmethod
+    def staged_key(upload_id: str, digest: str) -> str:
+        return f"staging/{check_upload_id(upload_id)}/{check_digest(digest)}"
 
     @staticmethod
     def checksum(digest: str) -> str:
@@ -142,21 +147,49 @@ class S3BlobStore:
     def check(self) -> None:
         self._call(None, "head_bucket", Bucket=self.bucket)
 
-    def presign_put(self, digest: str, size: int, expires_in: int = 3600) -> PresignedRequest:
-        """A PUT URL that signs the SHA-256 and the length, so S3 refuses any other bytes (BadDigest)."""
+    def presign_put(self, digest: str, size: int, expires_in: int = 3600,
+                    upload_id: str | None = None) -> PresignedRequest:
+        """A PUT URL that signs the SHA-256 and the length, so S3 refuses any other bytes (BadDigest); with
+        an upload id it writes that upload's staging key, which `claim` copies into the shared block."""
         if size < 0 or size > BLOCK_SIZE:
             raise ValueError(f"a block is 0..{BLOCK_SIZE} bytes, got {size}")
         _check_expiry(expires_in)
         checksum = self.checksum(digest)
+        key = self.staged_key(upload_id, digest) if upload_id is not None else self.key(digest)
         url = self.client.generate_presigned_url(
             "put_object",
-            Params={"Bucket": self.bucket, "Key": self.key(digest), "ChecksumSHA256": checksum,
+            Params={"Bucket": self.bucket, "Key": key, "ChecksumSHA256": checksum,
                     "ContentLength": size},
             ExpiresIn=expires_in,
             HttpMethod="PUT",
         )
         return PresignedRequest(url=url, method="PUT",
                                 headers={"Content-Length": str(size), "x-amz-checksum-sha256": checksum})
+
+    def claim(self, upload_id: str, digest: str, size: int) -> bool:
+        """Server-side copy of the staged object into `blocks/<digest>` (when that is not there yet), then
+        the staged object goes. Its checksum was signed into the PUT, so S3 stored only the right bytes."""
+        staged = self.staged_key(upload_id, digest)
+        try:
+            found = self._call(digest, "head_object", Bucket=self.bucket, Key=staged, ChecksumMode="ENABLED")
+        except BlobNotFound:
+            return False
+        checksum = found.get("ChecksumSHA256")
+        if found["ContentLength"] != size or (checksum and checksum != self.checksum(digest)):
+            self._call(digest, "delete_object", Bucket=self.bucket, Key=staged)
+            return False
+        if self.head(digest) != size:
+            self._call(digest, "copy_object", Bucket=self.bucket, Key=self.key(digest),
+                       CopySource={"Bucket": self.bucket, "Key": staged}, ChecksumAlgorithm="SHA256")
+        self._call(digest, "delete_object", Bucket=self.bucket, Key=staged)
+        return True
+
+    def discard_staged(self, upload_id: str) -> None:
+        prefix = f"staging/{check_upload_id(upload_id)}/"
+        listed = self._call(None, "list_objects_v2", Bucket=self.bucket, Prefix=prefix, MaxKeys=1000)
+        keys = [{"Key": o["Key"]} for o in listed.get("Contents", [])]
+        if keys:
+            self._call(None, "delete_objects", Bucket=self.bucket, Delete={"Objects": keys, "Quiet": True})
 
     def presign_get(self, digest: str, expires_in: int = 3600, filename: str | None = None) -> PresignedRequest:
         _check_expiry(expires_in)

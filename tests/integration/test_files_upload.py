@@ -67,8 +67,6 @@ def test_other_user_must_send_the_bytes_but_storage_keeps_one_copy(files_api, cl
     assert [m["hash"] for m in negotiated["missing"]] == [digest]
     unproven = bob.commit(negotiated["upload_id"])  # the bytes exist, but bob has not shown he has them
     assert unproven.status_code == 409 and unproven.json()["error"]["details"]["missing"] == [digest]
-    if store_backend == "s3":
-        time.sleep(1.1)  # S3's Last-Modified has whole seconds: bob's write must land in a later one
     bob.send(negotiated["missing"], data)
     assert bob.block_bytes_sent == 1000
     committed = bob.commit(negotiated["upload_id"])
@@ -77,6 +75,38 @@ def test_other_user_must_send_the_bytes_but_storage_keeps_one_copy(files_api, cl
     assert clients.db.blocks.count_documents({"_id": digest}) == 1
     assert clients.db.blocks.find_one({"_id": digest})["refs"] == 2
     assert bob.negotiate(bob.root()["id"], "y", data).json()["missing"] == []  # now bob has proven it
+
+
+def test_hash_claim_attack_fails(files_api, clients):
+    """Bob knows a hash he does not have and negotiates it; Alice, its owner, uploads it afterwards. Bob's
+    commit is still blocks_missing: only a PUT through his own upload's link proves possession."""
+    alice, bob = files_api(), files_api()
+    data = os.urandom(BLOCK + 777)
+    hashes = [b["hash"] for b in blocks_of(data)]
+    claim = bob.negotiate(bob.root()["id"], "stolen.bin", data).json()
+    assert [m["hash"] for m in claim["missing"]] == hashes
+    alice.upload(alice.root()["id"], "mine.bin", data)  # the real owner's bytes land after bob negotiated
+    refused = bob.commit(claim["upload_id"])
+    assert refused.status_code == 409 and refused.json()["error"]["code"] == "blocks_missing"
+    assert sorted(refused.json()["error"]["details"]["missing"]) == sorted(hashes)
+    assert clients.db.block_owners.count_documents({"user": bob.user.id}) == 0
+    assert bob.call("GET", f"/nodes/{bob.root()['id']}/children").json()["items"] == []
+    # and a fresh negotiation still asks bob for every block
+    assert [m["hash"] for m in bob.negotiate(bob.root()["id"], "again.bin", data).json()["missing"]] == hashes
+    # Alice's links were bound to her upload: her own later re-upload needs none, she proved it
+    assert alice.negotiate(alice.root()["id"], "copy.bin", data).json()["missing"] == []
+
+
+def test_a_link_is_bound_to_its_upload(files_api, clients):
+    """Bytes sent through one upload's link do not prove anything for another upload of the same user."""
+    api = files_api()
+    data = os.urandom(2000)
+    first = api.negotiate(api.root()["id"], "one.bin", data).json()
+    second = api.negotiate(api.root()["id"], "two.bin", data).json()
+    api.send(first["missing"], data)
+    assert api.commit(second["upload_id"]).status_code == 409  # nothing arrived through second's link
+    assert api.commit(first["upload_id"]).status_code == 201
+    assert api.commit(second["upload_id"]).status_code == 201  # proven by the first commit now
 
 
 def test_commit_before_sending_is_blocks_missing_then_succeeds(files_api):

@@ -168,14 +168,15 @@ class S3BlobStore:
 
     def claim(self, upload_id: str, digest: str, size: int) -> bool:
         """Server-side copy of the staged object into `blocks/<digest>` (when that is not there yet), then
-        the staged object goes. Its checksum was signed into the PUT, so S3 stored only the right bytes."""
+        the staged object goes. Its checksum was signed into the PUT; the bytes are hashed once more here."""
         staged = self.staged_key(upload_id, digest)
         try:
             found = self._call(digest, "head_object", Bucket=self.bucket, Key=staged, ChecksumMode="ENABLED")
         except BlobNotFound:
             return False
         checksum = found.get("ChecksumSHA256")
-        if found["ContentLength"] != size or (checksum and checksum != self.checksum(digest)):
+        if found["ContentLength"] != size or (checksum and checksum != self.checksum(digest)) \
+                or not self._hashes_to(staged, digest):
             self._call(digest, "delete_object", Bucket=self.bucket, Key=staged)
             return False
         if self.head(digest) != size:
@@ -183,6 +184,15 @@ class S3BlobStore:
                        CopySource={"Bucket": self.bucket, "Key": staged}, ChecksumAlgorithm="SHA256")
         self._call(digest, "delete_object", Bucket=self.bucket, Key=staged)
         return True
+
+    def _hashes_to(self, key: str, digest: str) -> bool:
+        """Read the staged object back once: S3 checks the signed checksum, but not every S3-compatible
+        store does, and a wrong block here would become every later uploader's content."""
+        hasher = hashlib.sha256()
+        body = self._call(digest, "get_object", Bucket=self.bucket, Key=key)["Body"]
+        for chunk in self._iterate(digest, body):
+            hasher.update(chunk)
+        return hasher.hexdigest() == digest
 
     def discard_staged(self, upload_id: str) -> None:
         prefix = f"staging/{check_upload_id(upload_id)}/"

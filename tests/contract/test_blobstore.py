@@ -135,3 +135,50 @@ def test_presigned_get_of_missing_blob_is_404(store):
 
 def test_check_passes_on_a_working_store(store):
     assert store.check() is None
+
+
+def test_an_upload_bound_put_is_staged_until_that_upload_claims_it(store):
+    """Proof of possession: bytes PUT through upload A's link are only A's to claim."""
+    data = b"staged block " * 3000
+    digest = digest_of(data)
+    link = store.presign_put(digest, len(data), expires_in=300, upload_id="upload-a")
+    answer = requests.request(link.method, link.url, data=data, headers=link.headers, timeout=TIMEOUT)
+    assert answer.status_code == 200, answer.text
+    assert store.head(digest) is None  # not in the shared block yet
+    assert store.claim("upload-b", digest, len(data)) is False  # another upload's claim finds nothing
+    assert store.head(digest) is None
+    assert store.claim("upload-a", digest, len(data)) is True
+    assert store.head(digest) == len(data) and store.get(digest) == data
+    assert store.claim("upload-a", digest, len(data)) is False  # a claim is used up (the caller records it)
+
+
+def test_claim_of_a_block_already_shared_keeps_one_copy(store):
+    data = b"shared block " * 2000
+    digest = digest_of(data)
+    store.put(digest, data)
+    link = store.presign_put(digest, len(data), upload_id="upload-c")
+    assert requests.request(link.method, link.url, data=data, headers=link.headers,
+                            timeout=TIMEOUT).status_code == 200
+    assert store.claim("upload-c", digest, len(data)) is True
+    assert store.get(digest) == data
+
+
+def test_staged_bytes_of_another_digest_are_refused_and_discard_drops_the_rest(store):
+    data, other = b"one " * 1000, b"two " * 1000
+    digest = digest_of(data)
+    link = store.presign_put(digest, len(data), upload_id="upload-d")
+    bad = requests.request(link.method, link.url, data=other, headers=link.headers, timeout=TIMEOUT)
+    # the local store (and S3) refuse the body at once; moto stores it, so the claim must refuse it
+    assert bad.status_code != 200 or store.claim("upload-d", digest, len(data)) is False
+    assert store.claim("upload-d", digest, len(data)) is False and store.head(digest) is None
+    assert requests.request(link.method, link.url, data=data, headers=link.headers,
+                            timeout=TIMEOUT).status_code == 200
+    store.discard_staged("upload-d")
+    assert store.claim("upload-d", digest, len(data)) is False and store.head(digest) is None
+
+
+@pytest.mark.parametrize("bad", ["", "../x", "a/b", "x" * 65])
+def test_upload_ids_are_checked(store, bad):
+    with pytest.raises(Exception) as caught:
+        store.presign_put(digest_of(b"x"), 1, upload_id=bad)
+    assert caught.value.code == "invalid_upload_id"

@@ -56,13 +56,14 @@ def test_uncommitted_uploads_expire_and_their_blocks_are_collected(files_api, cl
     data = os.urandom(700)
     negotiated = api.negotiate(api.root()["id"], "never", data).json()
     api.send(negotiated["missing"], data)
-    assert clients.store.head(_sha(data)) == 700
+    assert clients.store.head(_sha(data)) is None  # staged for this upload until a commit claims it
     soon = utcnow() + timedelta(hours=1)
     assert gc.collect_blocks(clients.db, clients.mongo, clients.store, now=soon, grace=timedelta(0)) == 0
     late = utcnow() + uploads.UPLOAD_TTL + timedelta(minutes=1)
-    assert gc.expire_uploads(clients.db, now=late) == 1
+    assert gc.expire_uploads(clients.db, now=late, store=clients.store) == 1
     assert gc.collect_blocks(clients.db, clients.mongo, clients.store, now=late + gc.BLOCK_GRACE) == 1
     assert clients.store.head(_sha(data)) is None
+    assert clients.store.claim(negotiated["upload_id"], _sha(data), 700) is False  # the staged bytes are gone
     expired = api.commit(negotiated["upload_id"])
     assert expired.status_code == 410 and expired.json()["error"]["code"] == "upload_expired"
 

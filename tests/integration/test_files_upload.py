@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import os
-import time
 from urllib.parse import parse_qs, urlsplit
 
 import pytest

@@ -29,6 +29,7 @@ class FunctionSpec:
     read_scope: str | None = None  # needed for GET/HEAD
     write_scope: str | None = None  # needed for every other method
     path_scopes: tuple[tuple[str, str | None, str | None], ...] = ()  # (prefix, read, write) overrides
+    long_poll_params: tuple[str, ...] = ()  # a GET with one of these > 0 is a long-poll (capped per user)
 
     def load_factory(self):
         module_name, _, attr = self.factory.partition(":")
@@ -61,7 +62,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec("blobs", ("/blobs/v1",), "none", BLOCK_SIZE + 64 * KIB, "functions.blobs:create_app",
                  cookie_auth=False),
     FunctionSpec("pairing", ("/pairing/v1", "/devices/v1"), "required", 64 * KIB, "functions.pairing:create_app",
-                 read_scope="pairing", write_scope="pairing", path_scopes=(("/devices/v1", "devices", "devices"),)),
+                 read_scope="pairing", write_scope="pairing", path_scopes=(("/devices/v1", "devices", "devices"),),
+                 long_poll_params=("wait",)),
     FunctionSpec("mobile_api", ("/mobile/v1",), "required", 4 * MIB, "mobile_api:create_app",
                  anonymous_paths=("/mobile/v1/auth/",), cookie_auth=False, read_scope="sync", write_scope="sync"),
     FunctionSpec("events", ("/events/v1",), "required", 64 * KIB, "functions.events:create_app",

@@ -14,6 +14,8 @@ from gateway import routing
 from gateway.middleware import health, metrics
 from gateway.middleware.auth import Authenticator
 from gateway.middleware.cors import Cors
+from gateway.middleware.longpoll import LongPollLimiter, is_long_poll
+from gateway.middleware.proxies import trusted_proxies
 from gateway.middleware.ratelimit import RateLimiter
 from gateway.proxy import ProxyApp
 from runtime.clients import clients_for
@@ -46,8 +48,10 @@ class Gateway:
         self.auth = Authenticator(self.verifier, self.clients.db.sso_sessions, self.clients.db)
         from runtime import redis as redis_client
 
-        self.limiter = RateLimiter(redis_client.connect(settings.redis_url, timeout=redis_timeout),
-                                   self.clients.redis_keys, settings.rate_limit_per_minute)
+        redis = redis_client.connect(settings.redis_url, timeout=redis_timeout)
+        self.limiter = RateLimiter(redis, self.clients.redis_keys, settings.rate_limit_per_minute)
+        self.long_polls = LongPollLimiter(redis, self.clients.redis_keys, settings.long_polls_per_user)
+        self._entry = trusted_proxies(self._handle, settings.trusted_proxies)
         self.cors = Cors(settings)
         self._openapi = None
         self._openapi_lock = threading.Lock()
@@ -57,6 +61,10 @@ class Gateway:
 
     # --- WSGI --------------------------------------------------------------------------
     def __call__(self, environ, start_response):
+        """Behind PCLOUD_TRUSTED_PROXIES, X-Forwarded-For/-Proto are applied first (Werkzeug ProxyFix)."""
+        return self._entry(environ, start_response)
+
+    def _handle(self, environ, start_response):
         started = time.perf_counter()
         rid = environ.get("HTTP_X_REQUEST_ID", "")
         if not REQUEST_ID.match(rid):
@@ -107,6 +115,10 @@ class Gateway:
             return [b""]
         self._limit_body(environ, spec.body_limit)
         environ.pop(ENVIRON_KEY, None)
+        # counted before authenticating, so a flood of bad tokens is limited too (and costs no RSA check past
+        # the limit): a token already verified counts for its user, anything else for the client's address
+        known = self.auth.known_user(environ)
+        self.limiter.check(f"u:{known}" if known else f"ip:{_client_ip(environ)}")
         policy = spec.auth_for(path)
         identity = self.auth.identify(environ, allow_cookie=spec.cookie_auth) if policy != "none" else None
         if policy == "required" and identity is None:
@@ -115,7 +127,9 @@ class Gateway:
         if identity is not None:
             self._check_scope(identity, spec.scope_for(path, method))
             environ[ENVIRON_KEY] = identity
-        self.limiter.check(f"u:{identity.user_id}" if identity else f"ip:{_client_ip(environ)}")
+            if is_long_poll(environ, spec.long_poll_params):
+                with self.long_polls.slot(identity.user_id):
+                    return self.apps[spec.name](environ, respond)
         return self.apps[spec.name](environ, respond)
 
     @staticmethod

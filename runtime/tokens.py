@@ -187,6 +187,13 @@ class TokenVerifier:
     def identity(self, token: str) -> Identity:
         return self._verified(token)[1]
 
+    def cached_identity(self, token: str) -> Identity | None:
+        """The Identity of a token verified before and not expired, without verifying anything now."""
+        cached = self._cache.get(token)
+        if cached is None or cached[0]["exp"] <= time.time():
+            return None
+        return cached[1]
+
     def _verified(self, token: str) -> tuple[dict, Identity]:
         cached = self._cache.get(token)
         if cached is not None:

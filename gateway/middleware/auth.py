@@ -47,6 +47,14 @@ class Authenticator:
             return self._from_cookie(environ)
         return None
 
+    def known_user(self, environ) -> str | None:
+        """The user of a Bearer token this process already verified (no signature check), else None."""
+        header = environ.get("HTTP_AUTHORIZATION", "")
+        if not header[:7].lower() == "bearer ":
+            return None
+        identity = self.verifier.cached_identity(header[7:].strip())
+        return identity.user_id if identity is not None else None
+
     def _standing(self, identity: Identity) -> Identity:
         """A disabled user's tokens stop working; `admin` counts only while the user still is one."""
         if self.db is None:

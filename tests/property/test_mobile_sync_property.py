@@ -9,6 +9,7 @@ content was lost without a conflict record or a trash entry, and a retried batch
 from __future__ import annotations
 
 import hashlib
+import io
 import os
 import unicodedata
 from dataclasses import dataclass, field
@@ -195,8 +196,8 @@ class World:
             else:
                 body.update(parent_id=op["parent_id"], name=op["name"])
             upload = files.negotiate_upload(self.db, self.clients.store, self.owner, body)
-            for missing in upload["missing"]:
-                self.clients.store.put(missing["hash"], content)
+            for missing in upload["missing"]:  # what the PUT through this upload's own link stores
+                self.clients.store.put_staged(upload["_id"], missing["hash"], io.BytesIO(content), len(content))
             return {**wire, "type": "commit_upload", "upload_id": upload["_id"]}
         wire.update({k: v for k, v in op.items() if k != "content"})
         if op.get("node_id"):

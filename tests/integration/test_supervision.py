@@ -54,6 +54,9 @@ class Supervised:
     def log(self) -> str:
         return (self.dir / "supervisor" / "supervisord.log").read_text(errors="replace")
 
+    def process_log(self, name: str) -> str:
+        return (self.dir / "logs" / f"{name}.log").read_text(errors="replace")
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)  # what Ctrl-C does
@@ -154,3 +157,31 @@ def test_a_process_that_keeps_dying_is_retried_with_backoff_and_logged(tmp_path)
         proc.send_signal(signal.SIGINT)
         assert proc.wait(timeout=60) == 0
         shutil.rmtree(state, ignore_errors=True)
+
+
+def test_any_one_process_killed_comes_back_and_the_others_never_stop(supervised, settings, clients):
+    import requests
+
+    names = ["web", "worker", "scheduler", "relay", "listener", "nas"]
+    stack = supervised(*names)
+    wait_until(lambda: _answers(settings.public_url), timeout=60, every=0.3, what="the gateway to answer")
+    for victim in names:
+        pids = {name: stack.pid(name) for name in names}
+        os.kill(pids[victim], signal.SIGKILL)
+        wait_until(lambda v=victim, old=pids[victim]: stack.pid(v) not in (0, old), timeout=5, every=0.1,
+                   what=f"supervisord to start {victim} again")
+        wait_until(lambda v=victim: stack.state(v) == "RUNNING", timeout=60, every=0.3, what=f"{victim} RUNNING")
+        assert {n: stack.pid(n) for n in names if n != victim} == {n: p for n, p in pids.items() if n != victim}, \
+            (victim, stack.log()[-3000:], stack.process_log("scheduler")[-3000:])
+        if victim == "web":
+            wait_until(lambda: _answers(settings.public_url), timeout=60, every=0.3, what="the gateway again")
+    assert requests.get(f"{settings.public_url}/readyz", timeout=10).json()["status"] == "ok"
+
+
+def _answers(url: str) -> bool:
+    import requests
+
+    try:
+        return requests.get(f"{url}/healthz", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False

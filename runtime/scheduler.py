@@ -108,4 +108,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    # run the module under its own name: as `__main__` its Periodic would not be the class the packages use
+    # in their PERIODIC lists, and every declaration would be refused
+    from runtime.scheduler import main as _main
+
+    _main(sys.argv[1:])

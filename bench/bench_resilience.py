@@ -10,6 +10,8 @@ every (token, message) received more than once, and how long the last push took 
   flush-queued  FLUSHALL while a second burst's job waits in Redis behind the first
   flush-end  FLUSHALL right after the burst was delivered
   kill-mid   SIGKILL of the worker mid-burst, a new worker started 1 s later (what supervisord does)
+  resent     after the burst was delivered, FLUSHALL and its job enqueued once more with the same deliveries
+             (what a sweeper does when it takes a job for lost: a lease that ran out under a slow batch)
 
 Usage: python -m bench.bench_resilience [--pushes N] [--lease SECONDS]
 """
@@ -33,7 +35,7 @@ from pathlib import Path
 import redis as redis_lib
 
 from bench.common import ROOT, bench_env, python
-from push import registry
+from push import registry, tasks
 from push.relay import Relay
 from runtime import events
 from runtime.clients import Clients
@@ -126,6 +128,13 @@ def run_scenario(name: str, pushes: int, lease: float) -> dict:
 
         burst(0)
         fault_at = time.monotonic()
+        if name == "resent":
+            deadline = time.monotonic() + 60
+            while stack.clients.db.push_deliveries.count_documents({"owner": {"$ne": "warm"}}) < pushes:
+                if time.monotonic() > deadline:
+                    raise SystemExit("the relay did not record the burst")
+                time.sleep(0.02)
+            recorded = list(stack.clients.db.push_deliveries.find({"owner": {"$ne": "warm"}}))
         if name in ("flush-mid", "flush-queued", "kill-mid"):
             stack.fake.wait_for(lambda f: f.requests_count > 1, timeout=30)
         if name == "flush-queued":  # a second job waits in Redis behind the one in flight
@@ -153,6 +162,9 @@ def run_scenario(name: str, pushes: int, lease: float) -> dict:
         done_after = time.monotonic() - fault_at
         if name == "flush-end":
             stack.redis.flushall()
+        elif name == "resent":
+            stack.redis.flushall()
+            tasks.enqueue(stack.clients, recorded)
         time.sleep(lease + 3)  # whatever the sweeper would send again has been sent by now
         counts = received()
         return {"name": name, "pushes": pushes * waves, "delivered": len(counts),
@@ -170,7 +182,7 @@ def main(argv=None) -> None:
                         help="the relay's job lease (seconds; production: 120)")
     parser.add_argument("--scenario", action="append", help="run only these (default: all)")
     args, _ = parser.parse_known_args(argv)
-    names = args.scenario or ["baseline", "flush-mid", "flush-queued", "flush-end", "kill-mid"]
+    names = args.scenario or ["baseline", "flush-mid", "flush-queued", "flush-end", "kill-mid", "resent"]
     print(f"bursts of {args.pushes} pushes, one per phone, stand-in answers in {FCM_DELAY * 1000:.0f} ms, "
           f"relay lease {args.lease:.0f} s")
     for name in names:

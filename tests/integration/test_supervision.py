@@ -95,6 +95,7 @@ def supervised(fcm_env):
         running.stop()
 
 
+@pytest.mark.timeout(300)
 def test_a_killed_worker_is_back_at_once_and_every_push_of_the_burst_arrives(clients, fcm_fake, supervised):
     clients.ensure_indexes()
     users = [f"u-sup-{i:02d}" for i in range(30)]
@@ -159,6 +160,7 @@ def test_a_process_that_keeps_dying_is_retried_with_backoff_and_logged(tmp_path)
         shutil.rmtree(state, ignore_errors=True)
 
 
+@pytest.mark.timeout(420)
 def test_any_one_process_killed_comes_back_and_the_others_never_stop(supervised, settings, clients):
     import requests
 
@@ -174,8 +176,18 @@ def test_any_one_process_killed_comes_back_and_the_others_never_stop(supervised,
         assert {n: stack.pid(n) for n in names if n != victim} == {n: p for n, p in pids.items() if n != victim}, \
             (victim, stack.log()[-3000:], stack.process_log("scheduler")[-3000:])
         if victim == "web":
-            wait_until(lambda: _answers(settings.public_url), timeout=60, every=0.3, what="the gateway again")
+            if not _wait(lambda: _answers(settings.public_url), 60):
+                pytest.fail("the gateway did not answer again: " + stack.process_log("web")[-3000:])
     assert requests.get(f"{settings.public_url}/readyz", timeout=10).json()["status"] == "ok"
+
+
+def _wait(predicate, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.3)
+    return True
 
 
 def _answers(url: str) -> bool:

@@ -72,7 +72,7 @@ type Mutation {
 NODE_FIELDS = "  id: ID!\n  type: String!\n  rev: Int!\n  createdAt: String!\n  updatedAt: String!\n  data: JSON!\n"
 RELATION_FIRST = 100
 DOCUMENT_CACHE = 512
-MAX_SEARCH = 100
+MAX_SEARCH = 500  # as first of nodes (and the search service's own limit)
 
 
 @dataclass
@@ -93,7 +93,8 @@ class Built:
 
 
 _lock = threading.Lock()
-_built: dict[tuple[int, str], Built] = {}
+_built: OrderedDict[tuple[int, str], Built] = OrderedDict()  # per (client, database): tests make many databases
+MAX_BUILT = 16
 
 
 def current(db) -> Built:
@@ -110,6 +111,9 @@ def current(db) -> Built:
         ver, docs = registry.snapshot(db)
         built = build(ver, registry.merge(docs))
         _built[key] = built
+        _built.move_to_end(key)
+        while len(_built) > MAX_BUILT:
+            _built.popitem(last=False)
         return built
 
 

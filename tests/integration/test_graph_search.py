@@ -58,7 +58,7 @@ def test_search_finds_the_callers_nodes_only(client, make_user, install_photos, 
     assert [(h["node"]["id"], h["node"]["name"]) for h in found] == [(person, "Zoë Quinn")] and found[0]["score"] > 0
     assert hits(bob, "zoe") == []
     assert alice.codes(SEARCH, {"q": "zoe", "t": ["photos.Nope"]}) == ["BAD_USER_INPUT"]
-    assert alice.codes('{ search(q: "zoe", first: 101) { items { score } } }') == ["BAD_USER_INPUT"]
+    assert alice.codes('{ search(q: "zoe", first: 501) { items { score } } }') == ["BAD_USER_INPUT"]
     assert alice.codes('{ search(q: "zoe", after: "not-a-cursor") { items { score } } }') == ["BAD_USER_INPUT"]
     # A deleted node is no hit, even before the index has caught up.
     alice.ok(f'mutation {{ deleteNode(id: "{person}") }}')

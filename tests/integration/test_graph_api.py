@@ -186,3 +186,18 @@ def test_openapi_documents_the_graph(client):
     assert post["requestBody"]["content"]["application/json"]["schema"]["$ref"].endswith("/GraphQLRequest")
     assert "GraphQLRequest" in spec["components"]["schemas"]
     assert spec["paths"]["/graph/v1/schema.graphql"]["get"]["operationId"] == "graphSchema"
+
+
+def test_one_to_many_inverse_moves_the_child(client, make_user, install_photos, gql_as):
+    install_photos(faces=False)
+    gql = gql_as(make_user())
+    img = gql.ok(CREATE, {"t": "photos.Image", "d": {"file_id": "f"}})["createNode"]["id"]
+    first = gql.ok(CREATE, {"t": "photos.Album", "d": {"title": "A", "images": [img]}})["createNode"]["id"]
+    second = gql.ok(CREATE, {"t": "photos.Album", "d": {"title": "B", "images": [img]}})["createNode"]["id"]
+    albums = gql.ok("{ query_photos_Album { items { id images { id album { id } } } } }")["query_photos_Album"]
+    by_id = {a["id"]: a["images"] for a in albums["items"]}
+    # An image has one album: joining B took it out of A, and it points at B.
+    assert by_id == {first: [], second: [{"id": img, "album": {"id": second}}]}
+    gql.ok("mutation($id: ID!) { updateNode(id: $id, data: {album: null}) { id } }", {"id": img})
+    assert gql.ok("query($id: ID!) { get_photos_Album(id: $id) { images { id } } }", {"id": second}) == {
+        "get_photos_Album": {"images": []}}

@@ -16,6 +16,7 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
@@ -73,6 +74,36 @@ def bench_mutations(clients: Clients, n: int) -> dict:
     rates = {name: len(times) / sum(times) for name, times in samples.items()}
     assert db.events.count_documents({"owner": user}) == db.graph_nodes.count_documents({"owner": user})
     return rates
+
+
+def bench_concurrent(clients: Clients, n: int, threads: int) -> dict:
+    """The same two writes from `threads` clients at once (each its own user): what the server sustains."""
+    db = clients.db
+    model = schema.current(db).model
+
+    def raw_worker(k: int, count: int):
+        user = new_id()
+        for i in range(count):
+            now = utcnow()
+            db.graph_nodes_raw.insert_one({"_id": new_id(), "owner": user, "type": "photos.Image", "rev": 1,
+                                           "data": {"file_id": f"f{i}", "name": f"img {i}", "width": i},
+                                           "created_at": now, "updated_at": now})
+
+    def graph_worker(k: int, count: int):
+        store = nodes.NodeStore(db, clients.mongo, model, Identity(user_id=new_id()))
+        for i in range(count):
+            store.create("photos.Image", {"file_id": f"f{i}", "name": f"img {i}", "width": i})
+
+    totals = {"raw": [0, 0.0], "store": [0, 0.0]}
+    per = max(1, n // threads // 2)
+    with ThreadPoolExecutor(threads) as pool:
+        for _ in range(2):  # two alternating rounds of each
+            for name, worker in (("raw", raw_worker), ("store", graph_worker)):
+                start = time.perf_counter()
+                list(pool.map(worker, range(threads), [per] * threads))
+                totals[name][0] += per * threads
+                totals[name][1] += time.perf_counter() - start
+    return {name: count / elapsed for name, (count, elapsed) in totals.items()}
 
 
 def seed_faces(clients: Clients, user: str, faces: int = 500, images: int = 100) -> None:
@@ -135,6 +166,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--mutations", type=int, default=500)
     parser.add_argument("--queries", type=int, default=30)
+    parser.add_argument("--threads", type=int, default=8)
     parser.add_argument("--mongo", help="another MongoDB-wire server, e.g. mongodb://127.0.0.1:27018/")
     args, _ = parser.parse_known_args(argv)
     env = bench_env()
@@ -176,6 +208,7 @@ def run(args, env: dict) -> None:
         registry.install_namespace(clients.db, "photos", SDL_PHOTOS, "bench-photos")
         registry.install_namespace(clients.db, "faces", SDL_FACES, "bench-faces", {"photos.Image"})
         rates = bench_mutations(clients, args.mutations)
+        parallel = bench_concurrent(clients, args.mutations, args.threads)
         user = new_id()
         seed_faces(clients, user)
         query = bench_query(clients, user, args.queries)
@@ -190,6 +223,8 @@ def run(args, env: dict) -> None:
           f"{rates['store'] / rates['raw']:.2f}x raw")
     print(f"createNode + event, GraphQL service (parse+execute): {rates['graphql']:8.0f} /s  "
           f"{rates['graphql'] / rates['raw']:.2f}x raw   (goal >= 0.5x)")
+    print(f"{args.threads} clients at once: raw {parallel['raw']:6.0f} /s, createNode + event (store) "
+          f"{parallel['store']:6.0f} /s  {parallel['store'] / parallel['raw']:.2f}x raw")
     (rp50, rp99), (gp50, gp99) = query["raw"], query["graphql"]
     print(f"500 faces + their images, the two raw finds:         p50 {rp50:6.1f} ms  p99 {rp99:6.1f} ms")
     print(f"500 faces + their images, GraphQL service:           p50 {gp50:6.1f} ms  p99 {gp99:6.1f} ms   "

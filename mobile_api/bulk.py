@@ -16,8 +16,8 @@ from pymongo import ReturnDocument, UpdateOne
 from functions.files import service as files
 from mobile_api import conflicts, sync
 from mobile_api.conflicts import Action, Facts
+from runtime import events as outbox
 from runtime.errors import ApiError
-from runtime.ids import new_id
 
 
 class Raced(Exception):
@@ -64,20 +64,19 @@ def try_apply(ctx, chunk: list[dict], session) -> list[dict] | None:
         user = ctx.db.users.find_one_and_update({"_id": ctx.owner}, {"$inc": {"seq": len(writes)}}, session=session,
                                                 projection={"seq": 1}, return_document=ReturnDocument.AFTER)
         first = int(user["seq"]) - len(writes) + 1
-    updates, events, written = [], [], {}
+    updates, changed, written = [], [], {}
     for offset, (_op, node, fields) in enumerate(writes):
         changes = _next_revision(node, fields, first + offset, ctx.now)
         updates.append(UpdateOne({"_id": node["_id"], "owner": ctx.owner, "rev": node.get("rev", 0)},
                                  {"$set": changes}))
-        events.append({"_id": new_id(), "type": "node.changed", "user_id": ctx.owner,
-                       "payload": {"node_id": node["_id"], "seq": changes["seq"], "device_id": ctx.device_id},
-                       "created_at": ctx.now, "status": "pending", "attempts": 0})
+        changed.append(("node.changed", ctx.owner,
+                        {"node_id": node["_id"], "seq": changes["seq"], "device_id": ctx.device_id}))
         written[node["_id"]] = {**node, **changes}
     if updates:
         done = ctx.db.nodes.bulk_write(updates, ordered=True, session=session)
         if done.matched_count != len(updates):
             raise Raced("a node changed while the chunk was applied")
-        ctx.db.outbox.insert_many(events, session=session)
+        outbox.emit_many(ctx.db, changed, session=session, now=ctx.now)
     return [{"op_id": op["op_id"], "status": "applied", "node": sync.node_view(written.get(node["_id"], node))}
             for op, node, _ in planned]
 

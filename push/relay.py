@@ -18,13 +18,10 @@ import threading
 import time
 from datetime import datetime, timedelta
 
-from pymongo import ASCENDING
-
 from push import registry, tasks
 from push.senders import make_sender
 from push.service import PUSH_EVENT_TYPES, fan_out
 from runtime import events
-from runtime.ids import new_id, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -44,21 +41,8 @@ def carried_types() -> list[str]:
 
 
 def claim(db, limit: int = CLAIM_BATCH, now: datetime | None = None) -> list[dict]:
-    """Claim up to `limit` events in three round trips (runtime.events.claim_pending takes one per event).
-
-    Same fields and semantics as runtime.events: pending, or claimed by a relay that died `STALE_CLAIM` ago;
-    only the types this relay carries.
-    """
-    now = now or utcnow()
-    query = {"type": {"$in": carried_types()},
-             "$or": [{"status": "pending"}, {"status": "claimed", "claimed_at": {"$lt": now - STALE_CLAIM}}]}
-    ids = [d["_id"] for d in db.outbox.find(query, {"_id": 1}).sort("created_at", ASCENDING).limit(limit)]
-    if not ids:
-        return []
-    token = new_id()
-    db.outbox.update_many({"_id": {"$in": ids}, **query},
-                          {"$set": {"status": "claimed", "claimed_at": now, "claim": token}, "$inc": {"attempts": 1}})
-    return list(db.outbox.find({"_id": {"$in": ids}, "claim": token}).sort("created_at", ASCENDING))
+    """Claim up to `limit` events of the types this relay carries (runtime.events.claim_batch)."""
+    return events.claim_batch(db, carried_types(), limit, STALE_CLAIM, now)
 
 
 def _load(path: str):

@@ -48,6 +48,31 @@ def emit(db, type: str, user_id: str | None, payload: dict, session=None) -> str
     return event_id
 
 
+def emit_many(db, items: list[tuple[str, str | None, dict]], session=None, now: datetime | None = None) -> list[str]:
+    """Several `(type, user_id, payload)` events in one round trip, inside the caller's transaction."""
+    now = now or utcnow()
+    docs = [{"_id": new_id(), "type": type_, "user_id": user_id, "payload": payload, "created_at": now,
+             "status": "pending", "attempts": 0} for type_, user_id, payload in items]
+    if docs:
+        db.outbox.insert_many(docs, session=session)
+    return [d["_id"] for d in docs]
+
+
+def claim_batch(db, types: list[str], limit: int, stale_after: timedelta, now: datetime | None = None) -> list[dict]:
+    """Claim up to `limit` events of `types` in three round trips (claim_pending takes one per event): pending,
+    or claimed by a relay that died `stale_after` ago; oldest first."""
+    now = now or utcnow()
+    query = {"type": {"$in": list(types)},
+             "$or": [{"status": "pending"}, {"status": "claimed", "claimed_at": {"$lt": now - stale_after}}]}
+    ids = [d["_id"] for d in db.outbox.find(query, {"_id": 1}).sort("created_at", ASCENDING).limit(limit)]
+    if not ids:
+        return []
+    token = new_id()
+    db.outbox.update_many({"_id": {"$in": ids}, **query},
+                          {"$set": {"status": "claimed", "claimed_at": now, "claim": token}, "$inc": {"attempts": 1}})
+    return list(db.outbox.find({"_id": {"$in": ids}, "claim": token}).sort("created_at", ASCENDING))
+
+
 def claim_pending(db, limit: int = 100, stale_after: timedelta = timedelta(minutes=5)) -> list[dict]:
     """Claim up to `limit` events; events claimed long ago by a relay that died are claimed again."""
     now = utcnow()

@@ -24,9 +24,10 @@ from datetime import UTC, datetime, timedelta
 
 from pymongo import ASCENDING, UpdateOne
 
-from functions.files import eventlog, tree
+from functions.files import tree
 from functions.files.nodes import check_free, check_rev, get_node, live_folder, run, write_node
 from functions.files.tree import check_name, next_seq, node_json, now_ms, truncate_ms
+from runtime import events
 from runtime.errors import BadRequest, Conflict, Gone, NotFound, PayloadTooLarge
 from runtime.ids import as_utc, new_id
 from runtime.mongo import register_indexes
@@ -305,21 +306,13 @@ def apply_content(db, owner: str, upload: dict, *, parent_id=None, name=None, no
     if new_set and record_owners:
         db.block_owners.bulk_write([UpdateOne({"_id": f"{owner}:{h}"}, {"$setOnInsert": {"user": owner, "hash": h}},
                                               upsert=True) for h in new_set], ordered=False, session=session)
-    db.outbox.insert_many([_event("node.changed", owner, {"node_id": doc["_id"], "seq": doc["seq"],
-                                                          "device_id": device_id}, now),
-                           _event("file.committed", owner, {"node_id": doc["_id"], "upload_id": upload["_id"],
-                                                            "device_id": device_id}, now)], session=session)
-    eventlog.record(db, owner, "created" if created else "updated", [doc], session)
+    events.emit_many(db, [("node.changed", owner, {"node_id": doc["_id"], "seq": doc["seq"], "device_id": device_id}),
+                          ("file.committed", owner, {"node_id": doc["_id"], "upload_id": upload["_id"],
+                                                     "device_id": device_id})], session=session, now=now)
     db.uploads.update_one({"_id": upload["_id"]},
                           {"$set": {"status": "committed", "committed_at": now,
                                     "result": {"node_id": doc["_id"], "created": created}}}, session=session)
     return doc, created
-
-
-def _event(type_: str, owner: str, payload: dict, now: datetime) -> dict:
-    """An outbox event as runtime.events.emit writes it; a commit writes its two in one round trip."""
-    return {"_id": new_id(), "type": type_, "user_id": owner, "payload": payload, "created_at": now,
-            "status": "pending", "attempts": 0}
 
 
 def _committed(db, owner: str, upload: dict, session=None) -> tuple[dict, bool]:

@@ -45,3 +45,15 @@ def test_the_purge_job_runs_on_the_process_clients(env, settings, clients, monke
     finally:
         forget(settings)
     assert [d["_id"] for d in clients.db.outbox.find()] == [fresh]
+
+
+def test_emit_many_and_claim_batch_are_the_one_way_into_and_out_of_the_outbox(clients):
+    db = clients.db
+    ids = events.emit_many(db, [("node.changed", "u1", {"n": 1}), ("file.committed", "u1", {"n": 2}),
+                                ("example.other", "u2", {})])
+    assert [db.outbox.find_one({"_id": i})["status"] for i in ids] == ["pending"] * 3
+    claimed = events.claim_batch(db, ["node.changed", "file.committed"], 10, timedelta(minutes=2))
+    assert sorted(e["_id"] for e in claimed) == sorted(ids[:2]) and all(e["status"] == "claimed" for e in claimed)
+    assert events.claim_batch(db, ["node.changed", "file.committed"], 10, timedelta(minutes=2)) == []
+    later = utcnow() + timedelta(minutes=3)  # a relay that died: its claims are taken over
+    assert len(events.claim_batch(db, ["node.changed"], 10, timedelta(minutes=2), now=later)) == 1

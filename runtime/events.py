@@ -114,6 +114,14 @@ def purge_delivered(db, keep: timedelta = OUTBOX_KEEP_DONE, now: datetime | None
     return removed + db.outbox.delete_many({"type": {"$in": list(RETIRED_TYPES)}}).deleted_count
 
 
+def outbox_overview(db, status: str | None = None, limit: int = 20) -> tuple[dict[str, int], list[dict]]:
+    """Counts per status and the oldest events (of one status, or any): what `pcloud outbox list` shows."""
+    counts = {d["_id"]: d["n"] for d in db.outbox.aggregate([{"$group": {"_id": "$status", "n": {"$sum": 1}}}])}
+    query = {"status": status} if status else {}
+    oldest = list(db.outbox.find(query, {"payload": 0}).sort("created_at", ASCENDING).limit(limit))
+    return counts, oldest
+
+
 def purge_outbox_job() -> int:
     """Periodic job (PERIODIC below): the outbox does not grow with every write ever made."""
     from runtime.clients import process_clients

@@ -61,3 +61,31 @@ def test_a_bad_declaration_fails_at_start_up(module_dir, source, problem):
 def test_a_missing_job_module_fails_at_start_up():
     with pytest.raises(ModuleNotFoundError):
         scheduler.periodic_jobs(["functions.no_such_package.tasks"])
+
+
+def test_the_scheduler_process_enqueues_the_declared_jobs(env, clients):
+    """`python -m runtime.scheduler` as the Procfile runs it (as __main__, the case that once refused every
+    declaration): within a few seconds the 2-second pairing job is on the maintenance queue, as JSON."""
+    import os
+    import subprocess
+    import time
+    from pathlib import Path
+
+    queue = clients.queue("maintenance")
+    root = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-m", "runtime.scheduler", "functions.pairing.tasks"], cwd=root,
+                            env={**os.environ, **env}, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and proc.poll() is None:
+            names = {job.func_name for job in queue.jobs}
+            if "functions.pairing.tasks.expire_sessions" in names:
+                break
+            time.sleep(0.2)
+        assert proc.poll() is None, proc.stderr.read()
+        assert {"functions.pairing.tasks.expire_sessions", "functions.pairing.tasks.mark_devices_offline"} <= {
+            job.func_name for job in queue.jobs}
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert proc.returncode == 0  # SIGTERM: a clean stop

@@ -31,9 +31,8 @@ def graphql():
         result = {"data": None, "errors": [{"message": f"body is not valid JSON: {exc}",
                                             "extensions": {"code": "BAD_USER_INPUT"}}]}
     else:
-        c, ident = clients(), optional_identity()
-        search = service.index_search(c.settings, ident.user_id) if ident is not None else service.no_search
-        result = service.run(c.db, c.mongo, ident, body, search_fn=search)
+        c = clients()
+        result = service.run(c.db, c.mongo, optional_identity(), body, settings=c.settings)
     status = 401 if _only(result, "UNAUTHENTICATED") else 200
     return jsonify(result), status
 

@@ -168,9 +168,12 @@ def _format(error: GraphQLError) -> dict:
     return out
 
 
-def run(db, client, ident, body, *, search_fn: SearchFn = no_search,
+def run(db, client, ident, body, *, settings=None, search_fn: SearchFn | None = None,
         after_writes: Callable[[object], None] | None = None) -> dict:
-    """One GraphQL-over-HTTP request body → `{"data", "errors"?}`."""
+    """One GraphQL-over-HTTP request body → `{"data", "errors"?}`.
+
+    `search` answers from the search index of `settings` (or `search_fn`); with neither its pages are empty.
+    """
     if ident is None:
         return {"data": None, "errors": [_err("sign in first", "UNAUTHENTICATED")]}
     if not isinstance(body, dict):
@@ -205,6 +208,8 @@ def run(db, client, ident, body, *, search_fn: SearchFn = no_search,
     if op is not None and op.operation is OperationType.MUTATION and not access.has_scope(ident, "graph.write"):
         return {"data": None, "errors": [_err("mutations need the graph.write scope", "FORBIDDEN",
                                               required="graph.write")]}
+    if search_fn is None:
+        search_fn = index_search(settings, ident.user_id) if settings is not None else no_search
     ctx = GraphContext(db, client, built.model, ident, search_fn=search_fn, after_writes=after_writes)
     result = execute(built.schema, document, context_value=ctx, variable_values=variables, operation_name=operation,
                      is_awaitable=_never_awaitable)

@@ -53,18 +53,22 @@ def make_store(settings, secret: bytes, http_timeout: float = 10.0, ensure: bool
             query = parse_qs(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query))
         except ValueError:
             raise SettingsError(f"PCLOUD_STORE_URL has a malformed query: {url!r}") from None
-        unknown = set(query) - {"endpoint", "region"}
+        unknown = set(query) - {"endpoint", "public_endpoint", "region"}
         if unknown or any(len(v) != 1 for v in query.values()):
-            raise SettingsError(f"PCLOUD_STORE_URL accepts endpoint= and region= once each, got {url!r}")
+            raise SettingsError("PCLOUD_STORE_URL accepts endpoint=, public_endpoint= and region= once each, "
+                                f"got {url!r}")
         endpoint = query.get("endpoint", [""])[0] or None
-        if endpoint is not None:
-            ep = urlsplit(endpoint)
-            if ep.scheme not in ("http", "https") or not ep.netloc:
-                raise SettingsError(f"PCLOUD_STORE_URL endpoint must be an http(s) URL, got {endpoint!r}")
+        public_endpoint = query.get("public_endpoint", [""])[0] or None
+        for name, value in (("endpoint", endpoint), ("public_endpoint", public_endpoint)):
+            if value is not None:
+                ep = urlsplit(value)
+                if ep.scheme not in ("http", "https") or not ep.netloc:
+                    raise SettingsError(f"PCLOUD_STORE_URL {name} must be an http(s) URL, got {value!r}")
         region = query.get("region", [""])[0] or "us-east-1"
         if not re.fullmatch(r"[a-z0-9-]+", region):
             raise SettingsError(f"PCLOUD_STORE_URL region looks wrong: {region!r}")
-        store = S3BlobStore(bucket, endpoint_url=endpoint, region=region, timeout=http_timeout)
+        store = S3BlobStore(bucket, endpoint_url=endpoint, region=region, timeout=http_timeout,
+                            public_endpoint=public_endpoint)
         if ensure:
             store.ensure_bucket()
         return store

@@ -39,7 +39,7 @@ class S3BlobStore:
     """Blobs as objects `blocks/<digest>` in one bucket; S3 itself checks each PUT's SHA-256."""
 
     def __init__(self, bucket: str, endpoint_url: str | None = None, region: str = "us-east-1",
-                 timeout: float = 10.0):
+                 timeout: float = 10.0, public_endpoint: str | None = None):
         self.bucket = bucket
         self.region = region
         config = Config(
@@ -54,6 +54,12 @@ class S3BlobStore:
         self.client = boto3.session.Session().client(
             "s3", endpoint_url=endpoint_url, region_name=region, config=config
         )
+        # Presigned URLs go to phones and browsers: they must name the store as clients reach it (a public
+        # host behind the reverse proxy), not as the server does (a container name). SigV4 signs the host, so
+        # the URL is signed for the public endpoint by a client configured with it; no request is sent by it.
+        self.presigner = self.client if not public_endpoint else boto3.session.Session().client(
+            "s3", endpoint_url=public_endpoint, region_name=region,
+            config=config.merge(Config(s3={"addressing_style": "path"})))
 
     @staticmethod
     def key(digest: str) -> str:
@@ -156,7 +162,7 @@ class S3BlobStore:
         _check_expiry(expires_in)
         checksum = self.checksum(digest)
         key = self.staged_key(upload_id, digest) if upload_id is not None else self.key(digest)
-        url = self.client.generate_presigned_url(
+        url = self.presigner.generate_presigned_url(
             "put_object",
             Params={"Bucket": self.bucket, "Key": key, "ChecksumSHA256": checksum,
                     "ContentLength": size},
@@ -206,7 +212,7 @@ class S3BlobStore:
         params = {"Bucket": self.bucket, "Key": self.key(digest)}
         if filename:
             params["ResponseContentDisposition"] = content_disposition(filename)
-        url = self.client.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in, HttpMethod="GET")
+        url = self.presigner.generate_presigned_url("get_object", Params=params, ExpiresIn=expires_in, HttpMethod="GET")
         return PresignedRequest(url=url, method="GET", headers={})
 
     def _call(self, digest: str | None, operation: str, **kwargs):

@@ -215,24 +215,32 @@ def purge_app(db, app: str) -> int:
 
 # --- per-action concurrency -----------------------------------------------------------------------------
 def take_slot(db, app: str, action: str, concurrency: int, holder: str, lease_seconds: float, now=None) -> str | None:
-    """A free one of the action's `concurrency` slots, leased; None when all are busy."""
+    """A free one of the action's `concurrency` slots, leased; None when all are busy.
+
+    Slot documents are created once (insert, a duplicate is fine) and then only updated: an upsert racing a
+    release could resurrect a slot nobody holds.
+    """
     now = now or utcnow()
     until = now + timedelta(seconds=lease_seconds)
-    for index in range(concurrency):
-        slot_id = f"{app}/{action}/{index}"
-        try:
-            doc = db.action_slots.find_one_and_update(
-                {"_id": slot_id, "$or": [{"until": {"$lt": now}}, {"until": None}]},
-                {"$set": {"holder": holder, "until": until}}, upsert=True, return_document=ReturnDocument.AFTER)
-        except DuplicateKeyError:
-            continue  # the slot exists and is held
-        if doc is not None and doc.get("holder") == holder:
-            return slot_id
-    return None
+    ids = [f"{app}/{action}/{index}" for index in range(concurrency)]
+    if db.action_slots.count_documents({"_id": {"$in": ids}}) < concurrency:
+        for slot_id in ids:
+            try:
+                db.action_slots.insert_one({"_id": slot_id, "holder": None, "until": None})
+            except DuplicateKeyError:
+                pass
+    token = f"{holder}/{new_id()}"
+    doc = db.action_slots.find_one_and_update(
+        {"_id": {"$in": ids}, "$or": [{"until": None}, {"until": {"$lt": now}}]},
+        {"$set": {"holder": token, "until": until}}, return_document=ReturnDocument.AFTER)
+    if doc is None or doc.get("holder") != token:
+        return None
+    return f"{doc['_id']}#{token}"
 
 
-def release_slot(db, slot_id: str, holder: str) -> None:
-    db.action_slots.update_one({"_id": slot_id, "holder": holder}, {"$set": {"until": None, "holder": None}})
+def release_slot(db, slot: str, holder: str | None = None) -> None:
+    slot_id, _, token = slot.partition("#")
+    db.action_slots.update_one({"_id": slot_id, "holder": token}, {"$set": {"until": None, "holder": None}})
 
 
 def public_json(doc: dict) -> dict:

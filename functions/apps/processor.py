@@ -118,7 +118,8 @@ class Processor:
         for thread in threads:
             thread.start()
         try:
-            events.run_consumer(self.db, CONSUMER, self.handle, self.stop, batch=200, idle_seconds=5.0)
+            events.run_consumer(self.db, CONSUMER, self.handle, self.stop, batch=200, idle_seconds=5.0,
+                                lease_seconds=30.0)
         finally:
             self.stop.set()
             self.pool.shutdown(wait=False)
@@ -132,7 +133,7 @@ def main(argv=None) -> None:
     parser.add_argument("--workers", type=int, default=32)
     args = parser.parse_args(argv)
     clients = process_clients()
-    configure_logging(clients.settings)
+    configure_logging(clients.settings.log_level)
     clients.ensure_indexes()
     processor = Processor(clients.db, clients.settings, clients.keys, clients.store, workers=args.workers)
     signal.signal(signal.SIGTERM, lambda *_: processor.stop.set())

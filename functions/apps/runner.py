@@ -215,7 +215,7 @@ def main() -> None:
     from runtime.logs import configure_logging
 
     clients = process_clients()
-    configure_logging(clients.settings)
+    configure_logging(clients.settings.log_level)
     clients.ensure_indexes()
     runner = Runner(clients.db, clients.settings)
     signal.signal(signal.SIGTERM, lambda *_: runner.stop.set())

@@ -8,7 +8,7 @@ from pcloud_sdk.flask import ActionsBlueprint, Reject
 
 NOTE = "query($id: ID!) { node(id: $id) { id type data } }"
 CREATE = "mutation($data: JSON!) { createNode(type: \"tagger.Tag\", data: $data) { id data } }"
-TOUCH = "mutation($id: ID!) { updateNode(id: $id, data: {tagged: true}) { id } }"
+TOUCH = "mutation($id: ID!) { updateNode(id: $id, data: {title: \"tagged\"}) { id } }"
 
 
 def label_for(title: str, prefix: str) -> str:

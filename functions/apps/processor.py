@@ -17,12 +17,15 @@ import argparse
 import logging
 import signal
 import threading
+import time
+from datetime import timedelta
 
 from functions.apps import executions as ex
 from functions.apps import replay, store
 from functions.apps.actions import Invoker
 from functions.apps.planner import Planner
 from functions.apps.pool import ExecutionPool, settle_event
+from runtime.ids import utcnow
 
 log = logging.getLogger(__name__)
 CONSUMER = "apps"
@@ -75,11 +78,27 @@ class Processor:
             self.pool.submit(doc["_id"])
         return len(found)
 
+    def settle_recent(self, seconds: float = 120.0) -> int:
+        """Events of executions that ended lately are re-marked (done when all theirs ended).
+
+        A backstop: marking races (a processor killed between writing in_progress and checking again) heal
+        within one pass instead of leaving an event in_progress for good.
+        """
+        since = utcnow() - timedelta(seconds=seconds)
+        ids = [e for e in self.db.executions.distinct("event_id", {"finished_at": {"$gte": since}}) if e]
+        if ids:
+            replay.mark_states(self.db, ids)
+        return len(ids)
+
     def sweep_loop(self) -> None:
+        last_settle = 0.0
         while not self.stop.is_set():
             try:
                 self.purge_orphans()
                 count = self.sweep_once()
+                if time.monotonic() - last_settle > 5.0:
+                    last_settle = time.monotonic()
+                    self.settle_recent()
             except Exception:  # noqa: BLE001 - a database hiccup must not end the sweeper
                 log.exception("sweeping due executions failed")
                 count = 0

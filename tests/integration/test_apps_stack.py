@@ -199,8 +199,10 @@ def test_chaos_processor_sigkilled_mid_burst(stack, gateway, admin, app_server, 
                      stack.log("events"))
     assert clients.db.executions.count_documents({"app": name}) == 200
     # events the killed processor had claimed come back after their 30 s consumer lease
-    assert wait_for(lambda: all(events.get_event(clients.db, i)["state"] == "done" for i in ids), timeout=90,
-                    interval=1.0)
+    ok = wait_for(lambda: all(events.get_event(clients.db, i)["state"] == "done" for i in ids), timeout=90,
+                  interval=1.0)
+    assert ok, [(e["state"], e.get("pending"), e.get("claims"), e["subject"]) for e in
+                clients.db.events.find({"_id": {"$in": ids}, "state": {"$ne": "done"}})][:5]
     by_node: dict[str, set] = {}
     for call in app_server.calls_to("/handle"):
         by_node.setdefault(call["body"]["params"]["n"], set()).add(call["body"]["execution_id"])

@@ -14,6 +14,7 @@ from gateway import routing
 from gateway.middleware import health, metrics
 from gateway.middleware.auth import Authenticator
 from gateway.middleware.cors import Cors
+from gateway.middleware.headers import security_headers
 from gateway.middleware.longpoll import LongPollLimiter, is_long_poll
 from gateway.middleware.proxies import trusted_proxies
 from gateway.middleware.ratelimit import RateLimiter
@@ -73,11 +74,13 @@ class Gateway:
         token = request_id_var.set(rid)
         captured = {"status": 500, "function": "gateway"}
         origin = self.cors.allowed(environ)
+        https = self.settings.is_https or environ.get("wsgi.url_scheme") == "https"
 
         def respond(status, headers, exc_info=None):
             captured["status"] = int(status.split(" ", 1)[0])
             headers = [h for h in headers if h[0].lower() != "x-request-id"]
             headers.append(("X-Request-Id", rid))
+            headers = security_headers(headers, https)
             if origin:
                 headers.extend(self.cors.headers(origin))
             return start_response(status, headers, exc_info)

@@ -23,4 +23,6 @@ def create_app(settings=None):
     audiences = {"pcloud", *(c.client_id for c in cfg.sso_clients)}
     app.extensions["sso_verifier"] = TokenVerifier(keys.public_jwks, cfg.public_url, audiences)
     app.register_blueprint(routes.api.blueprint)
+    app.context_processor(lambda: {"csp_nonce": routes.csp_nonce()})
+    app.after_request(lambda resp: routes.page_headers(resp, cfg))
     return app

@@ -6,10 +6,12 @@ the token endpoint answers the OAuth way ({"error","error_description"}).
 
 from __future__ import annotations
 
+import hmac
 import logging
+import secrets
 from urllib.parse import urlencode, urlsplit
 
-from flask import current_app, jsonify, redirect, render_template, request
+from flask import current_app, g, jsonify, redirect, render_template, request
 
 from functions.sso.provider import OAuthError, OpenIDProvider
 from functions.sso.providers import ProviderError, ProviderUnavailable, providers_for
@@ -49,6 +51,30 @@ def _sso() -> SsoService:
 
 def _op() -> OpenIDProvider:
     return OpenIDProvider(_sso(), clients().keys, settings())
+
+
+def csp_nonce() -> str:
+    """One per response: the sign-in pages' only inline style carries it."""
+    if "csp_nonce" not in g:
+        g.csp_nonce = secrets.token_urlsafe(16)
+    return g.csp_nonce
+
+
+def page_headers(resp, cfg):
+    """Every sign-in page: no script at all, only our own nonce'd style, not framable, forms post only here
+    and (after logout) to the registered siblings."""
+    if resp.mimetype == "text/html":
+        nonce = g.get("csp_nonce")
+        forms = " ".join(["'self'", *dict.fromkeys(o for c in cfg.sso_clients for o in c.origins)])
+        resp.headers["Content-Security-Policy"] = "; ".join([
+            "default-src 'none'", f"style-src 'nonce-{nonce}'" if nonce else "style-src 'none'",
+            "img-src 'self' data:", f"form-action {forms}", "frame-ancestors 'none'", "base-uri 'none'"])
+        resp.headers["X-Frame-Options"] = "DENY"
+        resp.headers["Referrer-Policy"] = "no-referrer"
+    resp.headers["X-Content-Type-Options"] = "nosniff"
+    if cfg.is_https:
+        resp.headers["Strict-Transport-Security"] = "max-age=31536000"
+    return resp
 
 
 def _wants_html() -> bool:
@@ -300,17 +326,39 @@ def userinfo():
 
 @api.route("/auth/logout", ["GET", "POST"], operation_id="logout",
            summary="RP-initiated logout: ends the SSO session; siblings get back-channel logout",
-           description="POST takes the same parameters as a form.", query=LogoutQuery,
+           description="GET shows a confirmation page (nothing ends); its form POSTs the same parameters "
+                       "with csrf_token. A POST with an id_token_hint naming the session needs no csrf_token.",
+           query=LogoutQuery,
            responses={200: _HTML, 302: "to the registered post_logout_redirect_uri with state",
-                      400: "post_logout_redirect_uri not registered, bad id_token_hint"})
+                      400: "post_logout_redirect_uri not registered, bad id_token_hint, csrf_required"})
 def logout():
+    """GET only asks (a link or an image on another site must not sign anybody out); the confirmation form
+    POSTs back with the session's CSRF token. A POST carrying an id_token_hint for the session is the
+    sibling asking itself (OIDC RP-Initiated Logout) and needs no CSRF token."""
     op = _op()
     params = request.values
-    target, hint = op.logout_redirect(params)
+    target, hint = op.logout_redirect(params)  # an unregistered post_logout_redirect_uri is 400 either way
     if target is None and params.get("next"):
         target = op.sso.safe_next(params.get("next"))
     session = op.sso.live_session(cookie=request.cookies.get(SESSION_COOKIE))
-    sid = session["_id"] if session else (hint or {}).get("sid")
+    if request.method == "GET":
+        if session is not None:
+            keep = {k: params.get(k) for k in ("id_token_hint", "client_id", "post_logout_redirect_uri", "state",
+                                               "next") if params.get(k)}
+            resp = current_app.make_response(render_template("confirm_logout.html", fields=keep,
+                                                             csrf=session["csrf"]))
+            resp.headers.update(NO_STORE)
+            return resp
+        sid = None  # nothing signed in here: nothing to end, go where the sibling asked
+    else:
+        hinted = (hint or {}).get("sid")
+        if session is not None:
+            sent = request.form.get("csrf_token", "")
+            if hinted != session["_id"] and not (sent and hmac.compare_digest(sent, session.get("csrf", ""))):
+                raise BadRequest("signing out needs the confirmation form (its CSRF token)", code="csrf_required")
+            sid = session["_id"]
+        else:
+            sid = hinted
     if sid:
         deliveries = op.sso.end_session(sid, "logout")
         if deliveries:  # first try right away; the periodic job retries what fails

@@ -219,3 +219,21 @@ def test_proxy_to_a_dead_function_is_json_503(env):
     env["PCLOUD_FUNCTION_ECHO_URL"] = f"http://127.0.0.1:{free_port()}"
     r = Client(create_gateway(load_settings(env))).get("/echo/v1/ping")
     assert r.status_code == 503 and r.json["error"]["code"] == "unavailable"
+
+
+def test_every_html_response_is_hardened_and_hsts_on_https(env):
+    from werkzeug.test import Client
+
+    from gateway.wsgi import create_gateway
+    from runtime.settings import load_settings
+
+    env["PCLOUD_PUBLIC_URL"] = "https://cloud.example"
+    c = Client(create_gateway(load_settings(env)))
+    for path in ("/auth/login", "/auth/logout", "/portal/signin"):
+        r = c.get(path, headers={"Accept": "text/html"})
+        assert r.status_code == 200 and r.mimetype == "text/html", path
+        assert "frame-ancestors 'none'" in r.headers["Content-Security-Policy"], path
+        assert r.headers["X-Content-Type-Options"] == "nosniff" and r.headers["X-Frame-Options"] == "DENY"
+        assert r.headers["Strict-Transport-Security"].startswith("max-age="), path
+    api = c.get("/healthz")
+    assert api.headers["X-Content-Type-Options"] == "nosniff" and "Strict-Transport-Security" in api.headers

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import hmac
 import json
+import re
 import time
 from datetime import timedelta
 
@@ -220,9 +221,13 @@ def test_rp_initiated_logout_ends_the_session_and_tells_siblings_by_back_channel
     assert sso.exchange(store_code, store_verifier, client_id=STORE, auth=None).status_code == 200
     session = sso.session_doc(browser)
     bye = sso.settings.sso_client(READER).post_logout_redirect_uris[0]
-    resp = browser.get(f"{sso.url}/auth/logout", params={"id_token_hint": body["id_token"],
-                                                         "post_logout_redirect_uri": bye, "state": "st8"},
-                       allow_redirects=False, timeout=10)
+    asked = browser.get(f"{sso.url}/auth/logout", params={"id_token_hint": body["id_token"],
+                                                          "post_logout_redirect_uri": bye, "state": "st8"},
+                        allow_redirects=False, timeout=10)
+    assert asked.status_code == 200 and 'action="/auth/logout"' in asked.text  # GET only asks
+    assert sso.db.sso_sessions.find_one({"_id": session["_id"]})["ended_at"] is None
+    resp = browser.post(f"{sso.url}/auth/logout", data=_hidden_fields(asked.text), allow_redirects=False,
+                        timeout=10)
     assert resp.status_code == 302 and resp.headers["Location"] == f"{bye}?state=st8"
     assert "pcloud_sso" not in browser.cookies
     assert sso.db.sso_sessions.find_one({"_id": session["_id"]})["ended_at"] is not None
@@ -253,11 +258,49 @@ def test_logout_with_an_unregistered_post_logout_uri_is_400_and_keeps_the_sessio
     assert sso.session_doc(browser)["ended_at"] is None
 
 
+def _hidden_fields(html: str) -> dict:
+    return dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', html))
+
+
 def test_plain_logout_shows_a_signed_out_page(sso):
     browser = sso.signed_in_browser()
-    resp = browser.post(f"{sso.url}/auth/logout", allow_redirects=False, timeout=10)
+    csrf = browser.get(f"{sso.url}/auth/session", timeout=10).json()["csrf_token"]
+    resp = browser.post(f"{sso.url}/auth/logout", data={"csrf_token": csrf}, allow_redirects=False, timeout=10)
     assert resp.status_code == 200 and "signed out" in resp.text
     assert browser.get(f"{sso.url}/auth/session", timeout=10).status_code == 401
+
+
+def test_logout_by_get_or_without_csrf_ends_nothing(sso):
+    """No cross-site forced logout: a link or image (GET) only shows the question, a forged POST is 400."""
+    browser = sso.signed_in_browser()
+    page = browser.get(f"{sso.url}/auth/logout", timeout=10, headers={"Accept": "text/html"})
+    assert page.status_code == 200 and "Sign out of PCloud?" in page.text
+    assert browser.get(f"{sso.url}/auth/session", timeout=10).status_code == 200
+    for form in ({}, {"csrf_token": "forged"}):
+        refused = browser.post(f"{sso.url}/auth/logout", data=form, allow_redirects=False, timeout=10)
+        assert refused.status_code == 400
+        assert browser.get(f"{sso.url}/auth/session", timeout=10).status_code == 200
+    fields = _hidden_fields(page.text)
+    assert set(fields) == {"csrf_token"}
+    assert browser.post(f"{sso.url}/auth/logout", data=fields, timeout=10).status_code == 200
+    assert browser.get(f"{sso.url}/auth/session", timeout=10).status_code == 401
+
+
+def test_sign_in_pages_carry_security_headers(sso):
+    for path in ("/auth/login", "/auth/logout"):
+        resp = requests.get(f"{sso.url}{path}", headers={"Accept": "text/html"}, timeout=10)
+        assert resp.status_code == 200 and resp.headers["Content-Type"].startswith("text/html")
+        csp = resp.headers["Content-Security-Policy"]
+        assert "frame-ancestors 'none'" in csp and "default-src 'none'" in csp and "script-src" not in csp
+        nonce = re.search(r"style-src 'nonce-([^']+)'", csp).group(1)
+        assert f'<style nonce="{nonce}">' in resp.text
+        assert resp.headers["X-Content-Type-Options"] == "nosniff" and resp.headers["X-Frame-Options"] == "DENY"
+        assert "Strict-Transport-Security" not in resp.headers  # plain http here
+    error = requests.get(f"{sso.url}/auth/login", params={"next": "https://evil.example/"},
+                         headers={"Accept": "text/html"}, timeout=10)
+    assert error.status_code == 400 and "frame-ancestors 'none'" in error.headers["Content-Security-Policy"]
+    api = requests.get(f"{sso.url}/auth/jwks.json", timeout=10)
+    assert api.headers["X-Content-Type-Options"] == "nosniff"
 
 
 def test_session_expiry_sends_back_channel_logout_with_retries(sso, clients):

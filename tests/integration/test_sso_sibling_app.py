@@ -4,6 +4,7 @@ by back-channel when the SSO session ends (by logout or by expiry), RP-initiated
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
 import pytest
@@ -63,7 +64,8 @@ def test_sibling_signs_in_calls_userinfo_refreshes_and_is_logged_out_by_back_cha
     assert sso.db.sso_refresh_tokens.count_documents({"used_at": {"$ne": None}}) == before
     assert browser.get(f"{sibling.url}/me", timeout=20).status_code == 200
     # the user signs out at the portal: the sibling hears it by back-channel
-    out = browser.get(f"{sso.url}/auth/logout", timeout=20)
+    csrf = browser.get(f"{sso.url}/auth/session", timeout=20).json()["csrf_token"]
+    out = browser.post(f"{sso.url}/auth/logout", data={"csrf_token": csrf}, timeout=20)
     assert out.status_code == 200
     assert browser.get(f"{sibling.url}/", timeout=20).json()["signed_in"] is False
     assert sso.db.sso_backchannel.find_one({})["status"] == "done"
@@ -80,7 +82,12 @@ def test_sibling_is_logged_out_when_the_sso_session_expires(sibling, sso, client
 
 def test_sibling_rp_initiated_logout(sibling, sso):
     browser, _ = _sign_in(sso, sibling)
-    done = browser.get(f"{sibling.url}/logout", timeout=20)
+    asked = browser.get(f"{sibling.url}/logout", timeout=20)  # the sibling sends the browser to /auth/logout
+    assert asked.status_code == 200 and asked.url.startswith(f"{sso.url}/auth/logout?")
+    assert sso.session_doc(browser)["ended_at"] is None  # the user is asked first
+    fields = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', asked.text))
+    assert {"csrf_token", "id_token_hint", "post_logout_redirect_uri", "state"} <= set(fields)
+    done = browser.post(f"{sso.url}/auth/logout", data=fields, timeout=20)
     assert done.status_code == 200, done.text
     assert done.url.startswith(f"{sibling.url}/signed-out?state=") and done.json()["signed_out"] is True
     assert sso.session_doc(browser) is None or sso.session_doc(browser)["ended_at"] is not None

@@ -73,6 +73,32 @@ def _gateway_answers(paths: dict, operations, owner: dict) -> None:
         responses.setdefault("429", {"description": "rate_limited (Retry-After says when to try again)", **error})
 
 
+SCOPE_DESCRIPTIONS = {
+    "files.read": "read your files (/files/v1 GET)", "files.write": "change your files (/files/v1)",
+    "devices": "list and remove your devices (/devices/v1)", "pairing": "pair NAS boxes (/pairing/v1)",
+    "sync": "phone sync (/mobile/v1)", "graph.read": "read your graph and events (/graph/v1, /events/v1)",
+    "graph.write": "change your graph", "apps": "use apps and their actions (/apps/v1)",
+    "search": "search your content (/search/v1)", "admin": "manage users and groups (admins only, /admin/v1)",
+    "openid": "sign in (OpenID Connect)", "profile": "your name", "email": "your email address",
+}
+
+
+def oauth_schemes(settings) -> dict:
+    """CONTRACT §2 as OpenAPI: the scopes every operation's `bearer` requirement names, and where to get
+    tokens that hold them (siblings: the code flow; first-party clients hold every user scope)."""
+    base = settings.public_url
+    return {
+        "oauth2": {"type": "oauth2", "description": "sibling apps get only the scopes they were registered with "
+                                                    "(PCLOUD_SSO_CLIENTS[].scopes); first-party tokens hold every "
+                                                    "user scope, plus admin for admins",
+                   "flows": {"authorizationCode": {"authorizationUrl": f"{base}/auth/authorize",
+                                                   "tokenUrl": f"{base}/auth/token",
+                                                   "refreshUrl": f"{base}/auth/token",
+                                                   "scopes": SCOPE_DESCRIPTIONS}}},
+        "openid": {"type": "openIdConnect", "openIdConnectUrl": f"{base}/.well-known/openid-configuration"},
+    }
+
+
 def assemble(settings, functions) -> dict:
     operations, owner = list(_gateway.operations), {}
     for spec in functions:
@@ -98,7 +124,8 @@ def assemble(settings, functions) -> dict:
         "components": {
             "schemas": components,
             "securitySchemes": {BEARER: {"type": "http", "scheme": "bearer", "bearerFormat": "JWT",
-                                         "description": "an access token from /auth/token or /mobile/v1/auth/*"}},
+                                         "description": "an access token from /auth/token or /mobile/v1/auth/*"},
+                                **oauth_schemes(settings)},
         },
         "security": [{BEARER: []}],
     }

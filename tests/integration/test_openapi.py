@@ -245,3 +245,16 @@ def test_security_comes_from_the_routing_table(doc):
     assert paths["/auth/token"]["post"]["security"] == []
     assert paths["/echo/v1/ping"]["get"]["security"] == [{}, {"bearer": []}]
     assert paths["/healthz"]["get"]["security"] == []
+
+
+def test_every_scope_the_routing_table_asks_for_is_a_declared_oauth2_scope(doc):
+    """CONTRACT §2 in the document: the oauth2 scheme lists the scopes; /admin/v1 needs `admin`."""
+    schemes = doc["components"]["securitySchemes"]
+    declared = schemes["oauth2"]["flows"]["authorizationCode"]["scopes"]
+    assert schemes["openid"]["openIdConnectUrl"].endswith("/.well-known/openid-configuration")
+    used = {s for item in doc["paths"].values() for op in item.values() if isinstance(op, dict)
+            for req in op.get("security", []) for s in req.get("bearer", [])}
+    assert used and used <= set(declared)
+    assert doc["paths"]["/admin/v1/users"]["get"]["security"] == [{"bearer": ["admin"]}]
+    assert doc["paths"]["/devices/v1/devices"]["get"]["security"] == [{"bearer": ["devices"]}]
+    assert doc["paths"]["/files/v1/folders"]["post"]["security"] == [{"bearer": ["files.write"]}]

@@ -8,7 +8,7 @@ export PCLOUD_DATA_DIR ?= $(CURDIR)/var
 
 .PHONY: install services run test lint bench rotate-keys clean
 
-$(STAMP): requirements.txt pyproject.toml
+$(STAMP): requirements.txt requirements-runtime.txt pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -r requirements.txt

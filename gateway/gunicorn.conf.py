@@ -14,7 +14,8 @@ timeout = 60
 graceful_timeout = 10
 keepalive = 5
 accesslog = None  # the gateway writes structured access logs itself
-_metrics = str(_settings.data_dir / "metrics")
+# per pod/host: PROMETHEUS_MULTIPROC_DIR when set (Kubernetes mounts an emptyDir there), else under the data dir
+_metrics = _settings.metrics_dir or str(_settings.data_dir / "metrics")
 
 
 def on_starting(server):

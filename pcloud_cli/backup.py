@@ -188,7 +188,8 @@ def _data_files(data_dir: Path) -> list[tuple[str, Path]]:
         if not root.is_dir():
             continue
         for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-            dirnames[:] = sorted(d for d in dirnames if d != "__pycache__")
+            # an app's venv (.venv-<version>) is rebuilt by the apps runner from the app's requirements
+            dirnames[:] = sorted(d for d in dirnames if d != "__pycache__" and not d.startswith(".venv"))
             for filename in sorted(filenames):
                 path = Path(dirpath) / filename
                 if path.is_symlink() or not path.is_file() or filename.endswith((".tmp", ".pyc")):

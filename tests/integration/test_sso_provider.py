@@ -326,3 +326,36 @@ def test_session_expiry_sends_back_channel_logout_with_retries(sso, clients):
     stale = sso.db.sso_refresh_tokens.update_many({}, {"$set": {"expires_at": utcnow() - timedelta(days=2)}})
     assert stale.modified_count == 1 and run_maintenance(clients)["purged"] == 1
     assert sso.db.sso_refresh_tokens.count_documents({}) == 0
+
+
+USER_DATA = [("GET", "/files/v1/root", None), ("GET", "/pairing/v1/sessions/x", None),
+             ("GET", "/devices/v1/devices", None), ("GET", "/mobile/v1/changes", None),
+             ("POST", "/mobile/v1/devices", {"name": "p", "platform": "android"})]
+
+
+def test_sibling_tokens_from_the_code_flow_reach_only_their_registered_scopes(sso):
+    """Real tokens from the real flow: READER (default scopes) reaches no user data; its ID token is no
+    bearer token; STORE (registered with files.read, asking for files.write too) reads but cannot write."""
+    browser = sso.signed_in_browser()
+    code, verifier = sso.code_for(browser)
+    reader = sso.exchange(code, verifier).json()
+    assert set(reader["scope"].split()) == {"openid", "email", "profile"}
+    for method, path, body in USER_DATA:
+        for token, status, error in ((reader["access_token"], 403, "insufficient_scope"),
+                                     (reader["id_token"], 401, "invalid_token")):
+            resp = requests.request(method, f"{sso.url}{path}", json=body, timeout=10,
+                                    headers={"Authorization": f"Bearer {token}"})
+            assert (resp.status_code, resp.json()["error"]["code"]) == (status, error), (path, resp.text)
+    assert sso.db.devices.count_documents({}) == 0  # the refused POST wrote nothing
+    resp, verifier = sso.authorize(browser, STORE, scope="openid files.read files.write")
+    store = sso.exchange(query_of(resp.headers["Location"])["code"], verifier, client_id=STORE, auth=None).json()
+    assert set(store["scope"].split()) == {"openid", "files.read"}  # files.write was not registered
+    headers = {"Authorization": f"Bearer {store['access_token']}"}
+    root = requests.get(f"{sso.url}/files/v1/root", headers=headers, timeout=10)
+    assert root.status_code == 200
+    made = requests.post(f"{sso.url}/files/v1/folders", json={"parent_id": root.json()["id"], "name": "x"},
+                         headers=headers, timeout=10)
+    assert made.status_code == 403 and made.json()["error"]["details"]["required"] == "files.write"
+    userinfo = requests.get(f"{sso.url}/auth/userinfo", headers={"Authorization": f"Bearer {store['id_token']}"},
+                            timeout=10)
+    assert userinfo.status_code == 401

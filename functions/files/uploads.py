@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 from pymongo import ASCENDING, UpdateOne
 
-from functions.files import tree
+from functions.files import eventlog, tree
 from functions.files.nodes import check_free, check_rev, get_node, live_folder, run, write_node
 from functions.files.tree import check_name, next_seq, node_json, now_ms, truncate_ms
 from runtime import events
@@ -309,6 +309,7 @@ def apply_content(db, owner: str, upload: dict, *, parent_id=None, name=None, no
     events.emit_many(db, [("node.changed", owner, {"node_id": doc["_id"], "seq": doc["seq"], "device_id": device_id}),
                           ("file.committed", owner, {"node_id": doc["_id"], "upload_id": upload["_id"],
                                                      "device_id": device_id})], session=session, now=now)
+    eventlog.record(db, owner, "created" if created else "updated", [doc], session)
     db.uploads.update_one({"_id": upload["_id"]},
                           {"$set": {"status": "committed", "committed_at": now,
                                     "result": {"node_id": doc["_id"], "created": created}}}, session=session)

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from pymongo import UpdateOne
 from pymongo.errors import DuplicateKeyError
 
-from functions.files import tree
+from functions.files import eventlog, tree
 from functions.files.tree import name_key, next_seq, node_json, now_ms
 from runtime import events
 from runtime.errors import BadRequest, Conflict, NotFound
@@ -79,14 +80,12 @@ def check_no_cycle(db, owner: str, node: dict, target: dict, session=None) -> No
         depth += 1
 
 
-def write_node(db, owner: str, node: dict, fields: dict, *, session, device_id: str | None = None,
-               content: bool = False, seq: int | None = None, emit: bool = True) -> dict:
-    """Store `fields` as the node's next revision (rev, per-field revs, seq, live_key) and emit node.changed."""
-    now = now_ms()
+def next_revision(node: dict, fields: dict, seq: int, now, content: bool = False) -> dict:
+    """The `$set` that makes `fields` the node's next revision: rev, per-field revs, seq, live_key."""
     rev = int(node.get("rev", 0)) + 1
     merged = {**node, **fields}
     changes = dict(fields)
-    changes.update(rev=rev, updated_at=now, seq=seq if seq is not None else next_seq(db, owner, session))
+    changes.update(rev=rev, updated_at=now, seq=seq)
     if "name" in fields and fields["name"] != node.get("name"):
         changes.update(name_key=name_key(fields["name"]), name_rev=rev)
         merged["name_key"] = changes["name_key"]
@@ -100,8 +99,46 @@ def write_node(db, owner: str, node: dict, fields: dict, *, session, device_id: 
         changes["live_key"] = node["_id"]
     else:
         changes["live_key"] = tree.live_key(merged["parent_id"], merged["name_key"])
+    return changes
+
+
+def write_node(db, owner: str, node: dict, fields: dict, *, session, device_id: str | None = None,
+               content: bool = False, seq: int | None = None, emit: bool = True) -> dict:
+    """Store `fields` as the node's next revision (rev, per-field revs, seq, live_key) and emit node.changed."""
+    changes = next_revision(node, fields, seq if seq is not None else next_seq(db, owner, session), now_ms(),
+                            content=content)
     db.nodes.update_one({"_id": node["_id"], "owner": owner}, {"$set": changes}, session=session)
     if emit:
         events.emit(db, "node.changed", owner, {"node_id": node["_id"], "seq": changes["seq"], "device_id": device_id},
                     session=session)
     return {**node, **changes}
+
+
+class NodesRaced(Exception):
+    """A node changed between the caller's read and write_many (outside its transaction's view)."""
+
+
+def write_many(db, owner: str, writes: list[tuple[dict, dict]], *, session, now, device_id: str | None = None
+               ) -> dict[str, dict]:
+    """Several nodes' next revisions in a fixed number of round trips (the mobile bulk path): one `$inc` for
+    their journal numbers, one `bulk_write` guarded by each node's `rev` (NodesRaced when one moved on), the
+    `node.changed` outbox events and the `files.node.updated|trashed` log events. Returns the written nodes
+    by id. Only renames, moves and trashing of single files: the caller has checked names, targets, cycles."""
+    if not writes:
+        return {}
+    first = next_seq(db, owner, session, count=len(writes))
+    updates, changed, written = [], [], {}
+    for offset, (node, fields) in enumerate(writes):
+        changes = next_revision(node, fields, first + offset, now)
+        updates.append(UpdateOne({"_id": node["_id"], "owner": owner, "rev": node.get("rev", 0)},
+                                 {"$set": changes}))
+        changed.append(("node.changed", owner, {"node_id": node["_id"], "seq": changes["seq"], "device_id": device_id}))
+        written[node["_id"]] = {**node, **changes}
+    done = db.nodes.bulk_write(updates, ordered=True, session=session)
+    if done.matched_count != len(updates):
+        raise NodesRaced("a node changed while the chunk was applied")
+    events.emit_many(db, changed, session=session, now=now)
+    trashed = [d for d in written.values() if d.get("trashed_at") is not None]
+    eventlog.record(db, owner, "updated", [d for d in written.values() if d.get("trashed_at") is None], session)
+    eventlog.record(db, owner, "trashed", trashed, session)
+    return written

@@ -27,12 +27,14 @@ from pymongo import ASCENDING, UpdateOne
 from functions.files import eventlog, tree
 from functions.files.nodes import (
     MAX_DEPTH,
+    NodesRaced,
     check_free,
     check_no_cycle,
     check_rev,
     get_node,
     live_folder,
     run,
+    write_many,
     write_node,
 )
 from functions.files.paths import count_live, iter_live, owners, path_of, resolve
@@ -53,7 +55,8 @@ __all__ = ["check_name", "ensure_root", "node_json", "get_node", "get_root", "li
            "rename", "move", "update", "trash", "restore", "list_trash", "negotiate_upload", "commit_upload",
            "commit_into", "get_upload", "content_hash", "run", "check_rev", "check_free", "live_folder", "write_node",
            "live_key", "name_key", "count_live", "iter_live", "owners", "path_of", "resolve",
-           "content_node", "iter_content"]
+           "content_node", "iter_content",
+           "write_many", "NodesRaced"]
 
 # ----------------------------------------------------------------------------------------------- reads
 

@@ -213,3 +213,23 @@ def test_dockerfile_and_dockerignore_keep_state_tests_and_dev_tools_out():
         recorder = Recorder({env_line: "/data" if env_line == "PCLOUD_DATA_DIR" else "0.0.0.0:8000"})
         load_settings(recorder)
         assert env_line in recorder.read
+
+
+def test_systemd_target_runs_every_production_process_through_the_procfile():
+    import subprocess
+
+    target = (ROOT / "infra" / "systemd" / "pcloud.target").read_text()
+    wanted = set(re.findall(r"pcloud@([a-z0-9-]+)\.service", target))
+    commands = procfile()
+    assert wanted == set(commands) - DEMO_PROCESSES
+    for name in wanted:
+        got = subprocess.run(["bash", "infra/procfile-exec.sh", "--print", name], cwd=ROOT, capture_output=True,
+                             text=True, timeout=10)
+        assert got.returncode == 0 and got.stdout.split()[1:] == commands[name][1:], name
+    for name in DEMO_PROCESSES | {"no-such-process"}:
+        got = subprocess.run(["bash", "infra/procfile-exec.sh", "--print", name], cwd=ROOT, capture_output=True,
+                             text=True, timeout=10)
+        assert got.returncode == 2 and got.stderr, name
+    unit = (ROOT / "infra" / "systemd" / "pcloud@.service").read_text()
+    assert "ExecStart=/opt/pcloud/infra/procfile-exec.sh %i" in unit and "Restart=always" in unit
+    assert "DEMO" not in unit

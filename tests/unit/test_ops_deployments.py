@@ -233,3 +233,14 @@ def test_systemd_target_runs_every_production_process_through_the_procfile():
     unit = (ROOT / "infra" / "systemd" / "pcloud@.service").read_text()
     assert "ExecStart=/opt/pcloud/infra/procfile-exec.sh %i" in unit and "Restart=always" in unit
     assert "DEMO" not in unit
+
+
+def test_the_pcloud_console_script_names_the_cli():
+    import importlib
+    import tomllib
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    module, _, attr = project["project"]["scripts"]["pcloud"].partition(":")
+    assert callable(getattr(importlib.import_module(module), attr))
+    assert "pcloud_cli*" in project["tool"]["setuptools"]["packages"]["find"]["include"]
+    assert "pip install -q --no-deps -e ." in (ROOT / "Makefile").read_text()

@@ -116,6 +116,21 @@ def check_store(settings: Settings) -> str:
     return settings.store_url
 
 
+def check_search(settings: Settings, timeout: float) -> str:
+    if not settings.search_url:
+        return f"embedded index under {Path(settings.data_dir) / 'search'} (one box only)"
+    import requests
+
+    try:
+        answer = requests.get(f"{settings.search_url}/health", timeout=timeout)
+    except requests.RequestException as exc:
+        raise RuntimeError(f"Meilisearch at PCLOUD_SEARCH_URL {settings.search_url} does not answer: "
+                           f"{exc.__class__.__name__}") from None
+    if answer.status_code != 200:
+        raise RuntimeError(f"Meilisearch at {settings.search_url} answers {answer.status_code} to /health")
+    return settings.search_url
+
+
 def check_settings_sense(settings: Settings) -> str:
     remarks = []
     if settings.demo_signin:
@@ -145,4 +160,5 @@ def run_checks(environ=None, timeout: float = 3.0) -> list[Check]:
         _run("redis", lambda: check_redis(settings)),
         _run("amqp", lambda: check_amqp(settings, timeout)),
         _run("store", lambda: check_store(settings)),
+        _run("search", lambda: check_search(settings, timeout)),
     ]

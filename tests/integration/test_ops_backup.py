@@ -206,3 +206,32 @@ def test_truncated_and_tampered_archives_are_refused_before_anything_is_written(
     got = pcloud(env_b, "restore", str(not_gzip), "--quiet")
     assert got.returncode == 1 and "nothing was restored" in got.stderr
     _untouched(instance_b, env_b)
+
+
+def test_a_restore_that_fails_midway_leaves_the_instance_empty(populated, env, env_b, instance_b, tmp_path):
+    """An archive consistent with its manifest whose data the database refuses (a duplicate _id in the last
+    collection restored): the collections written before are dropped again, the data directory is untouched."""
+    import bson
+
+    archive = tmp_path / "good.tar.gz"
+    assert pcloud(env, "backup", str(archive), "--quiet").returncode == 0
+    with tarfile.open(archive) as src:
+        members = {info.name: src.extractfile(info).read() for info in src}
+    manifest = json.loads(members["manifest.json"])
+    last = sorted(n for n, m in manifest["collections"].items() if m["count"])[-1]
+    member = f"db/{last}.bson"
+    first = next(bson.decode_file_iter(io.BytesIO(members[member])))
+    members[member] += bson.encode(first)
+    manifest["collections"][last]["count"] += 1
+    manifest["members"][member] = {"sha256": hashlib.sha256(members[member]).hexdigest(),
+                                   "size": len(members[member])}
+    members["manifest.json"] = json.dumps(manifest).encode()
+    forged = tmp_path / "forged.tar.gz"
+    with tarfile.open(forged, "w:gz") as out:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            out.addfile(info, io.BytesIO(data))
+    got = pcloud(env_b, "restore", str(forged), "--quiet")
+    assert got.returncode == 1 and "restore failed" in got.stderr and "left empty" in got.stderr, got.stderr
+    _untouched(instance_b, env_b)

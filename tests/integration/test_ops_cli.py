@@ -49,7 +49,7 @@ def test_doctor_passes_a_healthy_instance(healthy):
     checks = rows(got.stdout)
     assert {k: v for k, v in checks.items() if k != "sanity"} == {
         "settings": "ok", "data dir": "ok", "key store": "ok", "mongo": "ok", "redis": "ok", "amqp": "ok",
-        "store": "ok"}
+        "store": "ok", "search": "ok"}
 
 
 def test_doctor_catches_a_wrong_mongo_url(healthy):
@@ -60,6 +60,8 @@ def test_doctor_catches_a_wrong_mongo_url(healthy):
     assert got.returncode == 1
     assert rows(got.stdout)["mongo"] == "FAIL" and rows(got.stdout)["redis"] == "ok"
     assert "PCLOUD_MONGO_URL" in got.stdout and "problem(s): mongo" in got.stderr
+    search = pcloud({**healthy, "PCLOUD_SEARCH_URL": f"http://127.0.0.1:{port}"}, "doctor", "--timeout", "1")
+    assert search.returncode == 1 and rows(search.stdout)["search"] == "FAIL" and rows(search.stdout)["mongo"] == "ok"
 
 
 def test_doctor_catches_a_missing_key_store(env, clients):

@@ -252,6 +252,23 @@ def outbox_list(ctx, status, limit):
         for e in oldest))
 
 
+@outbox.command("retry")
+@click.argument("event_ids", nargs=-1)
+@click.option("--claimed", "all_claimed", is_flag=True, help="every event a relay claimed and never finished")
+@pass_ctx
+def outbox_retry(ctx, event_ids, all_claimed):
+    """Hand claimed events back to the relay (they are claimed again anyway 5 minutes after a relay died)."""
+    from runtime import events
+
+    ids = list(event_ids)
+    if all_claimed:
+        ids += [e["_id"] for e in events.outbox_overview(ctx.clients.db, "claimed", 10000)[1]]
+    if not ids:
+        raise click.UsageError("name event ids or pass --claimed")
+    events.release(ctx.clients.db, ids)
+    out.print(f"{len(ids)} event(s) handed back to the relay")
+
+
 QUEUES = ("push", "default", "maintenance")  # runtime/worker.py
 
 

@@ -114,6 +114,12 @@ def test_outbox_and_dead_letters(healthy, clients, settings):
     events.emit(clients.db, "push.notify", "u1", {"x": 1})
     got = pcloud(healthy, "outbox", "list")
     assert got.returncode == 0 and "pending: 1" in got.stdout and "push.notify" in got.stdout
+    (claimed,) = events.claim_pending(clients.db, limit=1)  # a relay that took it and died
+    assert "claimed: 1" in pcloud(healthy, "outbox", "list").stdout
+    handed = pcloud(healthy, "outbox", "retry", "--claimed")
+    assert handed.returncode == 0 and "1 event(s)" in handed.stdout
+    assert clients.db.outbox.find_one({"_id": claimed["_id"]})["status"] == "pending"
+    assert pcloud(healthy, "outbox", "retry").returncode == 2  # nothing named: a usage error
 
     queue = clients.queue("default")
     job = queue.enqueue("runtime.ids.no_such_function")

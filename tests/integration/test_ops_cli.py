@@ -130,3 +130,35 @@ def test_outbox_and_dead_letters(healthy, clients, settings):
     retried = pcloud(healthy, "dead-letters", "retry", job.id)
     assert retried.returncode == 0 and "1 job(s) requeued" in retried.stdout
     assert job.id in queue.job_ids
+
+
+def test_apps_install_approve_list_through_the_app_manager(healthy, clients, make_user, tmp_path):
+    from tests.fixtures.apps import make_archive, unique_name
+
+    clients.ensure_indexes()
+    admin, member = make_user(admin=True), make_user()
+    name = unique_name("cli")
+    archive = tmp_path / "app.tar.gz"
+    archive.write_bytes(make_archive({"name": name, "version": "1.0.0", "title": "CLI app", "description": "",
+                                      "namespace": name.replace("-", "")[:30],
+                                      "runtime": {"url": "http://127.0.0.1:9"}}))
+    refused = pcloud(healthy, "apps", "install", str(archive), "--as", member.id)
+    assert refused.returncode == 1 and "not an active admin" in refused.stderr
+    got = pcloud(healthy, "apps", "install", str(archive), "--as", admin.id)
+    assert got.returncode == 0 and f"{name} 1.0.0: pending_approval" in got.stdout, got.stderr
+    broken = tmp_path / "broken.tar.gz"
+    broken.write_bytes(b"not an archive")
+    bad = pcloud(healthy, "apps", "install", str(broken), "--as", admin.id)
+    assert bad.returncode == 1 and "invalid_app" in bad.stderr
+    approved = pcloud(healthy, "apps", "approve", name, "--as", admin.id)
+    assert approved.returncode == 0 and "installing" in approved.stdout, approved.stderr
+    listed = pcloud(healthy, "apps", "list")
+    assert listed.returncode == 0 and name in listed.stdout and "installing" in listed.stdout
+
+
+def test_gc_run_runs_the_files_maintenance_jobs(healthy, clients):
+    clients.ensure_indexes()
+    got = pcloud(healthy, "gc", "run")
+    assert got.returncode == 0, got.stderr
+    assert [line.split(":")[0] for line in got.stdout.splitlines() if ":" in line] == [
+        "expire_uploads", "purge_trash", "collect_blocks"]

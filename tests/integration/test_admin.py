@@ -143,3 +143,34 @@ def test_groups_are_managed_by_admins_and_visible_to_services(sso, fresh_standin
     assert requests.get(f"{sso.url}/admin/v1/groups/{group['id']}", headers=_auth(admin),
                         timeout=10).status_code == 404
     assert groups.group_ids_for(sso.db, third["user"]["id"]) == []
+
+
+def test_two_admins_demoting_each_other_at_once_leave_one_admin(sso, fresh_standing):
+    """The last-admin rule holds under a race: both transactions write one guard document, so they conflict
+    instead of each seeing the other still admin."""
+    import threading
+
+    _phone(sso, "first@example.test")  # the first user (admin), demoted below
+    for round_ in range(3):
+        a, b = _phone(sso, f"a{round_}@example.test"), _phone(sso, f"b{round_}@example.test")
+        sso.db.users.update_many({}, {"$set": {"role": "member"}})
+        sso.db.users.update_many({"_id": {"$in": [a["user"]["id"], b["user"]["id"]]}}, {"$set": {"role": "admin"}})
+        a, b = {**_refresh(sso, a["refresh_token"]).json(), "user": a["user"]}, \
+            {**_refresh(sso, b["refresh_token"]).json(), "user": b["user"]}
+        barrier = threading.Barrier(2)
+        answers: list[requests.Response] = []
+
+        def demote(actor, target, barrier=barrier, answers=answers):
+            barrier.wait()
+            answers.append(requests.patch(f"{sso.url}/admin/v1/users/{target}", json={"role": "member"},
+                                          headers=_auth(actor), timeout=30))
+
+        threads = [threading.Thread(target=demote, args=(a, b["user"]["id"])),
+                   threading.Thread(target=demote, args=(b, a["user"]["id"]))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        codes = sorted(r.status_code for r in answers)
+        assert codes in ([200, 403], [200, 409]), [r.text for r in answers]  # never both
+        assert sso.db.users.count_documents({"role": "admin", "disabled": {"$ne": True}}) == 1

@@ -59,8 +59,12 @@ def test_photo_milestone_from_the_phone(photo_stack, make_user):
     first_face = next(f for f in faces if f["data"]["image"] == original_image["id"])
     assert iou(first_face["data"]["box"], ASTRONAUT_FACE) > 0.7
     assert {f["data"]["person"] for f in faces} == {person["id"]}
-    executions = stack.api("GET", "/apps/v1/executions?app=face-detector", phone).json()["items"]
-    assert executions and all(e["state"] == "done" for e in executions), executions
+    def settled():
+        items = stack.api("GET", "/apps/v1/executions?app=face-detector", phone).json()["items"]
+        return items and all(e["state"] in ("done", "dead") for e in items) and items
+
+    executions = wait_until(settled, timeout=120)
+    assert executions and all(e["state"] == "done" for e in executions), stack.diagnose(phone)
 
     # rename on the phone (updateNode, §10); search finds the Person and every Image showing them
     stack.gql(phone, "mutation($id: ID!) { updateNode(id: $id, data: {name: \"Eileen Collins\"}) { rev } }",

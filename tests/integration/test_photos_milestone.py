@@ -84,6 +84,7 @@ def test_photo_milestone_from_the_phone(photo_stack, make_user):
         files.upload(camera["id"], f"friend-{i}.png", encode(image, "PNG"))
     people = wait_until(lambda: len(p := stack.nodes(phone, "faces.Person")) == 2 and p, timeout=180)
     assert people, (stack.nodes(phone, "faces.Person"), stack.log("events"))
+    assert wait_until(settled, timeout=120), stack.diagnose(phone)  # merge what the detector has finished
     other = next(p for p in people if p["id"] != person["id"])
     merged = stack.api("POST", "/apps/v1/actions/face-detector/merge-people", phone,
                        json={"into": person["id"], "from": [other["id"]]})

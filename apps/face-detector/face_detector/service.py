@@ -142,7 +142,10 @@ def cluster_pool(api: PCloud, options: Options) -> list[str]:
         cover = max(faces, key=lambda f: f["data"].get("score", 0))
         person = api.create(PERSON, {"hidden": False, "face_count": len(faces), "cover": cover["id"],
                                      "centroid": grouping.rounded(grouping.centroid([vectors[i] for i in ids]))})
-        api.batch(updates=[(face["id"], {"person": person["id"], "grouped": True}) for face in faces])
+        try:
+            api.batch(updates=[(face["id"], {"person": person["id"], "grouped": True}) for face in faces])
+        except Refused:  # the user merged or deleted the new person meanwhile: faces left wait for the next run
+            continue
         made.append(person["id"])
     return made
 
@@ -238,10 +241,13 @@ def merge_people(api: PCloud, into: str, sources: list[str]) -> dict:
         others.append(source)
     images_touched, moved = set(), 0
     for source in others:
-        for face in api.nodes(FACE, {"person": source["id"]}):
-            api.update(face["id"], {"person": into, "grouped": True})
-            images_touched.add(_id(face["data"].get("image")))
-            moved += 1
+        for _ in range(3):  # a detection grouping faces into the source right now: take those too
+            faces = api.nodes(FACE, {"person": source["id"]})
+            if not faces:
+                break
+            api.batch(updates=[(face["id"], {"person": into, "grouped": True}) for face in faces])
+            images_touched.update(_id(face["data"].get("image")) for face in faces)
+            moved += len(faces)
         api.delete(source["id"])
     if not target["data"].get("name"):
         name = next((s["data"].get("name") for s in others if s["data"].get("name")), None)

@@ -120,6 +120,7 @@ def run_scenario(name: str, pushes: int, lease: float) -> dict:
         for i, token in enumerate(tokens):
             registry.register_phone(stack.clients.db, f"u{i}", "p", "android", token)
         waves = 2 if name == "flush-queued" else 1
+        at_fcm_when_killed = None
 
         def burst(wave: int) -> None:  # one burst: the relay's next pass makes it one job
             for i in range(pushes):
@@ -148,7 +149,8 @@ def run_scenario(name: str, pushes: int, lease: float) -> dict:
             fault_at = time.monotonic()
         elif name == "kill-mid":
             stack.kill_worker()
-            time.sleep(1.0)
+            time.sleep(1.0)  # requests the dead worker had made are answered (and count as sent) meanwhile
+            at_fcm_when_killed = len([m for m in stack.fake.messages if m.token in set(tokens)])
             stack.start_worker()
             fault_at = time.monotonic()
 
@@ -169,7 +171,7 @@ def run_scenario(name: str, pushes: int, lease: float) -> dict:
         counts = received()
         return {"name": name, "pushes": pushes * waves, "delivered": len(counts),
                 "duplicates": sum(c - 1 for c in counts.values()), "seconds": done_after,
-                "worker_exited": stack.worker.poll() is not None}
+                "worker_exited": stack.worker.poll() is not None, "at_fcm_when_killed": at_fcm_when_killed}
     finally:
         stack.stop()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -190,7 +192,9 @@ def main(argv=None) -> None:
         last = "last push" if name == "baseline" else "last push after the fault"
         print(f"{r['name']:12s} delivered {r['delivered']:3d}/{r['pushes']}  duplicates {r['duplicates']:3d} "
               f"({100 * r['duplicates'] / r['pushes']:5.1f} %)  {last}: {r['seconds']:5.1f} s"
-              + ("  (the worker process exited)" if r["worker_exited"] else ""), flush=True)
+              + ("  (the worker process exited)" if r["worker_exited"] else "")
+              + (f"  (FCM took {r['at_fcm_when_killed']} from the worker that died)"
+                 if r["at_fcm_when_killed"] is not None else ""), flush=True)
 
 
 if __name__ == "__main__":

@@ -40,6 +40,7 @@ DEFAULT_LEASE = timedelta(seconds=120)
 # a job the sweeper cannot find in Redis is lost only this long after it was handed out (the relay records
 # deliveries a moment before it enqueues their job)
 ORPHAN_GRACE = timedelta(seconds=3)
+ORPHAN_CHECK_EVERY = timedelta(seconds=2)
 FINISHED_JOB_TTL = 60  # seconds a finished job stays visible, so its records, still being written, are not resent
 
 
@@ -312,9 +313,17 @@ def sweep(clients, lease: timedelta = DEFAULT_LEASE, now: datetime | None = None
     return len(docs)
 
 
+_last_orphan_check: dict[str, datetime] = {}  # database name -> when the sweeper last looked for lost jobs
+
+
 def _release_orphans(clients, lease: timedelta, now: datetime) -> int:
     """End the lease of deliveries whose job is gone before the lease would have: the job vanished from
-    Redis (flushed, restarted empty) or died with its worker. Returns how many deliveries it released."""
+    Redis (flushed, restarted empty) or died with its worker. Returns how many deliveries it released.
+    At most once per ORPHAN_CHECK_EVERY: it reads every in-flight delivery's job id, a big set in a backlog."""
+    last = _last_orphan_check.get(clients.db.name)
+    if last is not None and timedelta(0) <= now - last < ORPHAN_CHECK_EVERY:
+        return 0
+    _last_orphan_check[clients.db.name] = now
     handed_out_before = now - ORPHAN_GRACE
     leased = {"status": "queued", "next_attempt_at": {"$lte": now},
               "lease_until": {"$gt": now, "$lte": handed_out_before + lease}}

@@ -214,6 +214,9 @@ def purge_app(db, app: str) -> int:
 
 
 # --- per-action concurrency -----------------------------------------------------------------------------
+_SLOTS_MADE: set[tuple] = set()  # (database, app, action, concurrency) whose slot documents exist
+
+
 def take_slot(db, app: str, action: str, concurrency: int, holder: str, lease_seconds: float, now=None) -> str | None:
     """A free one of the action's `concurrency` slots, leased; None when all are busy.
 
@@ -223,12 +226,15 @@ def take_slot(db, app: str, action: str, concurrency: int, holder: str, lease_se
     now = now or utcnow()
     until = now + timedelta(seconds=lease_seconds)
     ids = [f"{app}/{action}/{index}" for index in range(concurrency)]
-    if db.action_slots.count_documents({"_id": {"$in": ids}}) < concurrency:
-        for slot_id in ids:
-            try:
-                db.action_slots.insert_one({"_id": slot_id, "holder": None, "until": None})
-            except DuplicateKeyError:
-                pass
+    key = (db.name, app, action, concurrency)
+    if key not in _SLOTS_MADE:
+        if db.action_slots.count_documents({"_id": {"$in": ids}}) < concurrency:
+            for slot_id in ids:
+                try:
+                    db.action_slots.insert_one({"_id": slot_id, "holder": None, "until": None})
+                except DuplicateKeyError:
+                    pass
+        _SLOTS_MADE.add(key)
     token = f"{holder}/{new_id()}"
     doc = db.action_slots.find_one_and_update(
         {"_id": {"$in": ids}, "$or": [{"until": None}, {"until": {"$lt": now}}]},

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 class ExecutionPool:
     def __init__(self, invoker: Invoker, workers: int = 32):
         self.invoker = invoker
+        self.workers = workers
         self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="execution")
         self._lock = threading.Lock()
         self._inflight: dict[str, Future] = {}

@@ -71,9 +71,13 @@ class Processor:
                     self.pool.submit(execution["_id"])
 
     # --- due executions -------------------------------------------------------------------------------------
-    def sweep_once(self, limit: int = 500) -> int:
+    def sweep_once(self, limit: int | None = None) -> int:
+        """Offer due executions to the pool, no more than it has room for (the rest wait for the next pass)."""
+        room = limit if limit is not None else max(self.pool.workers * 2 - self.pool.busy(), 0)
+        if room == 0:
+            return 1
         active = [d["_id"] for d in store.all_apps(self.db, states=("active",))] + ["files", "graph"]
-        found = ex.due(self.db, limit, apps=active)
+        found = ex.due(self.db, room, apps=active)
         for doc in found:
             self.pool.submit(doc["_id"])
         return len(found)
@@ -94,10 +98,10 @@ class Processor:
         last_settle = 0.0
         while not self.stop.is_set():
             try:
-                self.purge_orphans()
                 count = self.sweep_once()
                 if time.monotonic() - last_settle > 5.0:
                     last_settle = time.monotonic()
+                    self.purge_orphans()
                     self.settle_recent()
             except Exception:  # noqa: BLE001 - a database hiccup must not end the sweeper
                 log.exception("sweeping due executions failed")

@@ -173,3 +173,16 @@ def test_another_users_image_is_never_read(fake_pcloud, detector):
     assert _detect(detector, bobs)["skipped"] == "the image is gone"
     assert not any(what.startswith("files.read") for owner, what in fake.calls if owner == "alice")
     assert fake.of_type("bob", "faces.Face") == [] and _faces(fake) == []
+
+
+def test_detects_again_after_its_faces_were_purged(fake_pcloud, detector):
+    """Uninstalled with purge and installed again (replay): the Images still say which file their faces were of."""
+    fake = fake_pcloud
+    image_id = _image(fake, "alice", "a.jpg", encode(astronaut()))
+    assert _detect(detector, image_id)["faces"] == 1
+    assert _detect(detector, image_id) == {"skipped": "unchanged", "faces": 1}
+    for face in _faces(fake):
+        del fake.nodes[face["id"]]  # a namespace purge deletes the nodes without unlinking Image.faces
+    again = _detect(detector, image_id)
+    assert again["faces"] == 1 and iou(again["boxes"][0], ASTRONAUT_FACE) > 0.7
+    assert fake.nodes[image_id]["data"]["faces"] == [f["id"] for f in _faces(fake)]

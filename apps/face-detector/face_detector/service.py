@@ -59,7 +59,10 @@ def detect(api: PCloud, model: FaceModel, settings: dict, image_id: str) -> dict
         return {"skipped": "not an image", "reason": str(exc), **forget_image(api, image_id)}
     digest = hashlib.sha256(data).hexdigest()
     if image["data"].get("faces_of") == digest:
-        return {"skipped": "unchanged", "faces": len(image["data"].get("faces") or [])}
+        expected = len(image["data"].get("faces") or [])
+        if expected == 0 or len(api.nodes(FACE, {"image": image_id})) == expected:
+            return {"skipped": "unchanged", "faces": expected}
+        # the faces went (the detector was reinstalled with its nodes purged, say): detect again
     try:
         rgb, factor, width, height = images.load(data)
     except images.NotAnImage as exc:
@@ -68,6 +71,8 @@ def detect(api: PCloud, model: FaceModel, settings: dict, image_id: str) -> dict
 
     if image["data"].get("faces") or image["data"].get("faces_of"):
         forget_image(api, image_id)  # the file changed: its old faces go
+        if image["data"].get("faces"):
+            api.update(image_id, {"faces": None})  # ids of faces purged without the graph unlinking them
     faces: list[dict] = []
     try:
         if found:

@@ -85,14 +85,14 @@ def upload(base: str, token: str, parent_id: str, name: str, data: bytes) -> dic
     http = requests.Session()
     http.headers["Authorization"] = f"Bearer {token}"
     digest = hashlib.sha256(data).hexdigest()
-    negotiated = http.post(f"{base}/files/v1/uploads", timeout=30, json={
+    negotiated = http.post(f"{base}/files/v1/uploads", timeout=120, json={
         "parent_id": parent_id, "name": name, "size": len(data), "blocks": [{"hash": digest, "size": len(data)}]})
     negotiated.raise_for_status()
     body = negotiated.json()
     for target in body["missing"]:
         requests.request(target["method"], target["url"], data=data, headers=target["headers"],
-                         timeout=30).raise_for_status()
-    committed = http.post(f"{base}/files/v1/uploads/{body['upload_id']}/commit", timeout=30)
+                         timeout=120).raise_for_status()
+    committed = http.post(f"{base}/files/v1/uploads/{body['upload_id']}/commit", timeout=120)
     committed.raise_for_status()
     return committed.json()
 
@@ -234,7 +234,7 @@ def milestone(args) -> None:
 
     def install(name: str, replay: bool = False) -> None:
         assert as_admin.post(f"{base}/apps/v1/apps", json={"catalog": name}, timeout=60).status_code == 201
-        as_admin.post(f"{base}/apps/v1/apps/{name}/approve", json={"replay": replay}, timeout=30)
+        as_admin.post(f"{base}/apps/v1/apps/{name}/approve", json={"replay": replay}, timeout=120)
         until(lambda: as_admin.get(f"{base}/apps/v1/apps/{name}", timeout=30).json()["state"] == "active", 600,
               f"{name} active")
 

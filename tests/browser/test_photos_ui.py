@@ -38,7 +38,8 @@ def test_gallery_people_rename_merge_search(photo_stack, make_user, make_portal_
     page.goto(f"{stack.url}/apps/photos-ui/")
     expect(page.locator(".thumb img")).to_have_count(6)
     expect(page.locator("h3.day")).to_have_text(["2024-07-01", "2024-06-30", "2024-05-01"])  # newest first
-    page.wait_for_function("[...document.querySelectorAll('.thumb img')].every(i => i.complete && i.naturalWidth)")
+    all_loaded = "() => [...document.querySelectorAll('.thumb img')].every(i => i.complete && i.naturalWidth)"
+    page.wait_for_function(all_loaded)  # a function, not a string: the page's CSP forbids eval
     browser_page.screenshot("timeline")
 
     page.goto(f"{stack.url}/apps/photos-ui/#/people")

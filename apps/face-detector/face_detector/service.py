@@ -125,6 +125,10 @@ def group(api: PCloud, options: Options, image_id: str, found: list, factor: flo
     updates.append((image_id, {"faces_of": digest, "people": " ".join(dict.fromkeys(n for n in names if n))}))
     written = api.batch(creates=creates, updates=updates)
     faces = written[:len(creates)]
+    if joined and _renamed_since(api, {pid: people[pid] for pid in joined}):
+        # a person renamed while this image was being detected: its rename trigger ran before these faces
+        # existed and could not see this image, so its search text is made again from the names as they are now
+        api.update(image_id, {"people": people_text(api, image_id)})
     covers = [(pid, next(f for f in faces if f["data"].get("person") == pid)) for pid in joined
               if not _id(people[pid]["data"].get("cover"))]
     if covers:
@@ -181,6 +185,15 @@ def recluster(api: PCloud, settings: dict) -> dict:
 
 
 # --------------------------------------------------------------------------------------------- search text
+
+
+def _renamed_since(api: PCloud, seen: dict[str, dict]) -> bool:
+    """Whether any of these people has another name (or is gone) than when they were read."""
+    for person_id, before in seen.items():
+        now = api.node(person_id)
+        if now is None or (now.get("data") or {}).get("name") != before["data"].get("name"):
+            return True
+    return False
 
 
 def people_text(api: PCloud, image_id: str) -> str:

@@ -108,11 +108,6 @@ def assemble(settings, functions) -> dict:
     paths, components = schemas.build(
         operations, security_for=lambda op: security_for(owner[id(op)], op) if id(op) in owner else None)
     _gateway_answers(paths, operations, owner)
-    for spec in functions:  # functions not converted yet still carry a hand-written fragment
-        legacy = spec.openapi_paths() or {}
-        if isinstance(legacy, dict):
-            paths.update(legacy.get("paths", {}))
-            components.update(legacy.get("schemas", {}))
     return {
         "openapi": "3.1.0",
         "info": {"title": "PCloud API", "version": "1.0.0",

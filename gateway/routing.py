@@ -36,10 +36,6 @@ class FunctionSpec:
         module = importlib.import_module(module_name)
         return getattr(module, attr)
 
-    def openapi_paths(self) -> dict:
-        module = importlib.import_module(self.factory.partition(":")[0])
-        return getattr(module, "OPENAPI", {})
-
     def auth_for(self, path: str) -> str:
         if any(path.startswith(p) for p in self.anonymous_paths):
             return "none"

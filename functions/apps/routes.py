@@ -6,19 +6,39 @@ import time
 from concurrent.futures import wait
 
 import requests
-from flask import Blueprint, Response, current_app, jsonify, request, stream_with_context
+from flask import Response, current_app, jsonify, request, stream_with_context
 
 from functions.apps import actions as act
 from functions.apps import executions as ex
 from functions.apps import replay, store
 from functions.apps.pool import ExecutionPool
+from functions.apps.schemas import (
+    ARCHIVE_BODY,
+    JSON_OBJECT,
+    AppPage,
+    AppRecord,
+    Approve,
+    CatalogInstall,
+    CatalogPage,
+    Execution,
+    ExecutionEnvelope,
+    ExecutionPage,
+    ExecutionQuery,
+    Replay,
+    ReplayRequest,
+    ReplayStarted,
+    Submitted,
+    UninstallQuery,
+)
 from functions.apps.service import AppManager
 from runtime.app import clients, json_body, page_params, settings
 from runtime.errors import ApiError, BadRequest, Conflict, Forbidden, NotFound
 from runtime.identity import current_identity
 from runtime.ids import new_id, utcnow
+from runtime.schemas import Api, body, validate
 
-bp = Blueprint("apps", __name__)
+api = Api("apps", import_name=__name__)
+NOT_GRANTED = "not_granted: an app's token does not reach this"
 SYNC_WAIT_S = 30.0
 ARCHIVE_TYPES = ("application/gzip", "application/x-gzip", "application/zip", "application/x-tar+gzip",
                  "application/octet-stream", "application/x-zip-compressed")
@@ -51,54 +71,66 @@ def _user_only(ident) -> None:
 
 
 # --- lifecycle ---------------------------------------------------------------------------------------------
-@bp.post("/apps/v1/apps")
+@api.post("/apps/v1/apps", operation_id="submitApp",
+          summary="Install or upgrade an app from an archive or the catalog (admin)", body=ARCHIVE_BODY,
+          extra_models=(CatalogInstall,),
+          responses={201: Submitted, 400: "invalid_app (details.problems lists every problem), invalid_request",
+                     403: "forbidden: not an admin", 404: "no bundled app of that name",
+                     409: "app_exists: that version (or a namespace clash) is installed",
+                     413: "the archive is too large", 415: "unsupported_media_type"})
 def submit():
     ident = current_identity()
     _user_only(ident)
     ctype = (request.mimetype or "").lower()
     if ctype == "application/json":
-        body = json_body()
-        if not isinstance(body.get("catalog"), str):
+        wanted = json_body()
+        if not isinstance(wanted.get("catalog"), str):
             raise BadRequest('send the archive (application/gzip or application/zip) or {"catalog": NAME}',
                              code="invalid_request")
-        return jsonify(manager().submit_catalog(ident, body["catalog"])), 201
+        return jsonify(manager().submit_catalog(ident, validate(CatalogInstall, wanted).catalog)), 201
     if ctype not in ARCHIVE_TYPES:
         raise ApiError("send the archive as application/gzip or application/zip", code="unsupported_media_type",
                        status=415)
     return jsonify(manager().submit(ident, request.get_data(cache=False))), 201
 
 
-@bp.get("/apps/v1/apps")
+@api.get("/apps/v1/apps", operation_id="listApps", summary="Installed apps (any user)", responses={200: AppPage})
 def list_apps():
     current_identity()
     return jsonify(manager().list())
 
 
-@bp.get("/apps/v1/apps/<name>")
+@api.get("/apps/v1/apps/<name>", operation_id="getApp", summary="One app",
+         responses={200: AppRecord, 404: "no app of that name"})
 def get_app(name: str):
     current_identity()
     return jsonify(manager().get(name))
 
 
-@bp.post("/apps/v1/apps/<name>/approve")
+@api.post("/apps/v1/apps/<name>/approve", operation_id="approveApp",
+          summary="Approve what a pending app or upgrade requests; it installs in the background (admin)",
+          body=Approve, body_required=False,
+          responses={202: AppRecord, 403: "forbidden: not an admin", 404: "no app of that name",
+                     409: "invalid_state: nothing to approve"})
 def approve(name: str):
     ident = current_identity()
     _user_only(ident)
-    body = json_body(required=False)
-    replay_flag = body.get("replay", False)
-    if not isinstance(replay_flag, bool):
-        raise BadRequest("replay must be true or false", code="invalid_request")
-    return jsonify(manager().approve(ident, name, replay=replay_flag)), 202
+    wanted = body(Approve) or Approve()
+    return jsonify(manager().approve(ident, name, replay=wanted.replay)), 202
 
 
-@bp.post("/apps/v1/apps/<name>/reject")
+@api.post("/apps/v1/apps/<name>/reject", operation_id="rejectApp", summary="Reject a pending app or upgrade (admin)",
+          responses={200: AppRecord, 403: "forbidden: not an admin", 404: "no app of that name",
+                     409: "invalid_state: nothing to reject"})
 def reject(name: str):
     ident = current_identity()
     _user_only(ident)
     return jsonify(manager().reject(ident, name))
 
 
-@bp.delete("/apps/v1/apps/<name>")
+@api.delete("/apps/v1/apps/<name>", operation_id="uninstallApp",
+            summary="Uninstall at once (purge=true deletes its nodes too) (admin)", query=UninstallQuery,
+            responses={204: "uninstalled", 403: "forbidden: not an admin", 404: "no app of that name"})
 def uninstall(name: str):
     ident = current_identity()
     _user_only(ident)
@@ -116,47 +148,63 @@ def uninstall(name: str):
     return "", 204
 
 
-@bp.get("/apps/v1/catalog")
+@api.get("/apps/v1/catalog", operation_id="appCatalog", summary="The bundled apps and their installed versions",
+         responses={200: CatalogPage})
 def catalog():
     current_identity()
     return jsonify(manager().catalog())
 
 
 # --- per user ----------------------------------------------------------------------------------------------
-@bp.get("/apps/v1/apps/<name>/settings")
+@api.get("/apps/v1/apps/<name>/settings", operation_id="getAppSettings",
+         summary="The caller's settings for the app, defaults filled in (shaped by the app's settings schema)",
+         responses={200: ("the settings", None), 403: NOT_GRANTED, 404: "no app of that name"})
 def get_settings(name: str):
     ident = current_identity()
     _user_only(ident)
     return jsonify(manager().user_settings(name, ident.user_id))
 
 
-@bp.put("/apps/v1/apps/<name>/settings")
+@api.put("/apps/v1/apps/<name>/settings", operation_id="putAppSettings",
+         summary="Replace the caller's settings (validated by the app's settings schema)", body=JSON_OBJECT,
+         responses={200: ("the settings as stored", None), 400: "invalid_settings", 403: NOT_GRANTED,
+                    404: "no app of that name"})
 def put_settings(name: str):
     ident = current_identity()
     _user_only(ident)
     return jsonify(manager().put_user_settings(name, ident.user_id, json_body()))
 
 
-@bp.post("/apps/v1/apps/<name>/replay")
+@api.post("/apps/v1/apps/<name>/replay", operation_id="replayApp", summary="Feed the app the caller's past events",
+          body=ReplayRequest, body_required=False,
+          responses={202: ReplayStarted, 400: "invalid_since", 403: NOT_GRANTED, 404: "no active app of that name"})
 def start_replay(name: str):
     ident = current_identity()
     _user_only(ident)
     doc = store.get(clients().db, name)
     if doc is None or doc["state"] != "active":
         raise NotFound(f"no active app named {name!r}", code="not_found")
-    since = replay.since_value(json_body(required=False).get("since"))
+    since = replay.since_value((body(ReplayRequest) or ReplayRequest()).since)
     started = replay.start(clients().db, name, ident.user_id, since)
     return jsonify({"replay_id": started["_id"]}), 202
 
 
-@bp.get("/apps/v1/replays/<replay_id>")
+@api.get("/apps/v1/replays/<replay_id>", operation_id="getReplay", summary="A replay's progress",
+         responses={200: Replay, 404: "no such replay"})
 def get_replay(replay_id: str):
     ident = current_identity()
     return jsonify(replay.get(clients().db, replay_id, ident.user_id, admin=ident.has_scope("admin")))
 
 
 # --- actions -----------------------------------------------------------------------------------------------
-@bp.post("/apps/v1/actions/<app>/<action>")
+@api.post("/apps/v1/actions/<app>/<action>", operation_id="callAction",
+          summary="Run an action: 200 when done within 30 s, else 202 (Prefer: respond-async → 202 at once)",
+          body=JSON_OBJECT,
+          parameters=[{"name": "Idempotency-Key", "in": "header", "schema": {"type": "string", "maxLength": 200}},
+                      {"name": "Prefer", "in": "header", "schema": {"type": "string"}}],
+          responses={200: ("done", ExecutionEnvelope), 202: ("still running", ExecutionEnvelope),
+                     400: "invalid_params", 403: "not_granted", 404: "no such action",
+                     409: "app_not_active, idempotency_conflict"})
 def call_action(app: str, action: str):
     ident = current_identity()
     db = clients().db
@@ -221,13 +269,15 @@ def _core_action(ident, full: str, params: dict):
 
 
 # --- executions --------------------------------------------------------------------------------------------
-@bp.get("/apps/v1/executions/<execution_id>")
+@api.get("/apps/v1/executions/<execution_id>", operation_id="getExecution", summary="One execution",
+         responses={200: Execution, 404: "no such execution"})
 def get_execution(execution_id: str):
     ident = current_identity()
     return jsonify(ex.public_json(ex.get(clients().db, ident.user_id, execution_id)))
 
 
-@bp.get("/apps/v1/executions")
+@api.get("/apps/v1/executions", operation_id="listExecutions", summary="The caller's executions, newest first",
+         query=ExecutionQuery, responses={200: ExecutionPage, 400: "invalid_state, invalid_cursor"})
 def list_executions():
     ident = current_identity()
     cursor, limit = page_params(default_limit=50, max_limit=500)
@@ -235,7 +285,9 @@ def list_executions():
                                state=request.args.get("state") or None, cursor=cursor, limit=limit))
 
 
-@bp.post("/apps/v1/executions/<execution_id>/retry")
+@api.post("/apps/v1/executions/<execution_id>/retry", operation_id="retryExecution",
+          summary="Run a dead execution again", responses={202: ExecutionEnvelope, 404: "no such execution",
+                                                          409: "invalid_state: only a dead execution is retried"})
 def retry_execution(execution_id: str):
     ident = current_identity()
     doc = ex.retry_dead(clients().db, ident.user_id, execution_id)
@@ -249,8 +301,8 @@ HOP_HEADERS = {"connection", "keep-alive", "proxy-authenticate", "proxy-authoriz
                "x-pcloud-identity", "x-csrf-token"}
 
 
-@bp.route("/apps/<name>/", defaults={"rest": ""}, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"])
-@bp.route("/apps/<name>/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"])
+@api.blueprint.route("/apps/<name>/", defaults={"rest": ""}, methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"])
+@api.blueprint.route("/apps/<name>/<path:rest>", methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD"])
 def web(name: str, rest: str):
     """The app's UI, same-origin: the SSO cookie becomes a short invocation-style token the app can verify."""
     ident = current_identity()

@@ -114,6 +114,13 @@ def revoke_user(db, user_id: str, now: datetime, reason: str = "disabled") -> in
     return len(set(ids))
 
 
+def live_families(db, user_id: str, now: datetime, limit: int = 500) -> list[dict]:
+    """The user's families that can still refresh (not revoked, not expired), newest first: what the
+    account's sessions page lists and lets the user end one by one."""
+    return list(db.sso_refresh_families.find({"user_id": user_id, "revoked": False, "expires_at": {"$gt": now}})
+                .sort([("created_at", -1), ("_id", -1)]).limit(limit))
+
+
 def bind_device(db, user_id: str, family_id: str, device_id: str) -> bool:
     """The phone that registered with this family's tokens: deleting the device revokes the family."""
     return db.sso_refresh_families.update_one({"_id": family_id, "user_id": user_id},

@@ -20,6 +20,7 @@ from runtime.mongo import register_indexes
 @register_indexes
 def _indexes(db) -> None:
     db.sso_sessions.create_index([("ended_at", ASCENDING), ("expires_at", ASCENDING)])
+    db.sso_sessions.create_index([("user_id", ASCENDING), ("ended_at", ASCENDING)])
 
 
 def session_id(cookie: str) -> str:
@@ -44,6 +45,12 @@ def find_live(db, sid: str | None, now: datetime | None = None, user_id: str | N
     if not doc or doc.get("ended_at") or as_utc(doc["expires_at"]) <= (now or utcnow()):
         return None
     return doc
+
+
+def live_for_user(db, user_id: str, now: datetime | None = None, limit: int = 500) -> list[dict]:
+    """The user's sessions that have neither ended nor expired (every browser signed in), newest first."""
+    query = {"user_id": user_id, "ended_at": None, "expires_at": {"$gt": now or utcnow()}}
+    return list(db.sso_sessions.find(query).sort([("created_at", -1), ("_id", -1)]).limit(limit))
 
 
 def add_client(db, sid: str, client_id: str) -> None:

@@ -67,6 +67,12 @@ def display_name(db, user_id: str) -> str:
     return (db.users.find_one({"_id": user_id}, {"name": 1}) or {}).get("name") or ""
 
 
+def set_name(db, user_id: str, name: str) -> dict | None:
+    """The account's display name (what the portal, push texts and pairing requests show); None when gone."""
+    return db.users.find_one_and_update({"_id": user_id}, {"$set": {"name": name}},
+                                        return_document=ReturnDocument.AFTER)
+
+
 def profile(db, user_id: str) -> dict:
     """{name, email} of an account ({} when gone)."""
     return db.users.find_one({"_id": user_id}, {"name": 1, "email": 1}) or {}

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from flask import Response, jsonify, request
 
-from functions.files import paths, previews, service, uploads
+from functions.files import batch, paths, previews, service, uploads
 from functions.files.schemas import (
+    BatchResults,
     NewFolder,
     NewUpload,
     Node,
@@ -15,12 +16,15 @@ from functions.files.schemas import (
     PathQuery,
     PreviewQuery,
     TrashQuery,
+    UploadBatch,
     UploadStarted,
+    UploadUrls,
+    UrlsQuery,
 )
 from runtime.app import clients, page_params
 from runtime.errors import BadRequest, RangeNotSatisfiable
 from runtime.identity import current_identity
-from runtime.schemas import Api, body
+from runtime.schemas import Api, body, query
 
 api = Api("files", import_name=__name__)
 bp = api.blueprint
@@ -130,17 +134,48 @@ def trash():
     return _page(*service.list_trash(db, _owner(), cursor, limit))
 
 
+_NEGOTIATE_400 = ("invalid_hash, invalid_block_size, invalid_size, size_mismatch, invalid_name, invalid_mtime, "
+                  "invalid_base_rev, invalid_blocks, invalid_commit, invalid_url_window")
+
+
 @api.post("/files/v1/uploads", operation_id="startUpload",
           summary="Negotiate an upload: which 4 MiB blocks must be sent, with presigned PUTs", body=NewUpload,
-          responses={201: UploadStarted,
-                     400: "invalid_hash, invalid_block_size, invalid_size, size_mismatch, invalid_name, "
-                          "invalid_mtime, invalid_base_rev, invalid_blocks",
-                     404: "no such folder or node", 409: "not_a_file", 413: "too_many_blocks"})
+          description="With commit=if_complete, an upload with no block missing is committed in the same request "
+                      "(201 new file, 200 overwrite; committed=true and the node). With url_window, only the "
+                      "first N PUTs are signed; GET /files/v1/uploads/{upload_id}/urls?after=next_after signs "
+                      "the next ones.",
+          parameters=[DEVICE_HEADER],
+          responses={201: UploadStarted, 200: ("an overwrite committed at once (commit=if_complete)", UploadStarted),
+                     400: _NEGOTIATE_400, 404: "no such folder or node", 409: "not_a_file", 413: "too_many_blocks"})
 def negotiate():
     c = clients()
-    upload = uploads.negotiate_upload(c.db, c.store, _owner(), body(NewUpload).model_dump(),
-                                      max_blocks=c.settings.max_blocks_per_file)
-    return jsonify(uploads.upload_json(upload)), 201
+    answer, status = batch.start_upload(c.db, c.mongo, c.store, _owner(), body(NewUpload).model_dump(),
+                                        max_blocks=c.settings.max_blocks_per_file, device_id=_device_id())
+    return jsonify(answer), status
+
+
+@api.post("/files/v1/uploads/batch", operation_id="startUploads",
+          summary="Negotiate many uploads at once, each as POST /files/v1/uploads would (commit=if_complete too)",
+          description="Each item is answered on its own, in order, with the status its own request would have "
+                      "had; a bad or refused item does not stop the others. At most 500 uploads and "
+                      "PCLOUD_MAX_BLOCKS_PER_FILE blocks in all.",
+          body=UploadBatch, extra_models=(NewUpload,), parameters=[DEVICE_HEADER],
+          responses={200: BatchResults, 400: "invalid_uploads", 413: "too_many_uploads, too_many_blocks"})
+def negotiate_batch():
+    c = clients()
+    results = batch.start_uploads(c.db, c.mongo, c.store, _owner(), body(UploadBatch).uploads,
+                                  max_blocks=c.settings.max_blocks_per_file, device_id=_device_id())
+    return jsonify({"results": results})
+
+
+@api.get("/files/v1/uploads/<upload_id>/urls", operation_id="getUploadUrls",
+         summary="The next window of presigned PUTs of a pending upload (after a block hash)", query=UrlsQuery,
+         responses={200: UploadUrls, 400: "invalid_cursor (after is not a missing block of it), invalid_limit",
+                    404: "no such upload", 409: "upload_committed", 410: "upload_expired"})
+def upload_urls(upload_id: str):
+    c = clients()
+    q = query(UrlsQuery)
+    return jsonify(uploads.upload_urls(c.db, c.store, _owner(), upload_id, after=q.after, limit=q.limit))
 
 
 @api.post("/files/v1/uploads/<upload_id>/commit", operation_id="commitUpload",

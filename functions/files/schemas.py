@@ -5,11 +5,11 @@ stay in the service; a body whose types are wrong gets the code the service woul
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, WithJsonSchema
 
-from runtime.schemas import Body, Query, omittable
+from runtime.schemas import REF_TEMPLATE, Body, ErrorDetail, Query, omittable
 
 HASH_PATTERN = "^[0-9a-f]{64}$"
 NAME = "NFC, 1-255 UTF-8 bytes, no '/' or NUL, not '.' or '..'; unique per folder (casefolded)"
@@ -62,7 +62,8 @@ class NewUpload(Body):
 
     error_codes = {"parent_id": "invalid_request", "name": "invalid_name", "size": "invalid_size",
                    "mtime": "invalid_mtime", "blocks": "invalid_blocks", "blocks.*.hash": "invalid_hash",
-                   "blocks.*.size": "invalid_block_size", "base_rev": "invalid_base_rev"}
+                   "blocks.*.size": "invalid_block_size", "base_rev": "invalid_base_rev",
+                   "commit": "invalid_commit", "url_window": "invalid_url_window"}
     parent_id: str | None = Field(None, description="the folder of a new file")
     name: str | None = Field(None, description=NAME)
     size: int = Field(ge=0, description="bytes; the blocks' sizes add up to it")
@@ -70,6 +71,13 @@ class NewUpload(Body):
     blocks: list[BlockRef] = Field(description="in file order; at most PCLOUD_MAX_BLOCKS_PER_FILE (413 beyond)")
     node_id: str | None = Field(None, description="overwrite this file")
     base_rev: int | None = Field(None, description="with node_id: the rev the new content was made from")
+    commit: Literal["if_complete"] | None = Field(
+        None, description="if_complete: when no block is missing, commit in this same request (the answer then "
+                          "carries committed=true and the node; a refused commit gives commit_error and the upload "
+                          "stays pending)")
+    url_window: int | None = Field(None, ge=1, le=1000,
+                                   description="presign only the first N missing blocks; fetch the next ones with "
+                                               "GET /files/v1/uploads/{upload_id}/urls?after=next_after")
 
 
 class MissingBlock(BaseModel):
@@ -84,7 +92,58 @@ class UploadStarted(BaseModel):
 
     upload_id: str
     expires_at: datetime
+    missing: list[MissingBlock] = Field(description="presigned PUTs: every missing block, or the first url_window")
+    missing_count: int = Field(0, description="how many distinct blocks are missing in all")
+    next_after: str | None = Field(None, description="more URLs: GET …/urls?after=THIS; null when missing is all")
+    committed: bool = Field(False, description="with commit=if_complete: the file was committed in this request")
+    created: bool | None = Field(None, description="when committed: true for a new file, false for an overwrite")
+    node: Node | None = Field(None, description="when committed: the file")
+    commit_error: ErrorDetail | None = Field(
+        None, description="when commit=if_complete found nothing missing but the commit was refused (name_taken, "
+                          "stale_rev, …): the upload stays pending, POST …/commit after resolving it")
+
+
+class UploadUrls(BaseModel):
+    """The next window of presigned PUTs of a pending upload."""
+
+    upload_id: str
+    expires_at: datetime
     missing: list[MissingBlock]
+    missing_count: int
+    next_after: str | None = Field(description="the cursor of the next window; null after the last")
+
+
+class UrlsQuery(Query):
+    error_codes = {"after": "invalid_cursor", "limit": "invalid_limit"}
+    after: str | None = Field(None, pattern=HASH_PATTERN, description="the last hash of the previous window")
+    limit: int = Field(256, ge=1, le=1000, description="URLs per window")
+
+
+MAX_BATCH_UPLOADS = 500
+
+
+class UploadBatch(Body):
+    """Many files negotiated (and, with commit=if_complete, committed) in one request."""
+
+    # each item is checked on its own (a bad one answers its own error, the rest go on); the document shows
+    # each item as a NewUpload
+    error_codes = {"uploads": "invalid_uploads"}
+    uploads: Annotated[list[Any], WithJsonSchema({
+        "type": "array", "maxItems": MAX_BATCH_UPLOADS, "items": {"$ref": REF_TEMPLATE.format(model="NewUpload")}})]
+
+
+class BatchResult(UploadStarted):
+    """One file of a batch: its upload as POST /files/v1/uploads answers it, or its error."""
+
+    status: int = Field(description="the status POST /files/v1/uploads (or its commit) would have answered")
+    upload_id: str | None = None
+    expires_at: datetime | None = None
+    missing: list[MissingBlock] = []
+    error: ErrorDetail | None = None
+
+
+class BatchResults(BaseModel):
+    results: list[BatchResult] = Field(description="in the order of uploads")
 
 
 class PageQuery(Query):

@@ -36,6 +36,8 @@ from runtime.store import BLOCK_SIZE
 UPLOAD_TTL = timedelta(hours=24)
 HEAD_THREADS = 8
 IN_SLICE = 500
+URL_WINDOW = 256  # default and
+URL_WINDOW_MAX = 1000  # largest window of presigned PUTs per GET …/urls
 _HASH = re.compile(r"^[0-9a-f]{64}$")
 EMPTY_HASH = hashlib.sha256(b"").hexdigest()
 
@@ -139,8 +141,9 @@ def _block_docs(db, hashes: list[str], session=None) -> dict[str, dict]:
 
 
 def negotiate_upload(db, store, owner: str, body: dict, *, max_blocks: int = 10000, now: datetime | None = None,
-                     ttl: timedelta = UPLOAD_TTL, session=None) -> dict:
-    """Record an upload and say which blocks this user must send; returns the upload doc plus `missing`."""
+                     ttl: timedelta = UPLOAD_TTL, session=None, url_window: int | None = None) -> dict:
+    """Record an upload and say which blocks this user must send; returns the upload doc plus `missing`
+    (presigned PUTs: all of them, or the first `url_window`, then `next_after` for GET …/urls)."""
     now = now or now_ms()
     hashes = check_blocks(body.get("blocks"), body.get("size"), max_blocks)
     size = body["size"]
@@ -172,15 +175,56 @@ def negotiate_upload(db, store, owner: str, body: dict, *, max_blocks: int = 100
     upload = {"_id": new_id(), "owner": owner, "parent_id": parent_id, "name": name, "size": size,
               "mtime": mtime, "blocks": hashes, "node_id": node_id, "base_rev": base_rev,
               "expires_at": now + ttl, "status": "pending", "result": None, "created_at": now,
-              "content_hash": whole}
+              "content_hash": whole,
+              # what GET …/urls signs later: "all" (every distinct block) saves a second 10,000-hash list
+              "missing_blocks": "all" if missing and len(missing) == len(unique) else missing}
     db.uploads.insert_one(upload, session=session)
-    expires_in = max(1, int(ttl.total_seconds()))
-    upload["missing"] = []
-    for h in missing:
-        signed = store.presign_put(h, sizes[h], expires_in=expires_in, upload_id=upload["_id"])
-        upload["missing"].append({"hash": h, "url": signed.url, "method": signed.method,
-                                  "headers": dict(signed.headers)})
+    window = missing if url_window is None else missing[:url_window]
+    upload["missing"] = signed_blocks(store, upload["_id"], window, sizes, max(1, int(ttl.total_seconds())))
+    upload["missing_count"] = len(missing)
+    upload["next_after"] = window[-1] if len(window) < len(missing) else None
     return upload
+
+
+def signed_blocks(store, upload_id: str, hashes: list[str], sizes: dict[str, int], expires_in: int) -> list[dict]:
+    """The presigned PUT of each block, as the contract's `missing` items (one batch for the store's signer)."""
+    signed = store.presign_puts([(h, sizes[h]) for h in hashes], expires_in=expires_in, upload_id=upload_id)
+    return [{"hash": h, "url": p.url, "method": p.method, "headers": dict(p.headers)}
+            for h, p in zip(hashes, signed, strict=True)]
+
+
+def missing_of(upload: dict) -> list[str]:
+    """The blocks negotiation listed as missing (uploads negotiated before the field existed: every block)."""
+    listed = upload.get("missing_blocks", "all")
+    return list(dict.fromkeys(upload["blocks"])) if listed == "all" else listed
+
+
+def upload_urls(db, store, owner: str, upload_id, *, after: str | None = None, limit: int = URL_WINDOW,
+                now: datetime | None = None) -> dict:
+    """The next window of presigned PUTs of a pending upload, after the block hash `after` (the last one the
+    client got); freshly signed, valid until the upload expires. 400 invalid_cursor when `after` is not one of
+    its missing blocks, 409 upload_committed once committed, 410 upload_expired."""
+    now = now or now_ms()
+    upload = get_upload(db, owner, upload_id)
+    if upload["status"] == "committed":
+        raise Conflict("the upload is committed; nothing is left to send", code="upload_committed",
+                       details={"upload_id": upload["_id"]})
+    _check_open(upload, now)
+    missing = missing_of(upload)
+    start = 0
+    if after is not None:
+        try:
+            start = missing.index(after) + 1
+        except ValueError:
+            raise BadRequest("after must be the hash of a missing block of this upload", code="invalid_cursor",
+                             details={"after": after[:80]}) from None
+    window = missing[start:start + limit]
+    sizes = dict(zip(upload["blocks"], block_sizes(upload["size"], len(upload["blocks"])), strict=True))
+    expires_in = max(1, int((as_utc(upload["expires_at"]) - now).total_seconds()))
+    return {"upload_id": upload["_id"], "expires_at": tree.iso(upload["expires_at"]),
+            "missing": signed_blocks(store, upload["_id"], window, sizes, expires_in),
+            "missing_count": len(missing),
+            "next_after": window[-1] if start + len(window) < len(missing) else None}
 
 
 def _claims(store, upload_id: str, wanted: dict[str, int]) -> list[bool]:
@@ -378,8 +422,11 @@ def commit_into(db, store, owner: str, upload: dict, *, parent_id=None, name=Non
 
 
 def upload_json(upload: dict) -> dict:
+    """The negotiation's answer: CONTRACT §3's fields plus `missing_count` and `next_after` (the cursor of
+    GET …/urls when only a window of URLs was signed; null when `missing` is complete)."""
     return {"upload_id": upload["_id"], "expires_at": tree.iso(upload["expires_at"]),
-            "missing": upload.get("missing", [])}
+            "missing": upload.get("missing", []), "missing_count": upload.get("missing_count", 0),
+            "next_after": upload.get("next_after")}
 
 
 # --------------------------------------------------------------------------------------------- download
@@ -410,5 +457,6 @@ def iter_content(store, node: dict, start: int, end: int):
         index += 1
 
 
-__all__ = ["negotiate_upload", "commit_upload", "commit_into", "verify_blocks", "apply_content", "iter_content",
+__all__ = ["negotiate_upload", "upload_urls", "commit_upload", "commit_into", "verify_blocks", "apply_content",
+           "iter_content",
            "content_node", "content_hash", "node_json", "EMPTY_HASH"]

@@ -73,6 +73,10 @@ class BlobStore(Protocol):
         """With `upload_id`, the PUT lands in that upload's own staging area, not in the shared block: only
         `claim` moves it there, so only the uploader's own PUT proves possession (CONTRACT §3)."""
 
+    def presign_puts(self, blocks: list[tuple[str, int]], expires_in: int = 3600,
+                     upload_id: str | None = None) -> list[PresignedRequest]:
+        """`presign_put` for each `(digest, size)`, in order: one negotiation signs up to 10,000 at once."""
+
     def claim(self, upload_id: str, digest: str, size: int) -> bool:
         """Move what this upload staged for `digest` into the shared block; True when its PUT delivered
         exactly these bytes since the last claim (the caller records the proof: a second claim is False)."""

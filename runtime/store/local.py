@@ -200,6 +200,10 @@ class LocalBlobStore:
         query["sig"] = self.signature("PUT", digest, str(size), expires, upload=upload_id)
         return PresignedRequest(url=self._url(digest, query), method="PUT", headers={"Content-Length": str(size)})
 
+    def presign_puts(self, blocks: list[tuple[str, int]], expires_in: int = 3600,
+                     upload_id: str | None = None) -> list[PresignedRequest]:
+        return [self.presign_put(digest, size, expires_in, upload_id) for digest, size in blocks]
+
     def presign_get(self, digest: str, expires_in: int = 3600, filename: str | None = None) -> PresignedRequest:
         check_digest(digest)
         _check_expiry(expires_in)

@@ -15,6 +15,7 @@ from runtime.errors import (
     ApiError,
     RangeNotSatisfiable,
 )
+from runtime.store import sigv4
 from runtime.store.base import (
     BLOCK_SIZE,
     CHUNK_SIZE,
@@ -51,13 +52,13 @@ class S3BlobStore:
             request_checksum_calculation="when_required",
             response_checksum_validation="when_required",
         )
-        self.client = boto3.session.Session().client(
-            "s3", endpoint_url=endpoint_url, region_name=region, config=config
-        )
+        self._session = boto3.session.Session()
+        self.client = self._session.client("s3", endpoint_url=endpoint_url, region_name=region, config=config)
         # Presigned URLs go to phones and browsers: they must name the store as clients reach it (a public
         # host behind the reverse proxy), not as the server does (a container name). SigV4 signs the host, so
         # the URL is signed for the public endpoint by a client configured with it; no request is sent by it.
-        self.presigner = self.client if not public_endpoint else boto3.session.Session().client(
+        self._presign_session = self._session if not public_endpoint else boto3.session.Session()
+        self.presigner = self.client if not public_endpoint else self._presign_session.client(
             "s3", endpoint_url=public_endpoint, region_name=region,
             config=config.merge(Config(s3={"addressing_style": "path"})))
 
@@ -171,6 +172,32 @@ class S3BlobStore:
         )
         return PresignedRequest(url=url, method="PUT",
                                 headers={"Content-Length": str(size), "x-amz-checksum-sha256": checksum})
+
+    def presign_puts(self, blocks: list[tuple[str, int]], expires_in: int = 3600,
+                     upload_id: str | None = None) -> list[PresignedRequest]:
+        """`presign_put` for many blocks at once: botocore signs the first URL, the rest are signed with its
+        SigV4 signing key (runtime/store/sigv4.py), ~20x cheaper each; botocore signs them all when ours differ."""
+        if not blocks:
+            return []
+        first = self.presign_put(blocks[0][0], blocks[0][1], expires_in, upload_id)
+        rest = blocks[1:]
+        if not rest:
+            return [first]
+        credentials = self._presign_session.get_credentials()
+        secret = credentials.get_frozen_credentials().secret_key if credentials is not None else None
+        key = self.staged_key(upload_id, blocks[0][0]) if upload_id is not None else self.key(blocks[0][0])
+        template = sigv4.template_for(first.url, key, blocks[0][1], first.headers["x-amz-checksum-sha256"], secret)
+        if template is None:
+            return [first, *(self.presign_put(d, n, expires_in, upload_id) for d, n in rest)]
+        signed = [first]
+        for digest, size in rest:
+            if size < 0 or size > BLOCK_SIZE:
+                raise ValueError(f"a block is 0..{BLOCK_SIZE} bytes, got {size}")
+            checksum = self.checksum(digest)
+            key = self.staged_key(upload_id, digest) if upload_id is not None else self.key(digest)
+            signed.append(PresignedRequest(url=template.url(key, size, checksum), method="PUT",
+                                           headers={"Content-Length": str(size), "x-amz-checksum-sha256": checksum}))
+        return signed
 
     def claim(self, upload_id: str, digest: str, size: int) -> bool:
         """Server-side copy of the staged object into `blocks/<digest>` (when that is not there yet), then

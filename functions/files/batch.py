@@ -1,0 +1,84 @@
+"""Fewer requests per file (issue 18): negotiate-and-commit in one request, and many files in one batch.
+
+An unchanged re-backup sends no bytes, yet cost two requests per file (negotiate, commit). With
+`"commit": "if_complete"` a negotiation that finds nothing missing commits in the same request, and
+`POST /files/v1/uploads/batch` does that for up to MAX_BATCH_UPLOADS files at once, each file on its own: a
+bad or refused one answers its own error and the others go on. The commit skips a second block check: the
+negotiation has just proven every block (owned by this user, or the whole content held), and the commit
+transaction re-reads the block documents anyway, so a block GC started deleting meanwhile is still refused.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from functions.files import uploads
+from functions.files.nodes import run
+from functions.files.schemas import MAX_BATCH_UPLOADS, NewUpload
+from functions.files.tree import node_json, now_ms
+from runtime.errors import ApiError, Conflict, PayloadTooLarge
+from runtime.schemas import BodyInvalid, validate
+
+
+def commit_complete(db, mongo, owner: str, upload: dict, *, device_id: str | None = None,
+                    now: datetime | None = None) -> tuple[dict, bool]:
+    """Commit an upload whose negotiation (this request) found no block missing: (node, created)."""
+    now = now or now_ms()
+
+    def fn(session):
+        return uploads.apply_content(db, owner, upload, parent_id=upload["parent_id"], name=upload["name"],
+                                     node_id=upload.get("node_id"), check_base=True, session=session,
+                                     device_id=device_id, now=now, record_owners=False)
+
+    return run(mongo, None, fn)
+
+
+def start_upload(db, mongo, store, owner: str, body: dict, *, max_blocks: int, device_id: str | None = None,
+                 now: datetime | None = None) -> tuple[dict, int]:
+    """POST /files/v1/uploads: negotiate, and with commit=if_complete commit when nothing is missing.
+    Returns (the answer's JSON, its status): 201, or 200 when an overwrite was committed."""
+    upload = uploads.negotiate_upload(db, store, owner, body, max_blocks=max_blocks, now=now,
+                                      url_window=body.get("url_window"))
+    answer = uploads.upload_json(upload)
+    answer["committed"] = False
+    if body.get("commit") != "if_complete" or upload["missing_count"]:
+        return answer, 201
+    try:
+        node, created = commit_complete(db, mongo, owner, upload, device_id=device_id, now=now)
+    except Conflict as refused:  # name_taken, stale_rev, blocks_missing (GC): the upload stays pending
+        answer["commit_error"] = refused.body()["error"]
+        return answer, 201
+    answer.update(committed=True, created=created, node=node_json(node))
+    return answer, 201 if created else 200
+
+
+def check_batch(items) -> list:
+    if not isinstance(items, list):
+        raise BodyInvalid("uploads must be a list", code="invalid_uploads")
+    if len(items) > MAX_BATCH_UPLOADS:
+        raise PayloadTooLarge(f"send at most {MAX_BATCH_UPLOADS} uploads per batch", code="too_many_uploads",
+                              details={"max": MAX_BATCH_UPLOADS, "uploads": len(items)})
+    return items
+
+
+def start_uploads(db, mongo, store, owner: str, items: list, *, max_blocks: int, device_id: str | None = None
+                  ) -> list[dict]:
+    """POST /files/v1/uploads/batch: each item as start_upload answers it, with its status; an item that fails
+    answers its error (and status) in its place. All items together have at most `max_blocks` blocks (413)."""
+    check_batch(items)
+    total = sum(len(i.get("blocks") or []) for i in items if isinstance(i, dict) and isinstance(i.get("blocks"), list))
+    if total > max_blocks:
+        raise PayloadTooLarge(f"a batch has at most {max_blocks} blocks in all; send big files on their own",
+                              code="too_many_blocks", details={"max_blocks": max_blocks, "blocks": total})
+    now = now_ms()
+    results = []
+    for item in items:
+        try:
+            body = validate(NewUpload, item, whole="upload").model_dump()
+            answer, status = start_upload(db, mongo, store, owner, body, max_blocks=max_blocks,
+                                          device_id=device_id, now=now)
+        except ApiError as err:
+            results.append({"status": err.status, "error": err.body()["error"]})
+            continue
+        results.append({"status": status, **answer})
+    return results

@@ -106,7 +106,8 @@ def test_nobody_presses_expires_and_a_late_press_changes_nothing(client, clients
     late.send("pair.confirmed", session_id=sid)
     marker = raw_device(serial)
     marker.send("hello", model="after-press", firmware="1")  # processed after the press (one queue, in order)
-    wait_until(lambda: clients.db.devices.find_one({"serial": serial, "model": "after-press"}), what="marker")
+    wait_until(lambda: clients.db.devices.find_one({"serial": serial, "model": "after-press"}), timeout=30,
+               what="marker")
     assert client.get(f"/pairing/v1/sessions/{sid}", headers=user.headers).json["status"] == "expired"
     assert clients.db.devices.find_one({"serial": serial})["owner"] is None
     assert _statuses(clients, sid) == ["waiting", "expired"]

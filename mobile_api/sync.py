@@ -9,6 +9,8 @@ the floor is 410 `cursor_expired` (the client starts over without a cursor).
 
 from __future__ import annotations
 
+import json
+
 from pymongo import ASCENDING
 
 from runtime.cursor import decode_cursor, encode_cursor
@@ -29,6 +31,8 @@ def node_view(doc: dict) -> dict:
     view = {"id": doc["_id"], "parent_id": doc.get("parent_id"), "name": doc.get("name"), "kind": doc.get("kind"),
             "rev": doc.get("rev", 0), "size": doc.get("size", 0), "content_hash": doc.get("content_hash"),
             "mtime": iso(doc.get("mtime")), "trashed_at": iso(doc.get("trashed_at"))}
+    if doc.get("metadata"):  # user metadata (functions/files/metadata.py keeps it as JSON text)
+        view["metadata"] = json.loads(doc["metadata"])
     if doc.get("purged"):
         view["purged"] = True
     return view

@@ -73,6 +73,8 @@ class Settings:
     fcm_endpoint: str = "https://fcm.googleapis.com"
     fcm_token_uri: str | None = None
     trash_days: int = 90
+    versions_keep: int = 10  # previous versions kept per file (0: none)
+    versions_days: int = 30  # and none older than this
     event_retention_days: int = 30
     search_url: str = ""
     search_api_key: str | None = None
@@ -287,6 +289,8 @@ def load_settings(environ=None) -> Settings:
         fcm_endpoint=_url(env, "PCLOUD_FCM_ENDPOINT", Settings.fcm_endpoint, ("http", "https")).rstrip("/"),
         fcm_token_uri=env.get("PCLOUD_FCM_TOKEN_URI") or None,
         trash_days=_int(env, "PCLOUD_TRASH_DAYS", 90, minimum=0),
+        versions_keep=_int(env, "PCLOUD_VERSIONS_KEEP", 10, minimum=0),
+        versions_days=_int(env, "PCLOUD_VERSIONS_DAYS", 30, minimum=0),
         event_retention_days=_int(env, "PCLOUD_EVENT_RETENTION_DAYS", 30, minimum=1),
         search_url=_url(env, "PCLOUD_SEARCH_URL", "", ("http", "https")).rstrip("/") if env.get("PCLOUD_SEARCH_URL")
         else "",

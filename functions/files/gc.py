@@ -17,7 +17,7 @@ from datetime import datetime, timedelta
 from pymongo import ASCENDING, UpdateOne
 from pymongo.errors import OperationFailure
 
-from functions.files import eventlog
+from functions.files import eventlog, versions
 from functions.files.tree import next_seq, now_ms
 from runtime import events
 from runtime.mongo import register_indexes, transaction
@@ -96,6 +96,7 @@ def _purge(db, owner: str, ids: list[str], cutoff: datetime, now: datetime, sess
                              ordered=False, session=session)
         db.blocks.update_many({"_id": {"$in": list(refs)}, "refs": {"$lte": 0}}, {"$set": {"zero_since": now}},
                               session=session)
+    versions.drop_for_nodes(db, owner, [n["_id"] for n in nodes], now, session)
     events.emit(db, "node.changed", owner, {"node_id": nodes[0]["_id"], "seq": first + len(nodes) - 1,
                                             "device_id": None, "count": len(nodes), "purged": True}, session=session)
     eventlog.record(db, owner, "purged", [{**n, "purged": True} for n in nodes], session)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Response, jsonify, request
 
-from functions.files import batch, paths, previews, service, uploads
+from functions.files import batch, metadata, paths, previews, service, uploads
 from functions.files.schemas import (
     BatchResults,
     NewFolder,
@@ -91,16 +91,33 @@ def create_folder():
     return jsonify(service.node_json(doc)), 201
 
 
-@api.patch("/files/v1/nodes/<node_id>", operation_id="updateNode", summary="Rename and/or move a node at base_rev",
+@api.patch("/files/v1/nodes/<node_id>", operation_id="updateNode",
+           summary="Rename and/or move a node at base_rev, and/or replace its metadata (a JSON object ≤ 4 KiB)",
            body=NodeChange, parameters=[DEVICE_HEADER],
-           responses={200: Node, 400: "invalid_name, invalid_base_rev, invalid_request (unknown field)",
+           responses={200: Node, 400: "invalid_name, invalid_base_rev, invalid_metadata, metadata_too_large, "
+                                      "invalid_request (unknown field)",
                       404: _NODE_404, 409: "stale_rev (details.node), name_taken, cycle, trashed"})
 def patch_node(node_id: str):
     db, mongo = _c()
     change = body(NodeChange)
-    doc = service.update(db, mongo, _owner(), node_id, name=change.name, parent_id=change.parent_id,
-                         base_rev=change.base_rev, device_id=_device_id())
-    return jsonify(service.node_json(doc))
+    sets_metadata = "metadata" in change.model_fields_set
+    moves = change.name is not None or change.parent_id is not None or not sets_metadata
+    if change.base_rev is None and moves:
+        raise BadRequest("base_rev is required to rename or move", code="invalid_base_rev",
+                         details={"field": "base_rev"})
+    owner, device = _owner(), _device_id()
+
+    def apply(s):
+        doc = None
+        if moves:
+            doc = service.update(db, mongo, owner, node_id, name=change.name, parent_id=change.parent_id,
+                                 base_rev=change.base_rev, session=s, device_id=device)
+        if sets_metadata:
+            doc = metadata.set_metadata(db, mongo, owner, node_id, change.metadata, session=s, device_id=device,
+                                        base_rev=None if moves else change.base_rev)
+        return doc
+
+    return jsonify(service.node_json(service.run(mongo, None, apply)))
 
 
 @api.delete("/files/v1/nodes/<node_id>", operation_id="trashNode",

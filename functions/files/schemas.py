@@ -27,6 +27,7 @@ class Node(BaseModel):
     content_hash: str | None = Field(description="hex SHA-256 of the concatenated 32-byte block digests")
     mtime: datetime | None
     trashed_at: datetime | None = Field(description="set while the node is in the trash")
+    metadata: dict | None = Field(None, description="the user's JSON object (<= 4 KiB); only present when set")
 
 
 class NodePage(BaseModel):
@@ -43,13 +44,17 @@ class NewFolder(Body):
 
 
 class NodeChange(Body):
-    """Rename and/or move, from the rev the client saw."""
+    """Rename and/or move, from the rev the client saw; and/or set the node's metadata."""
 
     model_config = {"extra": "forbid"}
-    error_codes = {"name": "invalid_name", "base_rev": "invalid_base_rev"}
+    error_codes = {"name": "invalid_name", "base_rev": "invalid_base_rev", "metadata": "invalid_metadata"}
     name: str | None = Field(None, description=NAME)
     parent_id: str = omittable(description="the folder to move into")
-    base_rev: int = Field(description="the node's rev this change was made from; stale → 409 stale_rev")
+    metadata: dict | None = Field(None, description="a JSON object of at most 4 KiB (400 metadata_too_large) that "
+                                                  "replaces the node's metadata; null removes it")
+    base_rev: int | None = Field(None, description="the node's rev this change was made from; stale → 409 "
+                                                   "stale_rev. Required with name or parent_id; optional when "
+                                                   "only metadata changes")
 
 
 class BlockRef(Body):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 
-from functions.files import gc
+from functions.files import gc, versions
+from functions.files.tree import now_ms
 from runtime.clients import process_clients
 from runtime.scheduler import Periodic
 
@@ -36,8 +37,17 @@ def collect_blocks() -> int:
     return count
 
 
+def prune_versions() -> int:
+    c = _clients()
+    count = versions.prune(c.db, c.mongo, keep_count=c.settings.versions_keep, days=c.settings.versions_days,
+                           now=now_ms())
+    log.info("files: %d previous versions pruned", count)
+    return count
+
+
 PERIODIC = [
     Periodic(expire_uploads, every=300),  # uncommitted uploads stop protecting blocks
     Periodic(purge_trash, every=3600),  # trash older than PCLOUD_TRASH_DAYS → tombstones
     Periodic(collect_blocks, every=600),  # blocks unreferenced past the grace period
+    Periodic(prune_versions, every=3600),  # versions beyond PCLOUD_VERSIONS_KEEP / _DAYS give up their blocks
 ]

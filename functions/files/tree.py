@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import json
 import unicodedata
 
 from pymongo import ASCENDING, ReturnDocument
@@ -105,11 +106,14 @@ def ensure_root(db, owner: str, session=None) -> dict:
 
 
 def node_json(doc: dict) -> dict:
-    """The CONTRACT §3 node shape."""
-    return {"id": doc["_id"], "parent_id": doc.get("parent_id"), "name": doc.get("name", ""),
+    """The CONTRACT §3 node shape, plus `metadata` when the node has some (issue 19, metadata.py)."""
+    view = {"id": doc["_id"], "parent_id": doc.get("parent_id"), "name": doc.get("name", ""),
             "kind": doc.get("kind"), "rev": int(doc.get("rev", 0)), "size": int(doc.get("size") or 0),
             "content_hash": doc.get("content_hash"), "mtime": iso(doc.get("mtime")),
             "trashed_at": iso(doc.get("trashed_at"))}
+    if doc.get("metadata"):
+        view["metadata"] = json.loads(doc["metadata"])
+    return view
 
 
 def encode_cursor(key: str) -> str:

@@ -24,7 +24,7 @@ from datetime import UTC, datetime, timedelta
 
 from pymongo import ASCENDING, UpdateOne
 
-from functions.files import eventlog, tree
+from functions.files import eventlog, tree, versions
 from functions.files.nodes import check_free, check_rev, get_node, live_folder, run, write_node
 from functions.files.tree import check_name, next_seq, node_json, now_ms, truncate_ms
 from runtime import events
@@ -324,6 +324,8 @@ def apply_content(db, owner: str, upload: dict, *, parent_id=None, name=None, no
             extra["name"] = name
         if parent_id is not None and parent_id != node["parent_id"]:
             extra["parent_id"] = parent_id
+        if node.get("content_hash") != fields["content_hash"]:
+            versions.keep(db, owner, node, now, session)  # the replaced content stays restorable
         doc = write_node(db, owner, node, {**fields, **extra}, session=session, device_id=device_id, content=True,
                          emit=False)
         created = False

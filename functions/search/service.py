@@ -8,6 +8,7 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import re
 import threading
 
 from functions.search.backends import make_index
@@ -90,6 +91,36 @@ def search(index: SearchIndex, owner: str, q: str, types: list[str] | None, limi
     return items, (encode_cursor(offset + limit) if more else None)
 
 
+_FIELD_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+def metadata_fields(metadata) -> dict[str, str]:
+    """A file's user metadata as search fields: `metadata` holds every key and scalar value (free words), and
+    each top-level scalar under a plain key is also `meta_<key>` so `meta_project:apollo` matches exactly."""
+    if not isinstance(metadata, dict) or not metadata:
+        return {}
+    words: list[str] = []
+    fields: dict[str, str] = {}
+
+    def walk(value, key: str | None = None) -> None:
+        if isinstance(value, dict):
+            for k, v in value.items():
+                words.append(str(k))
+                walk(v, k)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v, key)
+        elif value is not None and not isinstance(value, bool):
+            words.append(str(value))
+
+    walk(metadata)
+    for key, value in metadata.items():
+        if _FIELD_NAME.match(key) and isinstance(value, str | int | float) and not isinstance(value, bool):
+            fields[f"meta_{key}"] = str(value)
+    fields["metadata"] = " ".join(words)
+    return fields
+
+
 def documents_from(events: list[dict]) -> tuple[list[SearchDoc], list[tuple[str, str, int]]]:
     """Log events → (documents to index, (owner, id, seq) to delete). Events of other types are ignored."""
     upserts: list[SearchDoc] = []
@@ -102,7 +133,8 @@ def documents_from(events: list[dict]) -> tuple[list[SearchDoc], list[tuple[str,
                 deletes.append((ev["owner"], ev["subject"], ev["seq"]))
             else:
                 node = data.get("node") or {}
-                fields = {"name": node.get("name") or "", "path": data.get("path") or ""}
+                fields = {"name": node.get("name") or "", "path": data.get("path") or "",
+                          **metadata_fields(node.get("metadata"))}
                 upserts.append(SearchDoc(ev["owner"], ev["subject"], FILES_TYPE, ev["seq"], fields, node or None))
         elif kind == "graph.node":
             texts = {k: str(v) for k, v in (data.get("search") or {}).items() if v not in (None, "")}

@@ -27,7 +27,7 @@ def test_the_periodic_jobs_run_through_rq(env, settings, clients, files_api, mon
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     jobs = [job.path for job in periodic_jobs(["functions.files.tasks"])]
-    assert len(jobs) == 3
+    assert len(jobs) == 4
     queue = clients.queue("maintenance")
     for path in jobs:
         queue.enqueue(path.replace(":", "."))
@@ -36,4 +36,4 @@ def test_the_periodic_jobs_run_through_rq(env, settings, clients, files_api, mon
     finally:
         forget(settings)
     assert clients.db.uploads.find_one({"_id": upload["_id"]})["status"] == "expired"
-    assert queue.finished_job_registry.count == 3
+    assert queue.finished_job_registry.count == 4

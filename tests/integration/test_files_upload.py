@@ -140,7 +140,7 @@ def test_overwrite_with_base_rev_and_stale_rev(files_api, clients):
     assert refused.json()["error"]["details"]["node"]["rev"] == second["rev"]
     assert api.download(first["id"]).content == b"version two"
     old = clients.db.blocks.find_one({"_id": hashlib.sha256(b"version one").hexdigest()})
-    assert old["refs"] == 0 and old["zero_since"] is not None
+    assert old["refs"] == 1 and old["zero_since"] is None  # held by the version the overwrite kept (issue 19)
 
 
 def test_empty_file(files_api):

@@ -7,7 +7,9 @@ It speaks the device protocol of docs/device-protocol.md over RabbitMQ and nothi
 start and every 30 s, consumes its own durable queue `device.<serial>` (classic by default, `--queue-type
 quorum` for a broker cluster; a queue that already exists is used as it is; acking after handling), "blinks"
 (a log line and `<state-dir>/<serial>.led`) on `pair.request`, answers `pair.waiting`, and on a button
-press before `expires_at` answers `pair.confirmed`. When RabbitMQ goes away it reconnects with backoff;
+press before `expires_at` answers `pair.confirmed`. It runs two demo packages (devices/packages.py) whose
+typed settings it reports (`packages.report`) and changes on `package.configure`, answering
+`package.configure.ack`. When RabbitMQ goes away it reconnects with backoff;
 its queue is durable and pending pairings are kept in `<state-dir>/<serial>.json`, so neither is lost.
 On a Raspberry Pi, `--gpio-button PIN` / `--gpio-led PIN` use gpiozero for a real button and LED.
 The broker side is devices/broker.py; nothing of the server is imported (a device lives outside it).
@@ -26,10 +28,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from devices.broker import QUEUE_TYPES, EventSender, Reject, SendError, consume_own_queue
+from devices.packages import PackageState
 
 log = logging.getLogger("nas_agent")
 
-FIRMWARE = "pcloud-nas-agent/1.1"
+FIRMWARE = "pcloud-nas-agent/1.2"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
 
@@ -52,7 +55,7 @@ class NasAgent:
 
     def __init__(self, serial: str, amqp_url: str, state_dir: Path, model: str = "PCloud Reference NAS",
                  heartbeat_seconds: float = 30.0, auto_press: float | None = None, declare_queue: bool = True,
-                 reconnect_max: float = 5.0, queue_type: str = "classic"):
+                 reconnect_max: float = 5.0, queue_type: str = "classic", packages: bool = True):
         self.serial = serial
         self.amqp_url = amqp_url
         self.state_dir = Path(state_dir)
@@ -71,6 +74,10 @@ class NasAgent:
         self.pending: dict[str, dict] = {}  # session_id -> {"expires_at", "user", "pressed"}
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self._load_state()
+        self.packages = PackageState(self.state_dir / f"{serial}.packages.json") if packages else None
+        self.report_due = threading.Event()  # a packages.report to send with the next heartbeat
+        if self.packages is not None:
+            self.report_due.set()
 
     # ---------------------------------------------------------------------------------------- state
 
@@ -153,8 +160,39 @@ class NasAgent:
         elif kind == "unpaired":
             log.info("unpaired by the owner")
             self._led("unpaired")
+        elif kind == "package.configure" and self.packages is not None:
+            self._configure(message)
         else:
             raise Reject(f"unknown message type {kind!r}")
+
+    def _configure(self, message: dict) -> None:
+        """Apply a settings change (all or nothing), ack it by id, then report the packages as they now are."""
+        change_id = message.get("id")
+        if not isinstance(change_id, str) or not change_id:
+            raise Reject("package.configure without id")
+        expires = _parse_time(message.get("expires_at"))
+        with self._lock:
+            ack, changed = self.packages.apply(change_id, message.get("package"), message.get("settings"),
+                                               expired=expires is None or expires <= _now())
+        self.send("package.configure.ack", id=change_id, **ack)
+        log.info("package.configure %s for %s: %s", change_id, message.get("package"),
+                 "applied" if ack["ok"] else ack.get("reason"))
+        if changed:
+            try:
+                self.send_report()
+            except SendError as exc:  # the ack went out; the heartbeat sends the report when it can
+                log.warning("packages.report not sent (%s); retrying with the next hello", exc)
+
+    def send_report(self) -> None:
+        """packages.report: every package with its declared settings and current values."""
+        self.report_due.clear()
+        try:
+            with self._lock:
+                packages = self.packages.report()
+            self.send("packages.report", packages=packages)
+        except SendError:
+            self.report_due.set()
+            raise
 
     def press(self) -> None:
         """The button (SIGUSR1, a GPIO callback, or auto-press)."""
@@ -209,6 +247,8 @@ class NasAgent:
         while not self.stop.is_set():
             try:
                 self.send("hello", model=self.model, firmware=FIRMWARE)
+                if self.report_due.is_set():
+                    self.send_report()
                 delay = 0.5
                 self.stop.wait(self.heartbeat_seconds)
             except SendError as exc:
@@ -261,6 +301,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-declare", action="store_true", help="queue is provisioned (infra/rabbitmq)")
     parser.add_argument("--queue-type", choices=QUEUE_TYPES, default="classic",
                         help="the type this device declares its queue with (an existing queue is used as it is)")
+    parser.add_argument("--no-packages", action="store_true", help="run no demo packages (report none)")
     parser.add_argument("--gpio-button", type=int, default=None)
     parser.add_argument("--gpio-led", type=int, default=None)
     parser.add_argument("--log-level", default="INFO")
@@ -271,7 +312,7 @@ def main(argv: list[str] | None = None) -> None:
     url = args.amqp_url or os.environ.get("PCLOUD_AMQP_URL") or DEFAULT_AMQP_URL
     state_dir = Path(args.state_dir) if args.state_dir else Path(os.environ.get("PCLOUD_DATA_DIR") or "var") / "nas"
     agents = [NasAgent(serial, url, state_dir, args.model, args.heartbeat, args.auto_press, not args.no_declare,
-                       queue_type=args.queue_type) for serial in args.serial]
+                       queue_type=args.queue_type, packages=not args.no_packages) for serial in args.serial]
     if len(agents) == 1:
         _gpio(agents[0], args.gpio_button, args.gpio_led)
 

@@ -81,6 +81,7 @@ class Settings:
     search_index_name: str = "pcloud"
     pairing_ack_seconds: int = 15
     pairing_confirm_seconds: int = 120
+    package_ack_seconds: int = 30
     access_token_seconds: int = 900
     sso_session_seconds: int = 1209600
     rate_limit_per_minute: int = 600
@@ -298,6 +299,7 @@ def load_settings(environ=None) -> Settings:
         search_index_name=env.get("PCLOUD_SEARCH_INDEX") or "pcloud",
         pairing_ack_seconds=_int(env, "PCLOUD_PAIRING_ACK_SECONDS", 15, minimum=1),
         pairing_confirm_seconds=_int(env, "PCLOUD_PAIRING_CONFIRM_SECONDS", 120, minimum=1),
+        package_ack_seconds=_int(env, "PCLOUD_PACKAGE_ACK_SECONDS", 30, minimum=1),
         access_token_seconds=_int(env, "PCLOUD_ACCESS_TOKEN_SECONDS", 900, minimum=1, maximum=900),
         sso_session_seconds=_int(env, "PCLOUD_SSO_SESSION_SECONDS", 1209600, minimum=1),
         rate_limit_per_minute=_int(env, "PCLOUD_RATE_LIMIT_PER_MINUTE", 600, minimum=1),

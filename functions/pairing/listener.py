@@ -17,7 +17,7 @@ import time
 from pymongo.errors import PyMongoError
 from redis import RedisError
 
-from functions.pairing.service import SERIAL_RE, PairingService
+from functions.pairing.service import SERIAL_RE, BadMessage, PairingService
 from runtime.amqp import EVENTS_QUEUE, Consumer, Reject, run_consumer
 from runtime.clients import Clients
 from runtime.errors import Unavailable
@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 
 SWEEP_EVERY = 0.25
 WORKERS = 8  # threads handling messages; each device's messages stay in order
-DEVICE_TYPES = ("hello", "pair.waiting", "pair.confirmed", "pair.rejected")
+DEVICE_TYPES = ("hello", "pair.waiting", "pair.confirmed", "pair.rejected", "packages.report",
+                "package.configure.ack")
 
 
 class DeviceEventsConsumer(Consumer):
@@ -66,8 +67,23 @@ class DeviceEventsConsumer(Consumer):
             self.service.on_waiting(serial, message.get("session_id"))
         elif rtype == "pair.confirmed":
             self.service.on_confirmed(serial, message.get("session_id"))
-        else:
+        elif rtype == "pair.rejected":
             self.service.on_rejected(serial, message.get("session_id"), message.get("reason"))
+        else:
+            self._packages(serial, rtype, message)
+
+    def _packages(self, serial: str, rtype: str, message: dict) -> None:
+        """Package Setting messages; a report that breaks the types or a forged/stale ack is dead-lettered."""
+        try:
+            if rtype == "packages.report":
+                count = self.service.packages.on_report(serial, message.get("packages"))
+                log.info("device %s reports %d packages", serial, count)
+            else:
+                state = self.service.packages.on_ack(serial, message.get("id"), message.get("ok"),
+                                                     message.get("reason"))
+                log.info("device %s: change %s %s", serial, message.get("id"), state)
+        except BadMessage as exc:
+            raise Reject(f"{rtype} from {serial} refused: {exc}") from exc
 
 
 def sweep_loop(service: PairingService, stop: threading.Event, every: float = SWEEP_EVERY) -> None:

@@ -6,9 +6,19 @@ import math
 
 from flask import current_app, jsonify, request
 
-from functions.pairing.schemas import DevicePage, PageQuery, PairingSession, PairingStarted, StartPairing, WaitQuery
+from functions.pairing.schemas import (
+    PACKAGE_SETTINGS_BODY,
+    DevicePackage,
+    DevicePackagePage,
+    DevicePage,
+    PageQuery,
+    PairingSession,
+    PairingStarted,
+    StartPairing,
+    WaitQuery,
+)
 from functions.pairing.service import MAX_WAIT_SECONDS, STATUSES, PairingService
-from runtime.app import clients, page_params
+from runtime.app import clients, json_body, page_params
 from runtime.errors import BadRequest
 from runtime.identity import current_identity
 from runtime.schemas import Api, body
@@ -72,3 +82,28 @@ def unpair(device_id: str):
     ident = current_identity()
     service().unpair(ident.user_id, device_id)
     return "", 204
+
+
+@api.get("/devices/v1/devices/<device_id>/packages", operation_id="listDevicePackages",
+         summary="The packages a paired NAS reports it runs, with typed settings, values and the latest change",
+         responses={200: DevicePackagePage, 404: "unknown NAS or not yours"})
+def list_packages(device_id: str):
+    return jsonify(service().packages.list(current_identity().user_id, device_id))
+
+
+@api.get("/devices/v1/devices/<device_id>/packages/<name>", operation_id="getDevicePackage",
+         summary="One package of a paired NAS",
+         responses={200: DevicePackage, 404: "unknown NAS, package or not yours"})
+def get_package(device_id: str, name: str):
+    return jsonify(service().packages.get(current_identity().user_id, device_id, name))
+
+
+@api.put("/devices/v1/devices/<device_id>/packages/<name>/settings", operation_id="putDevicePackageSettings",
+         summary="Change settings of a NAS package: checked against its declared types, sent to the NAS, "
+                 "pending until it acknowledges (failed after PCLOUD_PACKAGE_ACK_SECONDS)",
+         body=PACKAGE_SETTINGS_BODY,
+         responses={202: DevicePackage, 400: "invalid_settings (details.problems: [{key, message}])",
+                    404: "unknown NAS, package or not yours", 503: "the broker did not take the change"})
+def put_package_settings(device_id: str, name: str):
+    wanted = json_body()
+    return jsonify(service().packages.configure(current_identity().user_id, device_id, name, wanted)), 202

@@ -14,6 +14,7 @@ import logging
 from datetime import timedelta
 
 from functions.pairing.backlog import BrokerBacklog
+from functions.pairing.packages import BadMessage, Packages
 from functions.pairing.sessions import (
     CONFIRMING,
     MAX_ACTIVE_SESSIONS,
@@ -35,7 +36,8 @@ from runtime.errors import BadRequest, Conflict, NotFound, Unavailable
 from runtime.ids import iso, new_id, utcnow
 from runtime.mongo import transaction
 
-__all__ = ["PairingService", "Timing", "BrokerBacklog", "WakeHub", "check_serial", "device_view", "SERIAL_RE",
+__all__ = ["PairingService", "Packages", "BadMessage",
+           "Timing", "BrokerBacklog", "WakeHub", "check_serial", "device_view", "SERIAL_RE",
            "SESSION_ID_RE", "STATUSES", "TERMINAL", "CONFIRMING", "MAX_ACTIVE_SESSIONS", "MAX_STARTS_PER_MINUTE",
            "MAX_WAIT_SECONDS", "OFFLINE_AFTER"]
 
@@ -57,7 +59,8 @@ def _device_event(db, owner: str, action: str, doc: dict | None, session=None) -
 class PairingService:
     """Sessions (Redis) and the NAS registry (MongoDB); `publisher` is the AmqpPublisher to devices."""
 
-    def __init__(self, db, mongo, redis, keys, publisher, timing: Timing, clock=utcnow, backlog=None):
+    def __init__(self, db, mongo, redis, keys, publisher, timing: Timing, clock=utcnow, backlog=None,
+                 package_ack_seconds: int = 30):
         """`backlog()` says whether device events wait unhandled (default: asks the broker, cached briefly)."""
         self.db = db
         self.mongo = mongo
@@ -68,12 +71,14 @@ class PairingService:
         self.clock = clock
         self.sessions = Sessions(redis, self.base, timing, clock, backlog or BrokerBacklog(publisher),
                                  self._announce)
+        self.packages = Packages(db, publisher, package_ack_seconds, clock)
 
     @classmethod
     def from_clients(cls, clients) -> PairingService:
         s = clients.settings
         return cls(clients.db, clients.mongo, clients.redis, clients.redis_keys, clients.amqp,
-                   Timing(s.pairing_ack_seconds, s.pairing_confirm_seconds))
+                   Timing(s.pairing_ack_seconds, s.pairing_confirm_seconds),
+                   package_ack_seconds=s.package_ack_seconds)
 
     @property
     def defer(self):

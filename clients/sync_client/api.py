@@ -69,6 +69,16 @@ class SyncApi:
     def negotiate(self, body: dict) -> dict:
         return self._call("POST", "/files/v1/uploads", json=body).json()
 
+    def negotiate_batch(self, bodies: list[dict]) -> list[dict]:
+        """Many negotiations (commit=if_complete each may carry) in one request; a result per body, in order."""
+        return self._call("POST", "/files/v1/uploads/batch", json={"uploads": bodies}).json()["results"]
+
+    def commit_batch(self, upload_ids: list[str]) -> list[dict]:
+        return self._call("POST", "/files/v1/uploads/commit", json={"upload_ids": upload_ids}).json()["results"]
+
+    def upload_urls(self, upload_id: str, after: str) -> dict:
+        return self._call("GET", f"/files/v1/uploads/{upload_id}/urls", params={"after": after}).json()
+
     def put_block(self, target: dict, data: bytes) -> None:
         """Send one block where negotiation said (the store or a presigned URL), exactly as told."""
         try:

@@ -19,6 +19,8 @@ from typing import TextIO
 from clients.sync_client.api import ApiFailure, SyncApi
 from clients.sync_client.hashing import hash_file, read_block
 
+BATCH_FILES = 100  # pictures per negotiation request
+BATCH_BLOCKS = 2000  # blocks per negotiation request (the server takes up to PCLOUD_MAX_BLOCKS_PER_FILE)
 PICTURES = {".jpg", ".jpeg", ".png", ".webp", ".heic", ".heif"}
 STATE_DIR = ".pcloud"
 
@@ -110,7 +112,11 @@ class CameraBackup:
                      if c["kind"] == "folder" and c["name"].casefold() == name.casefold()), None)
 
     def run_once(self) -> dict:
-        """Send what is new; returns counts. Raises ApiFailure when the server cannot be reached."""
+        """Send what is new; returns counts. Raises ApiFailure when the server cannot be reached.
+
+        Pictures go in groups (BATCH_FILES files, BATCH_BLOCKS blocks at most): one request negotiates the group
+        and commits every picture whose blocks the server already holds; the others get their missing blocks
+        PUT, then one request commits them all. An unchanged re-backup costs one request per group."""
         todo = self.pictures()
         counts = {"uploaded": 0, "already_there": 0, "bytes_sent": 0}
         if not todo:
@@ -118,38 +124,91 @@ class CameraBackup:
         folder_id = self._remote_folder()
         existing = {c["name"].casefold(): c for c in self.api.children(folder_id) if c["kind"] == "file"}
         progress = Progress(len(todo), sum(p.size for p in todo), self.out)
+        group: list[tuple[Picture, dict]] = []
         for picture in todo:
-            node, sent = self._send(picture, folder_id, existing)
-            if sent is None:
+            blocks, content_hash, size = hash_file(picture.path)
+            if group and (len(group) >= BATCH_FILES or
+                          sum(len(b["blocks"]) for _, b in group) + len(blocks) > BATCH_BLOCKS):
+                self._send_group(group, folder_id, existing, counts, progress)
+                group = []
+            name, there = self._name_for(picture, content_hash, existing)
+            if there is not None and "id" not in there:  # the same picture twice in this group: send it first
+                self._send_group(group, folder_id, existing, counts, progress)
+                group = []
+                name, there = self._name_for(picture, content_hash, existing)
+            if there is not None:
                 counts["already_there"] += 1
-            else:
-                counts["uploaded"] += 1
-                counts["bytes_sent"] += sent
-            existing[node["name"].casefold()] = node
-            self.done[picture.rel] = {"size": picture.size, "mtime_ns": picture.mtime_ns, "node_id": node["id"],
-                                      "content_hash": node["content_hash"]}
-            self._save()
-            progress.step(picture, "sent" if sent is not None else "kept")
+                self._remember(picture, there)
+                progress.step(picture, "kept")
+                continue
+            mtime = datetime.fromtimestamp(picture.mtime_ns / 1e9, UTC).isoformat().replace("+00:00", "Z")
+            existing[name.casefold()] = {"name": name, "content_hash": content_hash}  # taken by this group
+            group.append((picture, {"parent_id": folder_id, "name": name, "size": size, "blocks": blocks,
+                                    "mtime": mtime, "commit": "if_complete"}))
+        if group:
+            self._send_group(group, folder_id, existing, counts, progress)
         return counts
 
-    def _send(self, picture: Picture, folder_id: str, existing: dict) -> tuple[dict, int | None]:
-        blocks, content_hash, size = hash_file(picture.path)
+    @staticmethod
+    def _name_for(picture: Picture, content_hash: str, existing: dict) -> tuple[str, dict | None]:
+        """The name to upload under (" (2)" when another content has it), or the node holding this content."""
         name = picture.path.name
         for attempt in range(2, 1000):
             there = existing.get(name.casefold())
             if there is None:
                 break
             if there.get("content_hash") == content_hash:
-                return there, None
+                return name, there
             stem, suffix = os.path.splitext(picture.path.name)
             name = f"{stem} ({attempt}){suffix}"
-        mtime = datetime.fromtimestamp(picture.mtime_ns / 1e9, UTC).isoformat().replace("+00:00", "Z")
-        negotiated = self.api.negotiate({"parent_id": folder_id, "name": name, "size": size, "blocks": blocks,
-                                         "mtime": mtime})
-        index = {b["hash"]: i for i, b in enumerate(blocks)}
-        sent = 0
-        for target in negotiated["missing"]:
-            data = read_block(picture.path, index[target["hash"]])
-            self.api.put_block(target, data)
-            sent += len(data)
-        return self.api.commit(negotiated["upload_id"]), sent
+        return name, None
+
+    def _remember(self, picture: Picture, node: dict) -> None:
+        self.done[picture.rel] = {"size": picture.size, "mtime_ns": picture.mtime_ns, "node_id": node["id"],
+                                  "content_hash": node["content_hash"]}
+        self._save()
+
+    def _send_group(self, group: list[tuple[Picture, dict]], folder_id: str, existing: dict, counts: dict,
+                    progress: Progress) -> None:
+        results = self.api.negotiate_batch([body for _, body in group])
+        to_commit, sent_of = [], {}
+        for (picture, body), result in zip(group, results, strict=True):
+            if result.get("error"):
+                raise ApiFailure(result["status"], result["error"]["code"], result["error"]["message"])
+            if result.get("commit_error"):
+                raise ApiFailure(409, result["commit_error"]["code"], result["commit_error"]["message"])
+            if result.get("committed"):
+                self._done_one(picture, result["node"], 0, existing, counts, progress)
+                continue
+            index = {b["hash"]: i for i, b in enumerate(body["blocks"])}
+            sent = 0
+            for target in self._all_targets(result):
+                data = read_block(picture.path, index[target["hash"]])
+                self.api.put_block(target, data)
+                sent += len(data)
+            to_commit.append((picture, result["upload_id"]))
+            sent_of[result["upload_id"]] = sent
+        if not to_commit:
+            return
+        committed = self.api.commit_batch([upload_id for _, upload_id in to_commit])
+        for (picture, upload_id), result in zip(to_commit, committed, strict=True):
+            if result.get("error"):
+                raise ApiFailure(result["status"], result["error"]["code"], result["error"]["message"])
+            self._done_one(picture, result["node"], sent_of[upload_id], existing, counts, progress)
+
+    def _all_targets(self, result: dict):
+        """Every presigned PUT of an upload: the ones negotiated, then further windows when there are more."""
+        yield from result["missing"]
+        after = result.get("next_after")
+        while after:
+            page = self.api.upload_urls(result["upload_id"], after)
+            yield from page["missing"]
+            after = page["next_after"]
+
+    def _done_one(self, picture: Picture, node: dict, sent: int, existing: dict, counts: dict,
+                  progress: Progress) -> None:
+        counts["uploaded"] += 1
+        counts["bytes_sent"] += sent
+        existing[node["name"].casefold()] = node
+        self._remember(picture, node)
+        progress.step(picture, "sent" if sent else "kept")

@@ -52,12 +52,28 @@ def start_upload(db, mongo, store, owner: str, body: dict, *, max_blocks: int, d
     return answer, 201 if created else 200
 
 
-def check_batch(items) -> list:
+def commit_uploads(db, mongo, store, owner: str, upload_ids, *, device_id: str | None = None) -> list[dict]:
+    """POST /files/v1/uploads/commit: commit each upload as POST …/{id}/commit would, in order; each answers
+    `{"status", "node"}` or `{"status", "error"}` in its place (a first backup: negotiate a batch, PUT, commit it)."""
+    check_batch(upload_ids, "upload_ids")
+    results = []
+    for upload_id in upload_ids:
+        try:
+            node, created = uploads.commit_upload(db, mongo, store, owner, upload_id, device_id=device_id)
+        except ApiError as err:
+            results.append({"upload_id": upload_id if isinstance(upload_id, str) else None, "status": err.status,
+                            "error": err.body()["error"]})
+            continue
+        results.append({"upload_id": upload_id, "status": 201 if created else 200, "node": node_json(node)})
+    return results
+
+
+def check_batch(items, name: str = "uploads") -> list:
     if not isinstance(items, list):
-        raise BodyInvalid("uploads must be a list", code="invalid_uploads")
+        raise BodyInvalid(f"{name} must be a list", code=f"invalid_{name}")
     if len(items) > MAX_BATCH_UPLOADS:
         raise PayloadTooLarge(f"send at most {MAX_BATCH_UPLOADS} uploads per batch", code="too_many_uploads",
-                              details={"max": MAX_BATCH_UPLOADS, "uploads": len(items)})
+                              details={"max": MAX_BATCH_UPLOADS, name: len(items)})
     return items
 
 

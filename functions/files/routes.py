@@ -7,6 +7,8 @@ from flask import Response, jsonify, request
 from functions.files import batch, metadata, paths, previews, service, uploads
 from functions.files.schemas import (
     BatchResults,
+    CommitBatch,
+    CommitResults,
     NewFolder,
     NewUpload,
     Node,
@@ -182,6 +184,19 @@ def negotiate_batch():
     c = clients()
     results = batch.start_uploads(c.db, c.mongo, c.store, _owner(), body(UploadBatch).uploads,
                                   max_blocks=c.settings.max_blocks_per_file, device_id=_device_id())
+    return jsonify({"results": results})
+
+
+@api.post("/files/v1/uploads/commit", operation_id="commitUploads",
+          summary="Commit many uploads at once, each as POST /files/v1/uploads/{upload_id}/commit would",
+          description="Each is answered on its own, in order (201 new file, 200 overwrite, or its error: "
+                      "blocks_missing, stale_rev, name_taken, upload_expired, not_found). At most 500.",
+          body=CommitBatch, parameters=[DEVICE_HEADER],
+          responses={200: CommitResults, 400: "invalid_upload_ids", 413: "too_many_uploads"})
+def commit_batch():
+    c = clients()
+    results = batch.commit_uploads(c.db, c.mongo, c.store, _owner(), body(CommitBatch).upload_ids,
+                                   device_id=_device_id())
     return jsonify({"results": results})
 
 

@@ -147,6 +147,25 @@ class BatchResult(UploadStarted):
     error: ErrorDetail | None = None
 
 
+class CommitBatch(Body):
+    """Many uploads committed in one request, each as POST /files/v1/uploads/{upload_id}/commit would."""
+
+    error_codes = {"upload_ids": "invalid_upload_ids"}
+    upload_ids: Annotated[list[Any], WithJsonSchema({"type": "array", "maxItems": MAX_BATCH_UPLOADS,
+                                                     "items": {"type": "string"}})]
+
+
+class CommitResult(BaseModel):
+    upload_id: str | None
+    status: int = Field(description="201 new file, 200 overwrite, else the error's status")
+    node: Node | None = None
+    error: ErrorDetail | None = None
+
+
+class CommitResults(BaseModel):
+    results: list[CommitResult] = Field(description="in the order of upload_ids")
+
+
 class BatchResults(BaseModel):
     results: list[BatchResult] = Field(description="in the order of uploads")
 

@@ -178,7 +178,7 @@ def test_upload_waits_out_rate_limiting_instead_of_failing(browser_page, gateway
         else:
             route.continue_()
 
-    page.route("**/files/v1/uploads", limit_first_negotiation)
+    page.route("**/files/v1/uploads/batch", limit_first_negotiation)
     data = os.urandom(10_000)
     row = upload(page, "#upload-files", "patient.bin", data)
     assert refused and row.get_attribute("data-sent-bytes") == str(len(data))
@@ -257,4 +257,28 @@ def test_a_change_made_elsewhere_is_explained_and_the_list_refreshed(browser_pag
     entry(page, "final.txt").wait_for()  # the list was refreshed behind the dialog
     page.locator("#name-dialog-cancel").click()
     assert clients.db.nodes.find_one({"_id": node["_id"]})["name"] == "final.txt"
+    assert browser_page.problems == []
+
+
+def test_uploading_unchanged_files_again_is_one_request_for_all_of_them(browser_page, gateway, clients,
+                                                                        make_portal_session):
+    """The page negotiates the files of one folder together (POST /files/v1/uploads/batch, commit=if_complete):
+    files the server already holds are committed by that one request."""
+    session = make_portal_session()
+    calls = []
+    browser_page.page.on("request", lambda r: calls.append(f"{r.method} {r.url.split('/', 3)[3]}")
+                         if "/files/v1/uploads" in r.url else None)
+    page = open_files(browser_page, gateway, session)
+    files = [{"name": f"f{i}.bin", "mimeType": "application/octet-stream", "buffer": os.urandom(2000 + i)}
+             for i in range(4)]
+    for attempt in (1, 2):
+        page.set_input_files("#upload-files", files=files)
+        expect(page.locator(".upload[data-state=done]")).to_have_count(4 * attempt, timeout=60_000)
+        if attempt == 1:
+            assert calls.count("POST files/v1/uploads/batch") == 1 and len(calls) == 1 + 4  # + a commit each
+            calls.clear()
+    assert calls == ["POST files/v1/uploads/batch"]
+    assert all(r.get_attribute("data-sent-bytes") == "0" for r in page.locator(".upload").all()[:4])
+    names = [f["name"] for f in files]
+    assert clients.db.nodes.count_documents({"owner": session.user_id, "name": {"$in": names}}) == 4
     assert browser_page.problems == []

@@ -166,3 +166,30 @@ def test_oversized_and_malformed_batches_are_refused(files_api, settings):
         answer = api.call("POST", "/uploads/batch", json=bad)
         assert answer.status_code == 400 and answer.json()["error"]["code"] == "invalid_uploads", answer.text
     assert api.call("POST", "/uploads/batch", json={"uploads": []}).json() == {"results": []}
+
+
+def test_a_first_backup_in_three_requests_negotiate_put_commit(files_api):
+    api = files_api()
+    root = api.root()
+    files = {f"p{i}.jpg": os.urandom(2000 + i) for i in range(4)}
+    negotiated = api.call("POST", "/uploads/batch", json={"uploads": [
+        _body(root["id"], name, data, commit="if_complete") for name, data in files.items()]}).json()["results"]
+    for result, data in zip(negotiated, files.values(), strict=True):
+        api.send(result["missing"], data)
+    ids = [r["upload_id"] for r in negotiated]
+    bob = files_api()
+    other = bob.call("POST", "/uploads", json=_body(bob.root()["id"], "x", b"")).json()  # not this user's
+    answer = api.call("POST", "/uploads/commit", json={"upload_ids": [*ids, "nope", other["upload_id"], 7]})
+    assert answer.status_code == 200, answer.text
+    results = answer.json()["results"]
+    assert [r["status"] for r in results] == [201] * 4 + [404, 404, 404]
+    assert [r["node"]["name"] for r in results[:4]] == list(files)
+    assert results[4]["error"]["code"] == "not_found" and results[6]["upload_id"] is None
+    again = api.call("POST", "/uploads/commit", json={"upload_ids": ids[:1]}).json()["results"]
+    assert again[0]["node"]["id"] == results[0]["node"]["id"]  # idempotent
+    unsent = api.call("POST", "/uploads/batch", json={"uploads": [_body(root["id"], "u.bin", os.urandom(9))]})
+    missing = api.call("POST", "/uploads/commit", json={"upload_ids": [unsent.json()["results"][0]["upload_id"]]})
+    assert missing.json()["results"][0]["error"]["code"] == "blocks_missing"
+    assert api.call("POST", "/uploads/commit", json={"upload_ids": ["a"] * 501}).status_code == 413
+    bad = api.call("POST", "/uploads/commit", json={"upload_ids": "a"})
+    assert bad.status_code == 400 and bad.json()["error"]["code"] == "invalid_upload_ids"

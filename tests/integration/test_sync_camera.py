@@ -65,3 +65,40 @@ def test_cli_camera_once(files_api, tmp_path, capsys):
     camera = _by_name(api, phone["id"])["Camera"]
     assert set(_by_name(api, camera["id"])) == {"IMG_9.webp"}
     assert main(["--camera", str(tmp_path / "missing"), "--once", "--token", "t"]) == 2
+
+
+class _Counting:
+    """A requests.Session that remembers the path of every API call the client makes."""
+
+    def __init__(self):
+        import requests
+
+        self.session = requests.Session()
+        self.paths: list[str] = []
+        inner = self.session.request
+
+        def request(method, url, **kwargs):
+            self.paths.append(f"{method} {url.split('/', 3)[3].split('?')[0]}")
+            return inner(method, url, **kwargs)
+
+        self.session.request = request
+
+
+def test_an_unchanged_re_backup_is_one_request_for_its_pictures(files_api, tmp_path):
+    api = files_api()
+    for i in range(6):
+        (tmp_path / f"IMG_{i}.jpg").write_bytes(os.urandom(3000 + i))  # by name: the server decides what is an image
+    first = _Counting()
+    counts = CameraBackup(tmp_path, SyncApi(api.base, api.token, first.session), remote="/A", out=io.StringIO()
+                          ).run_once()
+    assert counts["uploaded"] == 6
+    assert first.paths.count("POST files/v1/uploads/batch") == 1
+    assert first.paths.count("POST files/v1/uploads/commit") == 1
+    (tmp_path / ".pcloud" / "camera.json").unlink()  # as a new phone with the same pictures
+    again = _Counting()
+    counts = CameraBackup(tmp_path, SyncApi(api.base, api.token, again.session), remote="/B", out=io.StringIO()
+                          ).run_once()
+    assert counts == {"uploaded": 6, "already_there": 0, "bytes_sent": 0}
+    uploads = [p for p in again.paths if "uploads" in p]
+    assert uploads == ["POST files/v1/uploads/batch"]
+    assert len(_by_name(api, api.call("GET", "/path", params={"path": "/B"}).json()["id"])) == 6

@@ -321,8 +321,9 @@ async function childrenIndex(folderId, fresh) {
   return index;
 }
 
-/** Upload one file into parentId; `siblings` (nameKey → node) says whether it overwrites a file. */
-async function uploadFile(file, parentId, siblings, row, retried) {
+/** Hash a file and build its negotiation body for parentId; `siblings` (nameKey → node) says whether it
+ *  overwrites a file. commit=if_complete: a file the server already holds is committed by the negotiation. */
+async function prepareUpload(file, parentId, siblings, row) {
   row.phase("hashing", "Hashing…", 0, file.size);
   const { blocks, contentHash, webcrypto } = await hashFile(file, (hashed) =>
     row.phase("hashing", `Hashing ${Math.round((100 * hashed) / Math.max(file.size, 1))}%`, hashed, file.size));
@@ -333,9 +334,15 @@ async function uploadFile(file, parentId, siblings, row, retried) {
   }
   const body = { parent_id: parentId, name: file.name, size: file.size,
     mtime: new Date(file.lastModified || Date.now()).toISOString(),
-    blocks: blocks.map(({ hash, size }) => ({ hash, size })) };
+    blocks: blocks.map(({ hash, size }) => ({ hash, size })), commit: "if_complete" };
   if (existing) Object.assign(body, { node_id: existing.id, base_rev: existing.rev });
-  const upload = await api("POST", "/files/v1/uploads", body);
+  return { blocks, contentHash, body };
+}
+
+/** Upload one file into parentId: negotiate (unless a batch did), send the missing blocks, commit. */
+async function uploadFile(file, parentId, siblings, row, retried, prepared, negotiated) {
+  const { blocks, contentHash, body } = prepared || await prepareUpload(file, parentId, siblings, row);
+  const upload = negotiated || await api("POST", "/files/v1/uploads", body);
   const byHash = new Map();
   for (const block of blocks) if (!byHash.has(block.hash)) byHash.set(block.hash, block);
   const missing = upload.missing.filter((m, i, all) => all.findIndex((x) => x.hash === m.hash) === i);
@@ -349,9 +356,10 @@ async function uploadFile(file, parentId, siblings, row, retried) {
     sent += block.size;
     row.phase("uploading", `Sent ${formatBytes(sent)} of ${formatBytes(toSend)}`, sent, toSend);
   });
-  let node;
+  let node = upload.committed ? upload.node : null;
   try {
-    node = await api("POST", `/files/v1/uploads/${encodeURIComponent(upload.upload_id)}/commit`);
+    if (upload.commit_error) throw new ApiError(409, upload.commit_error);
+    if (!node) node = await api("POST", `/files/v1/uploads/${encodeURIComponent(upload.upload_id)}/commit`);
   } catch (err) {
     // someone changed or created the same name meanwhile: the person asked for this file there, overwrite once
     if (!retried && err instanceof ApiError && (err.code === "stale_rev" || err.code === "name_taken"
@@ -388,12 +396,47 @@ async function ensureFolder(parentId, name, cache) {
   return folder;
 }
 
+const BATCH_FILES = 100;  // files negotiated per request (POST /files/v1/uploads/batch)
+const BATCH_BLOCKS = 2000;
+const BLOCK_SIZE = 4 * 1024 * 1024;
+
+/** Negotiate a group of prepared files of one folder in one request, then finish each on its own. */
+async function uploadGroup(group, siblings) {
+  if (!group.length) return 0;
+  const { results } = await api("POST", "/files/v1/uploads/batch",
+    { uploads: group.map((g) => g.prepared.body) });
+  let failures = 0;
+  for (const [i, g] of group.entries()) {  // one file at a time, as before: its blocks go BLOCK_PARALLELISM at once
+    const result = results[i];
+    try {
+      if (result.error) throw new ApiError(result.status, result.error);
+      await uploadFile(g.file, g.parentId, siblings, g.row, false, g.prepared, result);
+    } catch (err) {
+      failures += 1;
+      g.row.fail(err);
+    }
+  }
+  return failures;
+}
+
 async function uploadAll(files) {
   clearError();
   const target = state.folder;
   const folderCache = new Map();
   const indexes = new Map([[target.id, await childrenIndex(target.id)]]);
   let failures = 0;
+  let group = [];
+  let groupParent = null;
+  const flush = async () => {
+    const pending = group;
+    group = [];
+    try {
+      failures += await uploadGroup(pending, indexes.get(groupParent));
+    } catch (err) {  // the batch request itself failed
+      failures += pending.length;
+      for (const g of pending) g.row.fail(err);
+    }
+  };
   for (const file of files) {
     const path = (file.webkitRelativePath || file.name).split("/").filter(Boolean);
     const row = uploadRow(path.join("/"), file.size);
@@ -401,12 +444,20 @@ async function uploadAll(files) {
       let parent = target;
       for (const part of path.slice(0, -1)) parent = await ensureFolder(parent.id, part, folderCache);
       if (!indexes.has(parent.id)) indexes.set(parent.id, await childrenIndex(parent.id));
-      await uploadFile(file, parent.id, indexes.get(parent.id), row, false);
+      const blocksSoFar = group.reduce((n, g) => n + g.prepared.blocks.length, 0);
+      const sameName = group.some((g) => nameKey(g.file.name) === nameKey(file.name));
+      if (group.length && (parent.id !== groupParent || group.length >= BATCH_FILES || sameName
+          || blocksSoFar + Math.ceil(file.size / BLOCK_SIZE) > BATCH_BLOCKS)) await flush();
+      groupParent = parent.id;
+      const prepared = await prepareUpload(file, parent.id, indexes.get(parent.id), row);
+      row.phase("waiting", "Waiting for the batch", 0, file.size);
+      group.push({ file, parentId: parent.id, row, prepared });
     } catch (err) {
       failures += 1;
       row.fail(err);
     }
   }
+  await flush();
   if (state.folder.id === target.id) await refresh();
   announce(failures ? `${failures} of ${files.length} uploads failed` : `Uploaded ${files.length} file(s)`);
 }

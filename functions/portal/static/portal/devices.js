@@ -39,6 +39,8 @@ function renderDevice(d) {
       el("span", { class: `badge ${online}` }, online),
       el("span", { class: "meta" }, details)),
     el("div", { class: "actions" },
+      d.kind === "nas" ? el("a", { class: "button", href: `/portal/devices/${encodeURIComponent(d.device_id)}/packages`,
+        "aria-label": `Packages on ${d.name || d.serial}` }, "Packages") : null,
       el("button", { type: "button", class: "danger", "aria-label": `Unpair ${d.name || d.serial}`,
         onclick: () => unpair(d) }, d.kind === "nas" ? "Unpair" : "Remove")));
 }

@@ -112,8 +112,8 @@ class Runner:
             events.append(self.db, owner=owner, type="apps.app.installed", subject=doc["_id"],
                           data={"name": doc["_id"], "version": doc["version"], "namespace": doc["namespace"]})
         if doc.get("replay_on_approve"):
-            replay.start(self.db, doc["_id"], None)
-            store.update(self.db, doc["_id"], {"replay_on_approve": False})
+            started = replay.start(self.db, doc["_id"], None)
+            store.update(self.db, doc["_id"], {"replay_on_approve": False, "replay_id": started["_id"]})
         if doc["manifest"].get("init"):
             planner = Planner(self.db, apps=[doc])
             for user in self.db.users.find({}, {"_id": 1}):

@@ -81,6 +81,10 @@ class AppRecord(_Open):
     error: Any = omittable(description="why the install failed")
     progress: dict[str, Any] = omittable(description="install step {step, …}")
     upgrade: Upgrade = omittable(description="an upgrade waiting for approval")
+    settings_schema: dict[str, Any] = omittable(description="JSON Schema of each user's settings (`enabled` "
+                                                        "implied): what a settings form is built from")
+    replay_id: str = omittable(description="the replay of every user's past events started at approval "
+                                           "(progress: GET /apps/v1/replays/{id}, admins)")
     created_at: str | None = Field(description="ISO 8601 UTC")
     updated_at: str | None = Field(description="ISO 8601 UTC")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from pymongo import ASCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from functions.apps.manifest import settings_schema
 from runtime.ids import iso, utcnow
 from runtime.mongo import register_indexes
 
@@ -69,6 +70,9 @@ def public_json(doc: dict) -> dict:
         out["error"] = doc["error"]
     if doc.get("progress"):
         out["progress"] = doc["progress"]
+    if doc.get("replay_id"):
+        out["replay_id"] = doc["replay_id"]
+    out["settings_schema"] = settings_schema((doc.get("manifest") or {}).get("settings"))
     if doc.get("upgrade"):
         up = doc["upgrade"]
         out["upgrade"] = {"version": up["version"], "state": "pending_approval", "requests": up["requests"]}

@@ -16,7 +16,8 @@ bp = Blueprint("portal", __name__)
 
 NAV = (("files", "/portal/files", "Files"), ("devices", "/portal/devices", "Devices"),
        ("trash", "/portal/trash", "Trash"), ("conflicts", "/portal/conflicts", "Conflicts"),
-       ("notifications", "/portal/notifications", "Notifications"))
+       ("notifications", "/portal/notifications", "Notifications"),
+       ("settings", "/portal/settings", "Settings"))
 
 
 def _signed_in():

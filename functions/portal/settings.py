@@ -4,6 +4,10 @@ Thin like routes.py: find the session, render a shell; the pages' JavaScript (st
 the JSON APIs with the cookie and the CSRF token — /account/v1, /devices/v1, /admin/v1, /apps/v1 — so every
 rule (last admin, grants, retries) stays in the service that owns it and the page shows its error as it is.
 Admin pages answer 403 to members; the APIs behind them refuse members on their own anyway.
+
+Another settings section (the notifier's /portal/settings/notifications) lives in its own module and template:
+its route returns `settings_page("its/template.html", "notifications")`, its template extends
+"settings/layout.html" and fills `{% block settings %}` (and `{% block page_script %}` for its script).
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ SECTIONS = (("account", "/portal/settings/account", "Account", False),
             ("users", "/portal/settings/users", "Users and groups", True))
 
 
-def _settings_page(template: str, section: str, admin_only: bool = False, **context):
+def settings_page(template: str, section: str, admin_only: bool = False, **context):
+    """A signed-in settings page with the section list; 403 for members when `admin_only`."""
     session, user = routes._signed_in()
     if session is None:
         return routes._page(template, "settings")  # the sign-in redirect, with next= this page
@@ -56,24 +61,24 @@ def account_page():
     linked = {i["provider"] for i in profile["identities"]}
     # signing in with another provider that vouches for the same verified email links it (CONTRACT §2)
     linkable = [p for p in signin.providers(settings()) if p.id not in linked and not p.demo]
-    return _settings_page("settings/account.html", "account", profile=profile, linkable=linkable)
+    return settings_page("settings/account.html", "account", profile=profile, linkable=linkable)
 
 
 @bp.get("/portal/settings/sessions")
 def sessions_page():
-    return _settings_page("settings/sessions.html", "sessions")
+    return settings_page("settings/sessions.html", "sessions")
 
 
 @bp.get("/portal/settings/apps")
 def apps_page():
-    return _settings_page("settings/apps.html", "apps")
+    return settings_page("settings/apps.html", "apps")
 
 
 @bp.get("/portal/settings/executions")
 def executions_page():
-    return _settings_page("settings/executions.html", "executions")
+    return settings_page("settings/executions.html", "executions")
 
 
 @bp.get("/portal/settings/users")
 def users_page():
-    return _settings_page("settings/users.html", "users", admin_only=True)
+    return settings_page("settings/users.html", "users", admin_only=True)

@@ -5,6 +5,10 @@ mark the events done. Between passes the sweeper re-enqueues deliveries whose le
 Redis lost its data) or whose retry time came, purges old delivery records and, hourly, forgets tokens not
 refreshed for 270 days. Everything it needs to resume is in MongoDB, so it can be killed at any point.
 
+When idle it sleeps on a change stream of outbox inserts (runtime.events.OutboxWaker) and wakes when an event
+commits, or when the next queued delivery falls due (a sync tickle's 2-s slot, a retry), whichever is first;
+a poll every IDLE_WAIT is only the backstop for a missed notification.
+
 Other event types are handed to their own rq job through EVENT_JOBS (type → "module:function", queue).
 The relay claims only the types it carries, so an event type nobody registered stays pending (never lost).
 """
@@ -22,6 +26,7 @@ from push import registry, tasks
 from push.senders import make_sender
 from push.service import PUSH_EVENT_TYPES, fan_out
 from runtime import events
+from runtime.ids import utcnow
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +36,9 @@ EVENT_JOBS: dict[str, tuple[str, str]] = {}
 
 CLAIM_BATCH = 200
 STALE_CLAIM = timedelta(minutes=2)
-IDLE_WAIT = 0.02  # seconds between empty polls: the latency floor of outbox → FCM
-SWEEP_EVERY = 0.5
+IDLE_WAIT = 1.0  # longest sleep between passes when no insert woke the relay (a missed notification)
+SWEEP_EVERY = 0.5  # the sweeper's backstop; a delivery falling due sooner wakes it at its time
+SWEEP_MIN_GAP = 0.05  # never sweep more often, whatever falls due
 TOKEN_SWEEP_EVERY = 3600.0
 
 
@@ -88,15 +94,24 @@ class Relay:
         self._stop = threading.Event()
         self._last_sweep = float("-inf")
         self._last_token_sweep = float("-inf")
+        self._next_due = float("inf")  # monotonic time the earliest queued delivery falls due
 
     def stop(self) -> None:
         self._stop.set()
 
+    def _sweep_due_at(self) -> float:
+        return max(self._last_sweep + SWEEP_MIN_GAP, min(self._last_sweep + self.sweep_every, self._next_due))
+
+    def _refresh_due(self) -> None:
+        due = tasks.next_due(self.clients.db)
+        self._next_due = float("inf") if due is None else time.monotonic() + (due - utcnow()).total_seconds()
+
     def maintain(self, force: bool = False) -> None:
         mono = time.monotonic()
-        if force or mono - self._last_sweep >= self.sweep_every:
+        if force or mono >= self._sweep_due_at():
             self._last_sweep = mono
             tasks.sweep(self.clients, self.lease)
+            self._refresh_due()
         if force or mono - self._last_token_sweep >= TOKEN_SWEEP_EVERY:
             self._last_token_sweep = mono
             removed = registry.sweep_stale_tokens(self.clients.db)
@@ -107,16 +122,22 @@ class Relay:
     def run(self) -> None:
         for path, _ in EVENT_JOBS.values():
             _load(path)  # a bad table entry fails at start-up
-        while not self._stop.is_set():
-            try:
-                moved = relay_once(self.clients, self.lease)
-                self.maintain()
-            except Exception as exc:  # noqa: BLE001 - MongoDB/Redis away: keep trying, the outbox keeps the work
-                log.warning("push relay pass failed: %s", exc)
-                moved = 0
-                self._stop.wait(1.0)
-            if not moved:
-                self._stop.wait(self.idle_wait)
+        waker = events.OutboxWaker(self.clients.db, carried_types())  # opened before the first claim
+        try:
+            while not self._stop.is_set():
+                try:
+                    moved = relay_once(self.clients, self.lease)
+                    if moved:
+                        self._refresh_due()  # it may have deferred a sync tickle to the device's next slot
+                    self.maintain()
+                except Exception as exc:  # noqa: BLE001 - MongoDB/Redis away: keep trying, the outbox keeps the work
+                    log.warning("push relay pass failed: %s", exc)
+                    moved = 0
+                    self._stop.wait(1.0)
+                if not moved:
+                    waker.wait(max(0.0, min(self.idle_wait, self._sweep_due_at() - time.monotonic())))
+        finally:
+            waker.close()
 
 
 def main() -> None:

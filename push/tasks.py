@@ -362,6 +362,12 @@ def _jobs_still_pending(clients, job_ids: set[str], lease: timedelta, now: datet
     return pending
 
 
+def next_due(db) -> datetime | None:
+    """When the earliest queued delivery's lease or wait ends (one read on the sweeper's index)."""
+    doc = db.push_deliveries.find_one({"status": "queued"}, {"lease_until": 1}, sort=[("lease_until", 1)])
+    return as_utc(doc["lease_until"]) if doc and doc.get("lease_until") else None
+
+
 def purge_old(clients, now: datetime | None = None) -> int:
     """Delivery records past `expires_at` (the TTL index does this too where the server supports it)."""
     now = now or utcnow()

@@ -406,26 +406,33 @@ class Waker:
     an insert arrived, False on timeout. A server without change streams degrades to a short sleep (0.2 s).
     """
 
-    def __init__(self, db, consumer: str):
+    fallback_sleep = 0.2  # seconds between looks when the server has no change streams
+
+    def __init__(self, db, consumer: str, await_ms: int = 200):
         _check_consumer(consumer)
         self._db = db
         self._consumer = consumer
+        self._await_ms = await_ms
         self._stream = None
         self._open()
 
-    def _open(self) -> None:
+    def _watch(self):
         pipeline = [{"$match": {"operationType": "insert", "fullDocument.pending": self._consumer}}]
+        return self._db.events.watch(pipeline, max_await_time_ms=self._await_ms)
+
+    def _open(self) -> None:
         try:
-            self._stream = self._db.events.watch(pipeline, max_await_time_ms=200)
+            self._stream = self._watch()
         except PyMongoError as exc:
-            log.warning("no change stream on events (%s); waking every 0.2 s instead", exc)
+            log.warning("no change stream for %s (%s); looking every %s s instead", self._consumer, exc,
+                        self.fallback_sleep)
             self._stream = None
 
     def wait(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while True:
             if self._stream is None:
-                time.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+                time.sleep(min(self.fallback_sleep, max(0.0, deadline - time.monotonic())))
                 self._open()
             else:
                 try:
@@ -446,6 +453,25 @@ class Waker:
             except PyMongoError:
                 pass
             self._stream = None
+
+
+class OutboxWaker(Waker):
+    """Wakes the push relay when an outbox event of a type it carries is inserted (a change stream on
+    `outbox`), so an event is carried when it commits, not at the relay's next poll. A doorbell only, as above."""
+
+    fallback_sleep = 0.02  # the relay's poll interval before it had a change stream
+
+    def __init__(self, db, types: list[str], await_ms: int = 50):
+        self._types = list(types)
+        self._db = db
+        self._consumer = "outbox relay"
+        self._await_ms = await_ms
+        self._stream = None
+        self._open()
+
+    def _watch(self):
+        pipeline = [{"$match": {"operationType": "insert", "fullDocument.type": {"$in": self._types}}}]
+        return self._db.outbox.watch(pipeline, max_await_time_ms=self._await_ms)
 
 
 def run_consumer(db, consumer: str, handle: Callable[[list[dict]], None], stop: threading.Event, *,

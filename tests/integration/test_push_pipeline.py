@@ -65,16 +65,40 @@ def test_sync_skips_the_device_that_made_the_change_and_is_coalesced(clients, pu
     drain_push()
 
     assert fcm_fake.messages_for("tok-origin") == []
-    first = fcm_fake.messages_for("tok-other")
-    # the other four wait for the next 2 s slot, as one
-    assert [m["data"]["cursor"] for m in first] == [encode_cursor(1)]
+    # five changes in one pass: one tickle now, with the newest cursor (nothing left to wait for a slot)
+    assert [m["data"]["cursor"] for m in fcm_fake.messages_for("tok-other")] == [encode_cursor(5)]
+    assert deliveries(clients, status="queued") == []
+
+    # changes inside the device's 2 s window wait for its next slot, as one tickle with the newest cursor
+    for seq in range(6, 9):
+        emit(clients, "node.changed", user, {"node_id": f"n{seq}", "seq": seq, "device_id": origin})
+        relay_once(clients, push_context.lease)
+    drain_push()
+    assert len(fcm_fake.messages_for("tok-other")) == 1
     waiting = deliveries(clients, status="queued")
-    assert len(waiting) == 1 and waiting[0]["seq"] == 5 and waiting[0]["coalesced"] == 4
+    assert len(waiting) == 1 and waiting[0]["seq"] == 8 and waiting[0]["coalesced"] == 3
 
     time.sleep(2.1)  # let the device's 2 s window pass (Redis keeps real time)
     assert tasks.sweep(clients, push_context.lease) == 1
     drain_push()
-    assert [m["data"]["cursor"] for m in fcm_fake.messages_for("tok-other")] == [encode_cursor(1), encode_cursor(5)]
+    assert [m["data"]["cursor"] for m in fcm_fake.messages_for("tok-other")] == [encode_cursor(5), encode_cursor(8)]
+
+
+def test_a_commit_makes_one_sync_tickle_per_device(clients, push_context, drain_push, fcm_fake, make_phone):
+    """A commit writes node.changed and file.committed for one position: one tickle, and no second one 2 s
+    later holding the device's slot (the next commit would have waited for it)."""
+    user = "u-commit"
+    origin = make_phone(user, "tok-a")
+    make_phone(user, "tok-b")
+    clients.db.nodes.insert_one({"_id": "n-commit", "owner": user, "seq": 3})
+    emit(clients, "node.changed", user, {"node_id": "n-commit", "seq": 3, "device_id": origin})
+    emit(clients, "file.committed", user, {"node_id": "n-commit", "upload_id": "up1", "device_id": origin})
+    relay_once(clients, push_context.lease)
+    drain_push()
+
+    assert [m["data"]["cursor"] for m in fcm_fake.messages_for("tok-b")] == [encode_cursor(3)]
+    assert fcm_fake.messages_for("tok-a") == []
+    assert deliveries(clients, status="queued") == []
 
 
 def test_unregistered_prunes_exactly_that_token(clients, push_context, drain_push, fcm_fake, make_phone):
@@ -269,3 +293,27 @@ def test_a_backlog_waiting_in_redis_is_not_sent_twice(clients, push_context, dra
     assert clients.queue(tasks.QUEUE).count == 1
     drain_push()
     assert len(fcm_fake.messages_for("tok")) == 1
+
+
+def test_the_relay_wakes_on_an_outbox_insert_of_a_type_it_carries(clients):
+    from push.relay import carried_types
+
+    waker = events.OutboxWaker(clients.db, carried_types())
+    try:
+        assert waker.wait(0.3) is False
+        emit(clients, "some.other-type", "u1", {})  # nobody's push: no wake
+        assert waker.wait(0.3) is False
+        emit(clients, "conflict.created", "u1", {"conflict_id": "c1", "node_id": "n1"})
+        assert waker.wait(10) is True
+    finally:
+        waker.close()
+
+
+def test_next_due_is_the_earliest_queued_lease(clients):
+    assert tasks.next_due(clients.db) is None
+    now = utcnow().replace(microsecond=0)
+    clients.db.push_deliveries.insert_many([
+        {"_id": "d1", "status": "queued", "lease_until": now + timedelta(seconds=5)},
+        {"_id": "d2", "status": "queued", "lease_until": now + timedelta(seconds=2)},
+        {"_id": "d3", "status": "sent", "lease_until": now}])
+    assert tasks.next_due(clients.db) == now + timedelta(seconds=2)

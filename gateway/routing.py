@@ -30,6 +30,7 @@ class FunctionSpec:
     write_scope: str | None = None  # needed for every other method
     path_scopes: tuple[tuple[str, str | None, str | None], ...] = ()  # (prefix, read, write) overrides
     long_poll_params: tuple[str, ...] = ()  # a GET with one of these > 0 is a long-poll (capped per user)
+    streams: bool = False  # answers hold the connection open (SSE): at most PCLOUD_STREAM_THREADS per process
 
     def load_factory(self):
         module_name, _, attr = self.factory.partition(":")
@@ -66,6 +67,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
                  anonymous_paths=("/mobile/v1/auth/",), cookie_auth=False, read_scope="sync", write_scope="sync"),
     FunctionSpec("events", ("/events/v1",), "required", 64 * KIB, "functions.events:create_app",
                  read_scope="graph.read", write_scope="graph.read"),
+    FunctionSpec("stream", ("/events/v1/stream",), "required", 64 * KIB, "functions.stream:create_app",
+                 read_scope="graph.read", write_scope="graph.read", streams=True),
     FunctionSpec("graph", ("/graph/v1",), "required", MIB, "functions.graph:create_app",
                  read_scope="graph.read", write_scope="graph.read"),
     FunctionSpec("search", ("/search/v1",), "required", 64 * KIB, "functions.search:create_app",

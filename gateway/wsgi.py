@@ -18,6 +18,7 @@ from gateway.middleware.headers import security_headers
 from gateway.middleware.longpoll import LongPollLimiter, is_long_poll
 from gateway.middleware.proxies import trusted_proxies
 from gateway.middleware.ratelimit import RateLimiter
+from gateway.middleware.streams import StreamThreads
 from gateway.proxy import ProxyApp
 from runtime.clients import clients_for
 from runtime.errors import ApiError, Forbidden, NotFound, PayloadTooLarge, Unauthorized
@@ -41,8 +42,10 @@ class Gateway:
         for spec in functions:
             url = settings.function_urls.get(spec.name)
             if url:
+                # a stream is quiet between heartbeats: the read timeout must outlast two of them
+                quiet = 2 * settings.stream_heartbeat_seconds + 5 if spec.streams else 0
                 self.apps[spec.name] = ProxyApp(url, self.clients.keys.secret("gateway-identity"),
-                                                timeout=max(settings.http_timeout_seconds, 30.0))
+                                                timeout=max(settings.http_timeout_seconds, 30.0, quiet))
             else:
                 self.apps[spec.name] = spec.load_factory()(settings)
         self.verifier = TokenVerifier(self.clients.keys.public_jwks, settings.public_url, self._audiences)
@@ -52,6 +55,7 @@ class Gateway:
         redis = redis_client.connect(settings.redis_url, timeout=redis_timeout)
         self.limiter = RateLimiter(redis, self.clients.redis_keys, settings.rate_limit_per_minute)
         self.long_polls = LongPollLimiter(redis, self.clients.redis_keys, settings.long_polls_per_user)
+        self.stream_threads = StreamThreads(settings.stream_threads)
         self._entry = trusted_proxies(self._handle, settings.trusted_proxies)
         self.cors = Cors(settings)
         self._openapi = None
@@ -130,6 +134,8 @@ class Gateway:
         if identity is not None:
             self._check_scope(identity, spec.scope_for(path, method))
             environ[ENVIRON_KEY] = identity
+            if spec.streams:
+                return self.stream_threads.run(lambda: self.apps[spec.name](environ, respond))
             if is_long_poll(environ, spec.long_poll_params):
                 with self.long_polls.slot(identity.user_id):
                     return self.apps[spec.name](environ, respond)

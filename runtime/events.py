@@ -296,6 +296,52 @@ def current_seq(db, owner: str) -> int:
     return int(doc["seq"]) if doc else 0
 
 
+def oldest_seq(db, owner: str) -> int | None:
+    """The owner's lowest seq the log still keeps (None when it keeps none): where a resume can start."""
+    doc = db.events.find_one({"owner": owner}, {"seq": 1}, sort=[("seq", ASCENDING)])
+    return int(doc["seq"]) if doc else None
+
+
+class InsertFeed:
+    """Every event inserted into the log, in commit order (a change stream on `events`): what the realtime
+    stream (functions/stream) fans out to browsers. Per owner, seqs arrive increasing, since a lower seq
+    commits first (see above); the log stays the truth, so a reader that sees a gap reads the log.
+
+    `next()` returns the next inserted event as stored, None when nothing arrived within `max_await_ms`, or
+    RESYNC after the stream broke and was reopened (inserts may have been missed: read the log again).
+    """
+
+    RESYNC = object()
+
+    def __init__(self, db, max_await_ms: int = 500):
+        self._db, self._await = db, max_await_ms
+        self._stream = None
+
+    def open(self) -> None:
+        """Start watching now (inserts from this moment on are seen); `next` opens it when not yet open."""
+        if self._stream is None:
+            self._stream = self._db.events.watch([{"$match": {"operationType": "insert"}}],
+                                                 max_await_time_ms=self._await)
+
+    def next(self):
+        try:
+            self.open()
+            change = self._stream.try_next()
+        except PyMongoError as exc:
+            log.warning("change stream on events broke (%s); reopening", exc)
+            self.close()
+            return self.RESYNC
+        return change["fullDocument"] if change is not None else None
+
+    def close(self) -> None:
+        if self._stream is not None:
+            try:
+                self._stream.close()
+            except PyMongoError:
+                pass
+            self._stream = None
+
+
 def iter_events(db, type_prefix: str | None = None, batch: int = 1000):
     """Every stored event (of a type prefix) in (owner, seq) order, as stored: what a rebuild replays."""
     last_owner, last_seq = "", 0

@@ -97,6 +97,11 @@ class Settings:
     app_max_bytes: int = 50 * 1024 * 1024
     action_max_seconds: int = 900
     api_url: str = ""  # the gateway's base URL as apps reach it (PCLOUD_API_URL); public_url when unset
+    streams_per_user: int = 6  # open /events/v1/stream connections per user (a browser allows 6 per host)
+    stream_heartbeat_seconds: int = 15  # an SSE comment this often keeps proxies from closing an idle stream
+    stream_max_seconds: int = 3600  # a stream ends after this (the browser resumes with Last-Event-ID)
+    stream_threads: int = 8  # streams a threaded server process (the gateway) holds at once; the rest 503
+    stream_bind: str = "127.0.0.1:8001"  # where the `stream` process (gunicorn's asyncio worker) listens
 
     @property
     def apps_dir(self) -> Path:
@@ -317,4 +322,9 @@ def load_settings(environ=None) -> Settings:
         action_max_seconds=_int(env, "PCLOUD_ACTION_MAX_SECONDS", 900, minimum=1),
         api_url=(_url(env, "PCLOUD_API_URL", public_url, ("http", "https")).rstrip("/")
                  if env.get("PCLOUD_API_URL") else ""),
+        streams_per_user=_int(env, "PCLOUD_STREAMS_PER_USER", 6, minimum=1),
+        stream_heartbeat_seconds=_int(env, "PCLOUD_STREAM_HEARTBEAT_SECONDS", 15, minimum=1, maximum=300),
+        stream_max_seconds=_int(env, "PCLOUD_STREAM_MAX_SECONDS", 3600, minimum=5),
+        stream_threads=_int(env, "PCLOUD_STREAM_THREADS", 8, minimum=1),
+        stream_bind=env.get("PCLOUD_STREAM_BIND") or "127.0.0.1:8001",
     )

@@ -153,6 +153,9 @@ class PairingService:
         if device_id:
             payload["device_id"] = device_id
         events.emit(self.db, "pairing.status", owner, payload, session=session)
+        # the log too (`pairing.session.waiting|done|failed|expired`): browsers follow it on /events/v1/stream
+        events.append(self.db, owner=owner, type=f"pairing.session.{status}", subject=sid, data=payload,
+                      session=session)
 
     # ---------------------------------------------------------------------------------- device messages
 

@@ -20,6 +20,8 @@ stop_started() {
 }
 trap stop_started EXIT
 trap 'exit 130' INT TERM
+# the gateway proxies /events/v1/stream to the Procfile's `stream` process (asyncio: no gateway thread per stream)
+export PCLOUD_FUNCTION_STREAM_URL="${PCLOUD_FUNCTION_STREAM_URL:-http://${PCLOUD_STREAM_BIND:-127.0.0.1:8001}}"
 source infra/demo.sh  # demo sign-in (local Google stand-in) when no real provider is configured, on loopback only
 
 LOG_DIR="$DATA_DIR/logs"

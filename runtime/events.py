@@ -18,7 +18,7 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from pymongo import ASCENDING, ReturnDocument
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import DuplicateKeyError, InvalidOperation, PyMongoError
 
 from runtime.ids import new_id, utcnow
 from runtime.mongo import register_indexes
@@ -327,6 +327,8 @@ class InsertFeed:
         try:
             self.open()
             change = self._stream.try_next()
+        except InvalidOperation:
+            raise  # the client was closed: this process is shutting down, not a broken stream
         except PyMongoError as exc:
             log.warning("change stream on events broke (%s); reopening", exc)
             self.close()

@@ -26,7 +26,7 @@ import uuid
 from collections.abc import Callable
 
 import redis as redis_lib
-from pymongo.errors import PyMongoError
+from pymongo.errors import InvalidOperation, PyMongoError
 
 from runtime import events, sso_sessions, users
 from runtime.errors import BadRequest, RateLimited
@@ -37,7 +37,7 @@ HEADERS = [("Content-Type", "text/event-stream; charset=utf-8"), ("Cache-Control
            ("X-Accel-Buffering", "no")]  # nginx and friends: pass each frame on, do not buffer
 PAGE = 500  # events per log read when catching up
 MAX_CATCH_UP = 10_000  # more behind than this: `reset` (the client reloads) instead of replaying it all
-RECHECK_SECONDS = 30.0  # how often a running stream re-reads its session and the account's standing
+RECHECK_SECONDS = 30.0  # at most this (or two beats) between re-reads of the session and the account's standing
 RETRY_MS = (1000, 5000)  # EventSource reconnect delay, picked at random per stream: a storm spreads out
 
 
@@ -161,7 +161,12 @@ class Hub:
         idle_since = None
         try:
             while True:
-                item = feed.next()
+                try:
+                    item = feed.next()
+                except InvalidOperation:  # the database client was closed (shutdown, a test's teardown)
+                    with self._lock:
+                        self._thread = None
+                    return
                 if item is feed.RESYNC:
                     self._each(None, None)
                     time.sleep(0.5)
@@ -210,7 +215,8 @@ class Stream:
         self._token = None
         self._hub = None
         self._next_beat = clock() + heartbeat_seconds
-        self._next_check = clock() + RECHECK_SECONDS
+        self._recheck = min(RECHECK_SECONDS, 2.0 * heartbeat_seconds)
+        self._next_check = clock() + self._recheck
 
     # --- wiring ----------------------------------------------------------------------------------------------
     def attach(self, hub: Hub, deliver: Callable[[dict | None], None]) -> None:
@@ -275,14 +281,14 @@ class Stream:
         return b"".join(out)
 
     def beat(self) -> bytes:
-        """Reads Redis and, every RECHECK_SECONDS, the database: renew the slot, re-check the credential, and
-        pick up anything the change stream may have missed. Ends the stream with `event: bye` when it is over."""
+        """Reads Redis and, every two beats (at most RECHECK_SECONDS), the database: renew the slot, re-check
+        the credential, pick up anything the change stream may have missed. Ends with `event: bye` when over."""
         now = self.clock()
         if now >= self.ends_at:
             return self._end(self.end_reason)
         out = []
         if now >= self._next_check:
-            self._next_check = now + RECHECK_SECONDS
+            self._next_check = now + self._recheck
             reason = still_allowed(self.db, self.identity)
             if reason:
                 return self._end(reason)

@@ -192,6 +192,7 @@ class Gateway:
 
     def metrics_view(self, environ, respond):
         body, content_type = metrics.render(self.settings.metrics_dir)
+        body += _storage_metrics(self.clients)
         respond("200 OK", [("Content-Type", content_type), ("Content-Length", str(len(body)))])
         return [body]
 
@@ -266,3 +267,14 @@ class _LazyApp:
 
 
 app = _LazyApp()
+
+
+def _storage_metrics(clients) -> bytes:
+    """Replica placement progress and lag (functions/files/replication.py), read from the database."""
+    from functions.files.service import storage_metrics
+
+    try:
+        return storage_metrics(clients).encode()
+    except (PyMongoError, ApiError) as exc:
+        log.warning("metrics: storage placement figures unavailable: %s", exc)
+        return b""

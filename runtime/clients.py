@@ -12,6 +12,7 @@ from runtime.settings import Settings
 
 _lock = threading.Lock()
 _by_settings: dict[int, Clients] = {}
+_store_hooks: list = []
 
 
 class Clients:
@@ -46,9 +47,20 @@ class Clients:
 
     @cached_property
     def store(self):
-        from runtime.store import make_store
+        from runtime.store import make_stores
 
-        return make_store(self.settings, self.keys.secret("blob-urls"), self.settings.http_timeout_seconds)
+        store = make_stores(self.settings, self.keys.secret("blob-urls"), self.settings.http_timeout_seconds)
+        for hook in list(_store_hooks):
+            hook(self, store)
+        return store
+
+    def on_store(self, hook) -> None:
+        """Run `hook(clients, store)` on this process's store, now if it is built, else when it is: functions wire
+        their own callbacks into it (runtime imports no function)."""
+        if hook not in _store_hooks:
+            _store_hooks.append(hook)
+        if "store" in self.__dict__:
+            hook(self, self.store)
 
     def queue(self, name: str):
         """An rq Queue on our Redis, named with the settings' prefix, with the JSON serializer (runtime/jobs.py)."""
@@ -104,4 +116,4 @@ def forget(settings: Settings) -> None:
 
 def _settings_key(settings: Settings):
     return (settings.mongo_url, settings.redis_url, settings.redis_prefix, settings.amqp_url, settings.store_url,
-            str(settings.data_dir), settings.public_url)
+            settings.stores, str(settings.data_dir), settings.public_url)

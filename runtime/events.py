@@ -161,6 +161,7 @@ def purge_outbox_job() -> int:
 # appended before its line shipped are not pending for it (the app processor replays from the log for those).
 CONSUMERS: dict[str, tuple[str, ...]] = {
     "search": ("graph.node.", "files.node."),
+    "placement": ("files.node.",),  # functions/files/replication.py: blocks to their folder's replica policy
     "apps": ("",),
 }
 EVENT_STATES = ("new", "in_progress", "done")

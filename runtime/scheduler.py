@@ -31,6 +31,7 @@ log = logging.getLogger(__name__)
 JOB_MODULES: tuple[str, ...] = (
     "functions.pairing.tasks",  # session deadlines (backstop for the listener), NAS offline
     "functions.files.tasks",  # upload expiry, trash purge, block GC
+    "functions.files.storage_tasks",  # replica placement and repair, scrub
     "functions.sso.jobs",  # expired SSO sessions + back-channel logout retries
     "runtime.events",  # event-log retention, delivered outbox events
 )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -59,6 +60,8 @@ class Settings:
     redis_prefix: str = "pcloud:"
     amqp_url: str = "amqp://guest:guest@127.0.0.1:5672/%2F"
     store_url: str = ""
+    stores: tuple[tuple[str, str], ...] = ()  # PCLOUD_STORES: (name, url) besides `default` (replica targets)
+    scrub_days: int = 30  # PCLOUD_SCRUB_DAYS: every copy of every block is re-hashed at least this often
     google_client_id: str | None = None
     google_client_secret: str | None = None
     google_mobile_client_ids: tuple[str, ...] = ()
@@ -237,6 +240,32 @@ def _trusted_proxies(env) -> str:
     return raw
 
 
+_STORE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
+
+
+def _stores(env) -> tuple[tuple[str, str], ...]:
+    """PCLOUD_STORES: a JSON object of named stores, `{"disk2": "file:///mnt/b", "s3": "s3://bucket?..."}`, in
+    preference order. The default store (PCLOUD_STORE_URL) is always there as `default`."""
+    raw = env.get("PCLOUD_STORES") or ""
+    if not raw.strip():
+        return ()
+    try:
+        items = json.loads(raw)
+    except ValueError as exc:
+        raise SettingsError(f"PCLOUD_STORES must be a JSON object of name -> store URL: {exc}") from None
+    if not isinstance(items, dict):
+        raise SettingsError("PCLOUD_STORES must be a JSON object of name -> store URL")
+    found = []
+    for name, url in items.items():
+        if not _STORE_NAME.fullmatch(name) or name == "default":
+            raise SettingsError(f"PCLOUD_STORES: {name!r} is not a store name (a-z, 0-9, '-', '_', at most 32; "
+                                "'default' is PCLOUD_STORE_URL)")
+        if not isinstance(url, str) or urlsplit(url).scheme not in ("file", "s3"):
+            raise SettingsError(f"PCLOUD_STORES[{name}] must be file://PATH or s3://BUCKET?..., got {url!r}")
+        found.append((name, url))
+    return tuple(found)
+
+
 def load_settings(environ=None) -> Settings:
     """Read and validate every PCLOUD_* variable; raise SettingsError on the first bad one."""
     env = os.environ if environ is None else environ
@@ -281,6 +310,8 @@ def load_settings(environ=None) -> Settings:
         redis_prefix=prefix,
         amqp_url=_url(env, "PCLOUD_AMQP_URL", Settings.amqp_url, ("amqp", "amqps")),
         store_url=store_url,
+        stores=_stores(env),
+        scrub_days=_int(env, "PCLOUD_SCRUB_DAYS", 30, minimum=1),
         google_client_id=env.get("PCLOUD_GOOGLE_CLIENT_ID") or None,
         google_client_secret=env.get("PCLOUD_GOOGLE_CLIENT_SECRET") or None,
         google_mobile_client_ids=mobile_ids,

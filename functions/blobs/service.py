@@ -5,10 +5,13 @@ from __future__ import annotations
 from typing import BinaryIO
 
 from runtime.errors import BadRequest, NotFound
-from runtime.store import BlobNotFound, BlobStore, LocalBlobStore
+from runtime.store import BlobNotFound, BlobStore, LocalBlobStore, ReplicatedBlobStore
 
 
-def local(store: BlobStore) -> LocalBlobStore:
+def local(store: BlobStore, name: str | None = None) -> LocalBlobStore:
+    """The local store a link is for: with several stores, the one its `store=` names (default: the first)."""
+    if isinstance(store, ReplicatedBlobStore):
+        store = store.local_backend(name)
     if not isinstance(store, LocalBlobStore):
         raise NotFound("blocks are served by the object store directly; ask for a new presigned URL")
     return store
@@ -19,7 +22,7 @@ def receive(store: BlobStore, digest: str, query: dict, content_length: int | No
 
     The body streams to a temp file; a refused body leaves nothing behind.
     """
-    store = local(store)
+    store = local(store, query.get("store"))
     signed = store.verify("PUT", digest, query)
     size = signed["size"]
     if content_length is None:
@@ -36,7 +39,7 @@ def receive(store: BlobStore, digest: str, query: dict, content_length: int | No
 
 def locate(store: BlobStore, digest: str, query: dict) -> tuple[int, str | None]:
     """(size, filename) of a block behind a valid download link."""
-    store = local(store)
+    store = local(store, query.get("store"))
     signed = store.verify("GET", digest, query)
     size = store.head(digest)
     if size is None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from flask import Response, jsonify, request
 
 from functions.files import batch, metadata, paths, previews, service, uploads
@@ -253,7 +255,8 @@ def content(node_id: str):
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     headers["Content-Length"] = str(end - start + 1 if size else 0)
     stream = uploads.iter_content(c.store, node, start, end) if size else iter(())
-    return Response(stream, status=status, headers=headers, direct_passthrough=True)
+    first = next(stream, b"")  # the first block is read (and hash-checked) before the status goes out: a 502
+    return Response(itertools.chain((first,), stream), status=status, headers=headers, direct_passthrough=True)
 
 
 @api.get("/files/v1/nodes/<node_id>/preview", operation_id="getPreview",

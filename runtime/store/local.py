@@ -39,13 +39,15 @@ from runtime.store.base import (
 class LocalBlobStore:
     """Blobs as files under `root/ab/cd/<digest>`; presigned URLs are HMAC-signed links to functions/blobs."""
 
-    def __init__(self, root: Path, secret: bytes, public_url: str, clock: Callable[[], float] = time.time):
+    def __init__(self, root: Path, secret: bytes, public_url: str, clock: Callable[[], float] = time.time,
+                 name: str | None = None):
         if not secret:
             raise ValueError("LocalBlobStore needs a non-empty signing secret")
         self.root = Path(root)
         self.secret = secret
         self.public_url = public_url.rstrip("/")
         self.clock = clock
+        self.name = name  # a named store (PCLOUD_STORES) says so in its links: `store=` picks it in functions/blobs
         self._tmp = self.root / "tmp"
 
     def path_for(self, digest: str) -> Path:
@@ -215,6 +217,8 @@ class LocalBlobStore:
         return PresignedRequest(url=self._url(digest, query), method="GET", headers={})
 
     def _url(self, digest: str, query: dict) -> str:
+        if self.name:
+            query = {**query, "store": self.name}
         return f"{self.public_url}/blobs/v1/{digest}?{urlencode(query, quote_via=quote)}"
 
     def signature(self, method: str, digest: str, size: str, expires: int, filename: str = "",

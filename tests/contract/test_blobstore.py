@@ -1,4 +1,5 @@
-"""One contract for every BlobStore backend: the local file store and S3 (moto over HTTP)."""
+"""One contract for every BlobStore backend: the local file store, S3 (moto over HTTP), and the replicated store
+over both (two local directories and a bucket)."""
 
 from __future__ import annotations
 
@@ -18,11 +19,13 @@ def digest_of(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-@pytest.fixture(params=["local", "s3"])
+@pytest.fixture(params=["local", "s3", "replicated"])
 def store(request) -> BlobStore:
     """Each backend, with presigned URLs that a real HTTP client can follow."""
     if request.param == "local":
         return request.getfixturevalue("local_blob_server").store
+    if request.param == "replicated":
+        return request.getfixturevalue("replicated_blob_server").store
     return request.getfixturevalue("make_s3_store")()
 
 

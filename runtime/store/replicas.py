@@ -1,0 +1,306 @@
+"""`ReplicatedBlobStore`: one BlobStore over several named stores (PCLOUD_STORE_URL as `default`, PCLOUD_STORES).
+
+It is the I/O half of the replica policy (issue 19); the policy half — which block should be where, repair,
+trim, scrub — lives in functions/files/replication.py and talks to the stores by name through this class.
+
+- Writes land on the *ingest* store: the first healthy store in configured order (the default store unless it
+  is down). Presigned PUTs point there; `claim` looks for the staged bytes on every store, so an upload whose
+  links were signed before a store went away still commits where its bytes went.
+- Reads never serve bytes that fail their hash: a block is read whole from one store, hashed, and only then
+  sliced and served; a copy that is missing, unreachable or corrupt is skipped for the next store (corrupt
+  copies are reported through `on_corrupt`). When no store has good bytes, `fallback(digest)` may supply them
+  (functions/files/sealing.py decrypts an at-rest copy); otherwise 502 `block_corrupt` when some copy was
+  corrupt, else 404 / 503.
+- A store that fails with StoreUnavailable is skipped for `retry_seconds` (a small circuit breaker), so one
+  dead disk or bucket costs one timeout, not one per request. `check()` passes while any store works.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import BinaryIO
+
+from runtime.errors import ApiError, RangeNotSatisfiable
+from runtime.store.base import (
+    CHUNK_SIZE,
+    BlobNotFound,
+    BlobStore,
+    PresignedRequest,
+    StoreUnavailable,
+    _check_range,
+    check_digest,
+)
+
+DEFAULT = "default"
+
+
+class BlobCorrupt(ApiError):
+    """Every copy that could be read failed its SHA-256: nothing is served."""
+
+    status, code = 502, "block_corrupt"
+
+
+class ReplicatedBlobStore:
+    """Several named BlobStores behind the BlobStore interface; `backends` in preference order."""
+
+    def __init__(self, backends: dict[str, BlobStore], retry_seconds: float = 30.0,
+                 clock: Callable[[], float] = time.monotonic):
+        if not backends:
+            raise ValueError("ReplicatedBlobStore needs at least one store")
+        self.backends = dict(backends)
+        self.names = list(self.backends)
+        self.retry_seconds = retry_seconds
+        self.clock = clock
+        self._down: dict[str, tuple[float, str]] = {}
+        self._lock = threading.Lock()
+        self.fallback: Callable[[str], bytes | None] | None = None
+        self.on_corrupt: Callable[[str, str], None] | None = None
+
+    # -- health
+
+    def healthy(self, name: str) -> bool:
+        with self._lock:
+            down = self._down.get(name)
+            if down is None:
+                return True
+            if self.clock() >= down[0]:
+                del self._down[name]  # half-open: the next call tries it again
+                return True
+            return False
+
+    def mark_down(self, name: str, reason: str) -> None:
+        with self._lock:
+            self._down[name] = (self.clock() + self.retry_seconds, reason)
+
+    def mark_up(self, name: str) -> None:
+        with self._lock:
+            self._down.pop(name, None)
+
+    def healthy_names(self) -> list[str]:
+        return [n for n in self.names if self.healthy(n)]
+
+    def status(self) -> list[dict]:
+        """Each store's state, checked now (the admin API and /readyz details)."""
+        out = []
+        for name, backend in self.backends.items():
+            try:
+                backend.check()
+            except StoreUnavailable as exc:
+                self.mark_down(name, exc.message if hasattr(exc, "message") else str(exc))
+                out.append({"name": name, "kind": _kind(backend), "healthy": False, "error": str(exc)})
+                continue
+            self.mark_up(name)
+            out.append({"name": name, "kind": _kind(backend), "healthy": True, "error": None})
+        return out
+
+    def check(self) -> None:
+        errors = []
+        for name, backend in self.backends.items():
+            try:
+                backend.check()
+                self.mark_up(name)
+                return
+            except StoreUnavailable as exc:
+                self.mark_down(name, str(exc))
+                errors.append(f"{name}: {exc}")
+        raise StoreUnavailable("no store is reachable: " + "; ".join(errors))
+
+    def backend(self, name: str) -> BlobStore:
+        try:
+            return self.backends[name]
+        except KeyError:
+            raise KeyError(f"no store named {name!r}") from None
+
+    @property
+    def ingest(self) -> str:
+        """Where new bytes go: the first healthy store (the default one while it works)."""
+        for name in self.names:
+            if self.healthy(name):
+                return name
+        return self.names[0]
+
+    def _attempt(self, names: list[str], call: Callable[[str, BlobStore], object]):
+        """`call` on each store in turn until one answers; StoreUnavailable marks the store down."""
+        last: StoreUnavailable | None = None
+        for name in names:
+            try:
+                return call(name, self.backends[name])
+            except StoreUnavailable as exc:
+                self.mark_down(name, str(exc))
+                last = exc
+        raise last or StoreUnavailable("no store is reachable")
+
+    def _writable(self) -> list[str]:
+        healthy = self.healthy_names()
+        return healthy or list(self.names)
+
+    # -- writes
+
+    def put(self, digest: str, data: bytes) -> None:
+        self._attempt(self._writable(), lambda _, b: b.put(digest, data))
+
+    def put_stream(self, digest: str, stream: BinaryIO, size: int) -> None:
+        name = self.ingest  # a stream cannot be replayed to a second store
+        try:
+            self.backends[name].put_stream(digest, stream, size)
+        except StoreUnavailable as exc:
+            self.mark_down(name, str(exc))
+            raise
+
+    def put_to(self, name: str, digest: str, data: bytes) -> None:
+        """One copy on one named store (repair)."""
+        try:
+            self.backends[name].put(digest, data)
+        except StoreUnavailable as exc:
+            self.mark_down(name, str(exc))
+            raise
+
+    def put_staged(self, upload_id: str, digest: str, stream: BinaryIO, size: int) -> None:
+        """What a local store's presigned PUT does (tests and the blobs function call it on the ingest store)."""
+        self.backends[self.ingest].put_staged(upload_id, digest, stream, size)
+
+    def presign_put(self, digest: str, size: int, expires_in: int = 3600,
+                    upload_id: str | None = None) -> PresignedRequest:
+        return self._attempt(self._writable(),
+                             lambda _, b: b.presign_put(digest, size, expires_in=expires_in, upload_id=upload_id))
+
+    def claim(self, upload_id: str, digest: str, size: int) -> bool:
+        """The staged bytes are on whichever store was ingest when the link was signed: ask each."""
+        for name in self._writable():
+            try:
+                if self.backends[name].claim(upload_id, digest, size):
+                    return True
+            except StoreUnavailable as exc:
+                self.mark_down(name, str(exc))
+        return False
+
+    def discard_staged(self, upload_id: str) -> None:
+        for name in self.names:
+            try:
+                self.backends[name].discard_staged(upload_id)
+            except StoreUnavailable as exc:
+                self.mark_down(name, str(exc))
+
+    def delete(self, digest: str) -> None:
+        """Every copy; a store that is down keeps its copy (the placement scan trims it when it is back)."""
+        for name in self.names:
+            self.delete_from(name, digest)
+
+    def delete_from(self, name: str, digest: str) -> bool:
+        try:
+            self.backends[name].delete(digest)
+            return True
+        except BlobNotFound:
+            return True
+        except StoreUnavailable as exc:
+            self.mark_down(name, str(exc))
+            return False
+
+    # -- reads
+
+    def has(self, name: str, digest: str) -> bool | None:
+        """True/False, or None when the store cannot say (down)."""
+        try:
+            return self.backends[name].head(digest) is not None
+        except StoreUnavailable as exc:
+            self.mark_down(name, str(exc))
+            return None
+
+    def read_raw(self, name: str, digest: str) -> bytes:
+        """The bytes one store holds, unchecked (the scrubber hashes them itself)."""
+        try:
+            return self.backends[name].get(digest)
+        except StoreUnavailable as exc:
+            self.mark_down(name, str(exc))
+            raise
+
+    def read_verified(self, digest: str, prefer: list[str] | None = None,
+                      skip: tuple[str, ...] = ()) -> tuple[str | None, bytes]:
+        """(store name, bytes) of the first copy that hashes right; `fallback` (name None) when none does."""
+        check_digest(digest)
+        order = list(prefer or []) + [n for n in self.names if n not in (prefer or [])]
+        order = [n for n in order if n not in skip]
+        order = [n for n in order if self.healthy(n)] + [n for n in order if not self.healthy(n)]
+        corrupt, unavailable = [], []
+        for name in order:
+            try:
+                data = self.backends[name].get(digest)
+            except BlobNotFound:
+                continue
+            except StoreUnavailable as exc:
+                self.mark_down(name, str(exc))
+                unavailable.append(name)
+                continue
+            if hashlib.sha256(data).hexdigest() == digest:
+                return name, data
+            corrupt.append(name)
+            if self.on_corrupt is not None:
+                self.on_corrupt(name, digest)
+        if self.fallback is not None:
+            data = self.fallback(digest)
+            if data is not None and hashlib.sha256(data).hexdigest() == digest:
+                return None, data
+        if corrupt:
+            raise BlobCorrupt("every readable copy of the block fails its SHA-256; nothing is served",
+                              details={"hash": digest, "corrupt_on": corrupt})
+        if unavailable:
+            raise StoreUnavailable(f"block {digest} is only on stores that are down: {', '.join(unavailable)}")
+        raise BlobNotFound(f"no block {digest}")
+
+    def get(self, digest: str) -> bytes:
+        return self.read_verified(digest)[1]
+
+    def open_range(self, digest: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
+        """The verified block, sliced: the whole block is read and hashed before the first byte goes out."""
+        _check_range(start, end)
+        data = self.get(digest)
+        size = len(data)
+        if start >= size and not (start == 0 and end is None):
+            raise RangeNotSatisfiable(f"range starts at {start} but the block has {size} bytes",
+                                      details={"size": size})
+        last = size - 1 if end is None else min(end, size - 1)
+        view = memoryview(data)[start:last + 1]
+        return (bytes(view[i:i + CHUNK_SIZE]) for i in range(0, len(view), CHUNK_SIZE))
+
+    def head(self, digest: str) -> int | None:
+        for name in self.healthy_names():
+            try:
+                size = self.backends[name].head(digest)
+            except StoreUnavailable as exc:
+                self.mark_down(name, str(exc))
+                continue
+            if size is not None:
+                return size
+        return None
+
+    def stat(self, digest: str) -> tuple[int, float] | None:
+        for name in self.healthy_names():
+            try:
+                found = self.backends[name].stat(digest)
+            except StoreUnavailable as exc:
+                self.mark_down(name, str(exc))
+                continue
+            if found is not None:
+                return found
+        return None
+
+    def presign_get(self, digest: str, expires_in: int = 3600, filename: str | None = None) -> PresignedRequest:
+        """A link to a store that has the block (a presigned GET is not hash-checked by us: prefer streaming)."""
+        for name in self.healthy_names():
+            if self.has(name, digest):
+                return self.backends[name].presign_get(digest, expires_in=expires_in, filename=filename)
+        return self.backends[self.ingest].presign_get(digest, expires_in=expires_in, filename=filename)  # a 404 link
+
+    def sweep_incoming(self, older_than: float = 3600.0) -> int:
+        return sum(b.sweep_incoming(older_than) for b in self.backends.values() if hasattr(b, "sweep_incoming"))
+
+    def local_backend(self, name: str | None):
+        """The local store a presigned link names (`store=` in its query; none means the default)."""
+        return self.backends.get(name) if name else self.backends[self.names[0]]
+
+
+def _kind(backend) -> str:
+    return type(backend).__name__.removesuffix("BlobStore").lower() or "store"

@@ -167,6 +167,11 @@ class ReplicatedBlobStore:
         return self._attempt(self._writable(),
                              lambda _, b: b.presign_put(digest, size, expires_in=expires_in, upload_id=upload_id))
 
+    def presign_puts(self, blocks: list[tuple[str, int]], expires_in: int = 3600,
+                     upload_id: str | None = None) -> list[PresignedRequest]:
+        return self._attempt(self._writable(),
+                             lambda _, b: b.presign_puts(blocks, expires_in=expires_in, upload_id=upload_id))
+
     def claim(self, upload_id: str, digest: str, size: int) -> bool:
         """The staged bytes are on whichever store was ingest when the link was signed: ask each."""
         for name in self._writable():

@@ -197,16 +197,18 @@ def test_admin_installs_reviews_approves_sets_settings_and_retries_a_dead_letter
                        timeout=40).json()["execution"]
     assert called["state"] == "dead"
     app_server.behaviours["/actions/echo"] = lambda body, headers: (200, {"echo": body["params"]["text"]})
-    page.goto(f"{gateway.url}/portal/settings/executions?state=dead")
+    page.goto(f"{gateway.url}/portal/settings/apps")
+    page.locator(f".app-card[data-app='{name}']").get_by_role("link", name="Dead letters to look at").click()
+    page.wait_for_url(f"**/portal/settings/executions?app={name}&state=dead")
     row = page.locator(f".execution[data-execution-id='{called['id']}']")
     row.wait_for()
     row.get_by_role("button", name=f"Retry {name}.echo").click()
     row.wait_for(state="detached")  # no longer dead
-    deadline_doc = None
+    retried = None
     for _ in range(200):
-        deadline_doc = clients.db.executions.find_one({"_id": called["id"]})
-        if deadline_doc["state"] == "done":
+        retried = clients.db.executions.find_one({"_id": called["id"]})
+        if retried["state"] == "done":
             break
         page.wait_for_timeout(100)
-    assert deadline_doc["state"] == "done" and deadline_doc["result"] == {"echo": "hi"}
+    assert retried["state"] == "done" and retried["result"] == {"echo": "hi"}
     assert browser_page.problems == []

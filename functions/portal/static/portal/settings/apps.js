@@ -174,6 +174,15 @@ async function renderApp(app) {
       el("button", { type: "button", class: "secondary", onclick: () => startReplay(app, card) }, "Process my past events"));
     card.append(links);
     try {
+      const dead = await api("GET", `/apps/v1/executions?app=${encodeURIComponent(app.name)}&state=dead&limit=1`);
+      if (dead.items.length) {
+        links.prepend(el("a", { class: "button danger dead-letters",
+          href: `/portal/settings/executions?app=${encodeURIComponent(app.name)}&state=dead` }, "Dead letters to look at"));
+      }
+    } catch (err) {
+      // the activity link still leads there; a failed hint is not worth an alert
+    }
+    try {
       const values = await api("GET", `/apps/v1/apps/${encodeURIComponent(app.name)}/settings`);
       card.append(el("h4", {}, "Your settings"), settingsForm(app, values));
     } catch (err) {

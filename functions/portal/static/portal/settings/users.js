@@ -30,7 +30,7 @@ async function update(u, patch, done) {
     await api("PATCH", `/admin/v1/users/${encodeURIComponent(u.id)}`, patch);
     announce(done);
   } catch (err) {
-    showError(err, `Could not change ${label(u)}`);
+    showError(err, `Could not change ${u.name || u.email}`);
   }
   await loadUsers();
 }

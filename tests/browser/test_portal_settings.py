@@ -189,6 +189,14 @@ def test_admin_installs_reviews_approves_sets_settings_and_retries_a_dead_letter
     card.get_by_role("button", name="Save settings").click()
     page.wait_for_function("() => document.getElementById('status').textContent.includes('saved')")
     assert clients.db.app_users.find_one({"app": name, "owner": admin.id})["settings"]["limit"] == 7
+    card.get_by_role("button", name="Process my past events").click()
+    card.locator(".replay").wait_for()
+    from functions.apps import replay
+
+    while replay.work_one(clients.db):  # what the events process does with a running replay
+        pass
+    card.locator(".replay[data-state=done]").wait_for()
+    assert "past events processed" in card.locator(".replay-text").inner_text()
     browser_page.screenshot("apps")
 
     # a dead letter: the app refused once; fixed, the Retry button runs it again

@@ -76,6 +76,9 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec("admin", ("/admin/v1",), "required", 64 * KIB, "functions.admin:create_app",
                  read_scope="admin", write_scope="admin"),
     FunctionSpec("account", ("/account/v1",), "required", 64 * KIB, "functions.account:create_app"),
+    # the notifier's webhooks and rules are about device status, so the `devices` scope reaches them
+    FunctionSpec("notify", ("/notify/v1",), "required", 64 * KIB, "functions.notify:create_app",
+                 read_scope="devices", write_scope="devices"),
     FunctionSpec("echo", ("/echo/v1",), "optional", 64 * KIB, "functions.echo:create_app"),
     FunctionSpec("portal", ("/portal", "/static"), "optional", 64 * KIB, "functions.portal:create_app"),
     FunctionSpec("apps", ("/apps/v1", "/apps"), "required", 50 * MIB + 64 * KIB, "functions.apps:create_app",

@@ -51,12 +51,15 @@ KINDS = {
     "pairing": Kind(300, "high", None),
     # only the latest on/offline state of a device matters
     "device": Kind(600, "normal", None),
+    # a notifier rule fired (functions/notify): a visible notification, each one its own
+    "alert": Kind(86400, "high", None),
 }
 REQUIRED_FIELDS = {
     "sync": ("cursor",),
     "conflict": ("conflict_id", "node_id"),
     "pairing": ("session_id", "status"),
     "device": ("device_id", "online"),
+    "alert": ("event_type", "event_id", "title", "body"),
 }
 
 
@@ -133,6 +136,9 @@ def intent_from_message(message: dict, exclude_device_id: str | None = None) -> 
         collapse_key = f"pairing-{data['session_id']}"
     elif kind == "device":
         collapse_key = f"device-{data['device_id']}"
+    elif kind == "alert":
+        data.update(subject=_s(message.get("subject")))
+        notification = (data.pop("title")[:200], data.pop("body")[:1000])
     elif kind == "sync":
         sync_seq = _sync_seq(message["cursor"])
         data["cursor"] = sync_cursor(sync_seq)

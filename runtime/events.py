@@ -163,6 +163,8 @@ CONSUMERS: dict[str, tuple[str, ...]] = {
     "search": ("graph.node.", "files.node."),
     "placement": ("files.node.",),  # functions/files/replication.py: blocks to their folder's replica policy
     "apps": ("",),
+    # the notifier (functions/notify): device status, pairing results, dead executions, storage, its own webhooks
+    "notify": ("devices.device.", "pairing.session.", "apps.execution.", "storage.volume.", "notify.webhook."),
 }
 EVENT_STATES = ("new", "in_progress", "done")
 DEFAULT_LEASE_SECONDS = 60.0

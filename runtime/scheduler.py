@@ -34,6 +34,7 @@ JOB_MODULES: tuple[str, ...] = (
     "functions.files.storage_tasks",  # replica placement and repair, scrub
     "functions.sso.jobs",  # expired SSO sessions + back-channel logout retries
     "runtime.events",  # event-log retention, delivered outbox events
+    "functions.notify.tasks",  # storage nearly full, old delivery records
 )
 
 

@@ -105,6 +105,12 @@ class Settings:
     stream_max_seconds: int = 3600  # a stream ends after this (the browser resumes with Last-Event-ID)
     stream_threads: int = 8  # streams a threaded server process (the gateway) holds at once; the rest 503
     stream_bind: str = "127.0.0.1:8001"  # where the `stream` process (gunicorn's asyncio worker) listens
+    webhook_allow_nets: tuple[str, ...] = ()  # non-global networks an admin lets webhooks reach
+    webhook_timeout_seconds: float = 10.0  # one webhook POST, connect + answer
+    webhook_max_attempts: int = 8  # per delivery, then dead
+    webhook_backoff_seconds: float = 10.0  # first retry delay; doubles each retry (capped at an hour)
+    webhook_disable_after: int = 15  # consecutive failed attempts before a webhook is disabled
+    storage_warn_percent: int = 90  # the data volume this full → storage.volume.nearly_full
 
     @property
     def apps_dir(self) -> Path:
@@ -358,4 +364,38 @@ def load_settings(environ=None) -> Settings:
         stream_max_seconds=_int(env, "PCLOUD_STREAM_MAX_SECONDS", 3600, minimum=5),
         stream_threads=_int(env, "PCLOUD_STREAM_THREADS", 8, minimum=1),
         stream_bind=env.get("PCLOUD_STREAM_BIND") or "127.0.0.1:8001",
+        webhook_allow_nets=_networks(env, "PCLOUD_WEBHOOK_ALLOW_NETS"),
+        webhook_timeout_seconds=_positive(env, "PCLOUD_WEBHOOK_TIMEOUT_SECONDS", 10.0),
+        webhook_max_attempts=_int(env, "PCLOUD_WEBHOOK_MAX_ATTEMPTS", 8, minimum=1, maximum=50),
+        webhook_backoff_seconds=_positive(env, "PCLOUD_WEBHOOK_BACKOFF_SECONDS", 10.0),
+        webhook_disable_after=_int(env, "PCLOUD_WEBHOOK_DISABLE_AFTER", 15, minimum=1),
+        storage_warn_percent=_int(env, "PCLOUD_STORAGE_WARN_PERCENT", 90, minimum=1, maximum=100),
     )
+
+
+def _positive(env, name, default: float) -> float:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+        if value <= 0:
+            raise ValueError
+    except ValueError:
+        raise SettingsError(f"{name} must be a positive number, got {raw!r}") from None
+    return value
+
+
+def _networks(env, name) -> tuple[str, ...]:
+    """A comma list of addresses/networks (`127.0.0.1/32,10.0.0.0/8`), each checked; normalised."""
+    import ipaddress
+
+    out = []
+    for part in (env.get(name) or "").split(","):
+        if part.strip():
+            try:
+                out.append(str(ipaddress.ip_network(part.strip(), strict=False)))
+            except ValueError:
+                raise SettingsError(f"{name} must be a comma list of addresses/networks, "
+                                    f"got {part.strip()!r}") from None
+    return tuple(out)

@@ -133,3 +133,8 @@ def page(db, after: str | None, limit: int) -> tuple[list[dict], bool]:
     docs = list(db.users.find(query, {"email": 1, "name": 1, "role": 1, "disabled": 1, "created_at": 1})
                 .sort("_id", ASCENDING).limit(limit + 1))
     return docs[:limit], len(docs) > limit
+
+
+def admin_ids(db, limit: int = 100) -> list[str]:
+    """Ids of the enabled admins: who hears about the box itself (its storage filling up)."""
+    return [d["_id"] for d in db.users.find({"role": "admin", "disabled": {"$ne": True}}, {"_id": 1}).limit(limit)]

@@ -17,9 +17,10 @@ from datetime import timedelta
 from pymongo import ASCENDING, DESCENDING, ReturnDocument
 from pymongo.errors import DuplicateKeyError
 
+from runtime import events
 from runtime.errors import BadRequest, Conflict, NotFound
 from runtime.ids import as_utc, iso, new_id, utcnow
-from runtime.mongo import register_indexes
+from runtime.mongo import register_indexes, transaction
 
 STATES = ("new", "in_progress", "done", "failed", "dead")
 RUNNABLE = ("new", "failed", "in_progress")  # in_progress only once its lease ran out
@@ -129,9 +130,23 @@ def finish(db, doc: dict, holder: str, outcome: str, *, result=None, error: str 
     else:
         delay = backoff_delay(doc.get("backoff_s"), doc["attempts"])
         fields.update(state="failed", error=error, next_attempt_at=now + timedelta(seconds=delay))
-    return db.executions.find_one_and_update(
-        {"_id": doc["_id"], "state": "in_progress", "lease_holder": holder}, {"$set": fields},
-        return_document=ReturnDocument.AFTER)
+    query = {"_id": doc["_id"], "state": "in_progress", "lease_holder": holder}
+    if fields["state"] != "dead":
+        return db.executions.find_one_and_update(query, {"$set": fields}, return_document=ReturnDocument.AFTER)
+
+    def die(session):
+        found = db.executions.find_one_and_update(query, {"$set": fields}, return_document=ReturnDocument.AFTER,
+                                                  session=session)
+        if found is not None:  # apps.execution.dead in the same transaction: the notifier tells the owner
+            events.append(db, owner=found["owner"], type="apps.execution.dead", subject=found["_id"],
+                          data={"execution": {"id": found["_id"], "app": found["app"], "action": found["action"],
+                                              "attempts": found.get("attempts"), "error": found.get("error"),
+                                              "event_id": found.get("event_id")}},
+                          cause={"app": found["app"], "execution_id": found["_id"],
+                                 "depth": int(found.get("depth") or 0)}, session=session)
+        return found
+
+    return transaction(db.client, die)
 
 
 def backoff_delay(backoff, attempt: int) -> float:

@@ -148,14 +148,15 @@ class PairingService:
         return self.sessions.sweep_deadlines(limit)
 
     def _announce(self, sid: str, owner: str, serial: str, status: str, device_id: str | None = None,
-                  session=None) -> None:
+                  session=None, reason: str | None = None) -> None:
         payload = {"session_id": sid, "status": status, "serial": serial}
         if device_id:
             payload["device_id"] = device_id
         events.emit(self.db, "pairing.status", owner, payload, session=session)
-        # the log too (`pairing.session.waiting|done|failed|expired`): browsers follow it on /events/v1/stream
-        events.append(self.db, owner=owner, type=f"pairing.session.{status}", subject=sid, data=payload,
-                      session=session)
+        # the log too (`pairing.session.waiting|done|failed|expired`): browsers follow it on /events/v1/stream, the
+        # notifier's rules see the results (with the failure's reason)
+        events.append(self.db, owner=owner, type=f"pairing.session.{status}", subject=sid,
+                      data={**payload, **({"reason": reason} if reason else {})}, session=session)
 
     # ---------------------------------------------------------------------------------- device messages
 

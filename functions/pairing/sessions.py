@@ -190,7 +190,8 @@ class Sessions:
                 session.update(fields, status=new)
                 if new in ("waiting", "failed", "expired"):
                     # not atomic with the Redis change either way; the listener runs these off its hot path
-                    self.defer(partial(self.announce, sid, session["owner"], session["serial"], new))
+                    self.defer(partial(self.announce, sid, session["owner"], session["serial"], new,
+                                       reason=fields.get("reason")))
                 return session, new
         raise Unavailable("pairing session kept changing under us; try again", details={"dependency": "redis"})
 

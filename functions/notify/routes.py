@@ -5,14 +5,14 @@ from __future__ import annotations
 from flask import current_app, jsonify
 
 from functions.notify.schemas import (
-    Delivery,
-    DeliveryPage,
     NewWebhook,
+    NotifyRules,
+    NotifyRulesUpdate,
     PageQuery,
     RotateSecret,
-    Rules,
-    RulesUpdate,
     Webhook,
+    WebhookDelivery,
+    WebhookDeliveryPage,
     WebhookPage,
     WebhookPatch,
     WebhookWithSecret,
@@ -89,26 +89,26 @@ def rotate_secret(webhook_id: str):
 
 @api.post("/notify/v1/webhooks/<webhook_id>/ping", operation_id="pingWebhook",
           summary="Send a signed notify.webhook.ping now and answer with its delivery (once, no retry)",
-          responses={200: Delivery, 404: NOT_FOUND})
+          responses={200: WebhookDelivery, 404: NOT_FOUND})
 def ping_webhook(webhook_id: str):
     return jsonify(_service().ping(_me(), webhook_id))
 
 
 @api.get("/notify/v1/webhooks/<webhook_id>/deliveries", operation_id="listWebhookDeliveries",
          summary="A webhook's delivery log, newest first", query=PageQuery,
-         responses={200: DeliveryPage, 400: "invalid_cursor", 404: NOT_FOUND})
+         responses={200: WebhookDeliveryPage, 400: "invalid_cursor", 404: NOT_FOUND})
 def list_deliveries(webhook_id: str):
     cursor, limit = page_params(default_limit=50, max_limit=200)
     return jsonify(_service().list_deliveries(_me(), webhook_id, cursor, limit))
 
 
 @api.get("/notify/v1/rules", operation_id="getNotifyRules", summary="Which events reach your phones",
-         responses={200: Rules})
+         responses={200: NotifyRules})
 def get_rules():
     return jsonify(_service().get_rules(_me()))
 
 
 @api.put("/notify/v1/rules", operation_id="setNotifyRules", summary="Choose which events reach your phones",
-         body=RulesUpdate, responses={200: Rules, 400: "invalid_events"})
+         body=NotifyRulesUpdate, responses={200: NotifyRules, 400: "invalid_events"})
 def set_rules():
-    return jsonify(_service().set_rules(_me(), body(RulesUpdate).push))
+    return jsonify(_service().set_rules(_me(), body(NotifyRulesUpdate).push))

@@ -69,7 +69,7 @@ class WebhookPage(BaseModel):
     next_cursor: str | None
 
 
-class Attempt(BaseModel):
+class WebhookAttempt(BaseModel):
     at: str | None
     status: int | None = Field(description="the receiver's HTTP status; null when no answer came")
     error: str | None
@@ -77,7 +77,7 @@ class Attempt(BaseModel):
     answer: str = Field(description="the first 512 bytes of the receiver's answer")
 
 
-class Delivery(BaseModel):
+class WebhookDelivery(BaseModel):
     """One event to one webhook: its state and its attempts (the newest 10)."""
 
     id: str
@@ -90,12 +90,12 @@ class Delivery(BaseModel):
     updated_at: str | None
     delivered_at: str | None
     next_attempt_at: str | None
-    last: Attempt | None
-    history: list[Attempt]
+    last: WebhookAttempt | None
+    history: list[WebhookAttempt]
 
 
-class DeliveryPage(BaseModel):
-    items: list[Delivery]
+class WebhookDeliveryPage(BaseModel):
+    items: list[WebhookDelivery]
     next_cursor: str | None
 
 
@@ -104,23 +104,23 @@ class PageQuery(Query):
     limit: int = Field(50, ge=1, le=200)
 
 
-class RulesUpdate(Body):
+class NotifyRulesUpdate(Body):
     """Which event types reach your phones (webhooks choose their own)."""
 
     error_codes = {"push": "invalid_events"}
     push: list[str] = Field(max_length=32, description="event types; [] = none, [\"*\"] = all")
 
 
-class EventType(BaseModel):
+class NotifyEventType(BaseModel):
     type: str
     description: str
     push: bool = Field(description="reaches your phones")
     push_default: bool
 
 
-class Rules(BaseModel):
+class NotifyRules(BaseModel):
     """Your notification rules."""
 
     push: list[str]
     defaults: bool = Field(description="true while you never chose (the defaults apply)")
-    event_types: list[EventType]
+    event_types: list[NotifyEventType]

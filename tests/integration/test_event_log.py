@@ -36,7 +36,7 @@ def test_append_returns_the_contract_shape(db):
     assert stored["pending"] == ["search", "apps"]
     plain = _append(db, "u1", type="devices.device.online")
     assert "node_type" not in plain and "cause" not in plain and plain["seq"] == 2
-    assert db.events.find_one({"_id": plain["id"]})["pending"] == ["apps"]
+    assert db.events.find_one({"_id": plain["id"]})["pending"] == ["apps", "notify"]
 
 
 def test_bad_type_or_owner_is_refused_and_nothing_written(db):

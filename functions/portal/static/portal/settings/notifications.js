@@ -1,0 +1,162 @@
+// Notifications: push rules (GET/PUT /notify/v1/rules) and webhooks (/notify/v1/webhooks: add, ping, rotate the
+// secret, enable/disable, delete, delivery log).
+import { announce, api, el, formatTime, listAll, showError } from "../common.js";
+
+const ruleList = document.getElementById("rule-list");
+const rulesForm = document.getElementById("rules-form");
+const hookList = document.getElementById("hook-list");
+const noHooks = document.getElementById("no-hooks");
+const hookForm = document.getElementById("hook-form");
+const hookEvents = document.getElementById("hook-events");
+const secretBox = document.getElementById("secret-box");
+const logSection = document.getElementById("log-section");
+const logBody = document.querySelector("#delivery-log tbody");
+const logMore = document.getElementById("log-more");
+let eventTypes = [];
+let logState = null;
+
+function checkbox(name, value, label, checked) {
+  const id = `${name}-${value.replaceAll(".", "-")}`;
+  return el("div", { class: "check" },
+    el("input", { type: "checkbox", id, name, value, checked: checked ? "checked" : null }),
+    el("label", { for: id }, label));
+}
+
+async function loadRules() {
+  const rules = await api("GET", "/notify/v1/rules");
+  eventTypes = rules.event_types;
+  ruleList.replaceChildren(...eventTypes.map((t) => checkbox("push", t.type, `${t.description} (${t.type})`, t.push)));
+  hookEvents.replaceChildren(checkbox("events", "*", "Every event", false),
+    ...eventTypes.map((t) => checkbox("events", t.type, t.type, t.type === "devices.device.offline")));
+  rulesForm.setAttribute("aria-busy", "false");
+  rulesForm.dataset.ready = "true";
+}
+
+rulesForm.addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const push = [...ruleList.querySelectorAll("input:checked")].map((i) => i.value);
+  try {
+    await api("PUT", "/notify/v1/rules", { push });
+    announce("Notification rules saved");
+  } catch (err) {
+    showError(err, "Could not save the rules");
+  }
+});
+
+function showSecret(secret) {
+  document.getElementById("secret-value").textContent = secret;
+  secretBox.hidden = false;
+}
+
+function renderHook(h) {
+  const meta = [h.events.join(", "), h.last_attempt_at ? `last attempt ${formatTime(h.last_attempt_at)}` : null,
+    h.last_status ? `answered ${h.last_status}` : h.last_error, h.consecutive_failures ? `${h.consecutive_failures} failures in a row` : null,
+    h.state === "disabled" ? `disabled: ${h.disabled_reason}` : null].filter(Boolean).join(" · ");
+  const act = (label, fn, cls) => el("button", { type: "button", class: cls || "secondary",
+    "aria-label": `${label} ${h.url}`, onclick: fn }, label);
+  return el("li", { class: `entry webhook ${h.state}`, dataset: { hookId: h.id, state: h.state } },
+    el("div", { class: "entry-main" },
+      el("span", { class: "name" }, h.url),
+      el("span", { class: `badge state-${h.state}` }, h.state),
+      el("span", { class: "meta" }, meta)),
+    el("div", { class: "actions" },
+      act("Ping", () => ping(h)),
+      act("Deliveries", () => openLog(h, null)),
+      act("New secret", () => rotate(h)),
+      act(h.state === "enabled" ? "Disable" : "Enable", () => toggle(h)),
+      act("Delete", () => remove(h), "danger")));
+}
+
+async function loadHooks() {
+  hookList.setAttribute("aria-busy", "true");
+  const hooks = await listAll("/notify/v1/webhooks");
+  hookList.replaceChildren(...hooks.map(renderHook));
+  noHooks.hidden = hooks.length > 0;
+  hookList.setAttribute("aria-busy", "false");
+  hookList.dataset.ready = "true";
+}
+
+hookForm.addEventListener("submit", async (e) => {
+  e.preventDefault();
+  const url = document.getElementById("hook-url").value.trim();
+  let events = [...hookEvents.querySelectorAll("input:checked")].map((i) => i.value);
+  if (events.includes("*")) events = ["*"];
+  try {
+    const made = await api("POST", "/notify/v1/webhooks", { url, events });
+    showSecret(made.secret);
+    hookForm.reset();
+    announce(`Webhook ${made.url} added`);
+  } catch (err) {
+    showError(err, "Could not add the webhook");
+  }
+  await loadHooks();
+});
+
+async function ping(h) {
+  try {
+    const d = await api("POST", `/notify/v1/webhooks/${encodeURIComponent(h.id)}/ping`);
+    announce(d.state === "delivered" ? `Ping delivered (${d.last.status})` : `Ping failed: ${d.last && d.last.error}`);
+  } catch (err) {
+    showError(err, "Could not ping");
+  }
+  await loadHooks();
+  if (logState && logState.hook.id === h.id) await openLog(h, null);
+}
+
+async function rotate(h) {
+  if (!window.confirm(`A new secret for ${h.url}? The old one keeps signing for a day.`)) return;
+  try {
+    showSecret((await api("POST", `/notify/v1/webhooks/${encodeURIComponent(h.id)}/rotate-secret`, {})).secret);
+  } catch (err) {
+    showError(err, "Could not rotate the secret");
+  }
+}
+
+async function toggle(h) {
+  try {
+    await api("PATCH", `/notify/v1/webhooks/${encodeURIComponent(h.id)}`, { enabled: h.state !== "enabled" });
+    announce(`Webhook ${h.state === "enabled" ? "disabled" : "enabled"}`);
+  } catch (err) {
+    showError(err, "Could not change the webhook");
+  }
+  await loadHooks();
+}
+
+async function remove(h) {
+  if (!window.confirm(`Delete the webhook ${h.url} and its delivery log?`)) return;
+  try {
+    await api("DELETE", `/notify/v1/webhooks/${encodeURIComponent(h.id)}`);
+    announce("Webhook deleted");
+    if (logState && logState.hook.id === h.id) logSection.hidden = true;
+  } catch (err) {
+    showError(err, "Could not delete the webhook");
+  }
+  await loadHooks();
+}
+
+function renderDelivery(d) {
+  const last = d.last ? (d.last.status ? `${d.last.status}` : d.last.error) || "" : "";
+  return el("tr", { class: `delivery state-${d.state}`, dataset: { deliveryId: d.id, state: d.state } },
+    el("td", {}, formatTime(d.created_at)), el("td", {}, d.event_type), el("td", {}, d.state),
+    el("td", {}, String(d.attempts)), el("td", {}, last));
+}
+
+async function openLog(h, cursor) {
+  const q = cursor ? `?cursor=${encodeURIComponent(cursor)}` : "";
+  try {
+    const page = await api("GET", `/notify/v1/webhooks/${encodeURIComponent(h.id)}/deliveries${q}`);
+    const rows = page.items.map(renderDelivery);
+    if (cursor) logBody.append(...rows); else logBody.replaceChildren(...rows);
+    logState = { hook: h, next: page.next_cursor };
+    logMore.hidden = !page.next_cursor;
+    document.getElementById("log-url").textContent = h.url;
+    logSection.hidden = false;
+    logSection.dataset.ready = "true";
+  } catch (err) {
+    showError(err, "Could not load the deliveries");
+  }
+}
+
+logMore.addEventListener("click", () => logState && openLog(logState.hook, logState.next));
+
+Promise.all([loadRules(), loadHooks()]).catch((err) => showError(err, "Could not load your notification settings"));

@@ -15,4 +15,4 @@ bp = Blueprint("portal_notify_settings", __name__)
 
 @bp.get("/portal/settings/notifications")
 def notifications_settings_page():
-    return settings_pages._settings_page("settings/notifications.html", "notifications")
+    return settings_pages.settings_page("settings/notifications.html", "notifications")

@@ -76,7 +76,11 @@ def place_node(db, store, node_id: str, owner: str, *, sealer=None, cache: dict 
         addresses = node_addresses(db, node, sealer)
         want = [effective["replicas"], effective["stores"]]
     gone = [a for a in old.get("addresses", []) if a not in set(addresses)]
-    ops = [UpdateOne({"_id": a}, {"$unset": {f"wants.{node_id}": ""}, "$set": {"dirty": True}}) for a in gone]
+    if node is not None and addresses:  # a sealed file's plaintext blocks: looked at, so they can go
+        gone += [h for h in dict.fromkeys(node.get("blocks") or []) if h not in set(addresses) and h not in gone]
+    ops = [UpdateOne({"_id": a}, {"$unset": {f"wants.{node_id}": ""}, "$set": {"dirty": True},
+                                  "$setOnInsert": {"have": None, "state": "new", "scrubbed_at": None}}, upsert=True)
+           for a in gone]
     ops += [UpdateOne({"_id": a}, {"$set": {f"wants.{node_id}": want, "dirty": True},
                                    "$setOnInsert": {"have": None, "state": "new", "scrubbed_at": None}},
                       upsert=True) for a in addresses

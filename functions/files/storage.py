@@ -4,7 +4,14 @@ jobs (storage_tasks.py) call these; the logic is in policy.py, replication.py an
 
 from __future__ import annotations
 
+import threading
+
 from functions.files import replication
+from functions.files.sealing import Sealer
+from runtime.crypto import KeyRing
+
+_keyrings: dict[int, KeyRing] = {}
+_lock = threading.Lock()
 
 
 def install(clients) -> None:
@@ -13,14 +20,31 @@ def install(clients) -> None:
 
 
 def wire(clients, store) -> None:
-    """Reads that meet a corrupt copy report it, so repair replaces it."""
+    """Reads that meet a corrupt copy report it, so repair replaces it; a block only sealed copies hold is read
+    by opening one."""
     if hasattr(store, "on_corrupt") and store.on_corrupt is None:
         db = clients.db
         store.on_corrupt = lambda name, address: replication.report_corrupt(db, name, address)
+    if hasattr(store, "fallback") and store.fallback is None:
+        store.fallback = lambda digest: sealer(clients).fallback(digest)
 
 
-def sealer(clients):
-    return None
+def keyring(clients) -> KeyRing:
+    """One per process's clients: it caches unwrapped data keys."""
+    with _lock:
+        found = _keyrings.get(id(clients))
+        if found is None or found.db is not clients.db:
+            found = _keyrings[id(clients)] = KeyRing(clients.db, clients.keys)
+        return found
+
+
+def sealer(clients) -> Sealer:
+    return Sealer(clients.db, clients.store, keyring(clients))
+
+
+def rotate_key(clients) -> dict:
+    """A new key-encryption key; every user's data key re-wrapped (no block is rewritten)."""
+    return keyring(clients).rotate()
 
 
 def store_names(clients) -> list[str]:

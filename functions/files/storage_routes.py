@@ -91,3 +91,11 @@ def repair_now():
 def scrub_now():
     _admin()
     return jsonify(storage.run_scrub(clients()))
+
+
+@api.post("/files/v1/storage/keys/rotate", operation_id="rotateStorageKey",
+          summary="Admin: a new key-encryption key; every user's data key re-wrapped, no block rewritten",
+          responses={200: {"description": "kek_version and rewrapped"}, 403: _FORBIDDEN})
+def rotate_key():
+    _admin()
+    return jsonify(storage.rotate_key(clients()))

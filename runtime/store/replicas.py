@@ -224,7 +224,8 @@ class ReplicatedBlobStore:
 
     def read_verified(self, digest: str, prefer: list[str] | None = None,
                       skip: tuple[str, ...] = ()) -> tuple[str | None, bytes]:
-        """(store name, bytes) of the first copy that hashes right; `fallback` (name None) when none does."""
+        """(store name, bytes) of the first copy that hashes right; `fallback` (name None) when none does (it may
+        raise BlobCorrupt itself when it knows of copies that all fail)."""
         check_digest(digest)
         order = list(prefer or []) + [n for n in self.names if n not in (prefer or [])]
         order = [n for n in order if n not in skip]

@@ -177,11 +177,37 @@ class Counter(monitoring.CommandListener):
         self.succeeded(event)
 
 
-def negotiate_cost(settings, owner: str, root_id: str, blocks: int, case: str) -> dict:
+class BotocorePerUrl:
+    """The baseline signer (before issue 18): one full botocore `generate_presigned_url` per block."""
+
+    def __init__(self, store):
+        self.store = store
+
+    def presign_puts(self, blocks, expires_in=3600, upload_id=None):
+        return [self.store.presign_put(d, n, expires_in, upload_id) for d, n in blocks]
+
+
+def presign_rates(store, count: int = 2000) -> tuple[float, float]:
+    """µs per presigned PUT: botocore per URL vs the batch signer (cached SigV4 key), interleaved, best of 3."""
+    blocks = [(secrets.token_hex(32), BLOCK) for _ in range(count)]
+    per_url, batch = [], []
+    for _ in range(3):
+        began = time.perf_counter()
+        BotocorePerUrl(store).presign_puts(blocks, 86400, "bench")
+        per_url.append((time.perf_counter() - began) / count * 1e6)
+        began = time.perf_counter()
+        store.presign_puts(blocks, 86400, "bench")
+        batch.append((time.perf_counter() - began) / count * 1e6)
+    return min(per_url), min(batch)
+
+
+def negotiate_cost(settings, owner: str, root_id: str, blocks: int, case: str, signer: str = "batch",
+                   window: int | None = None) -> dict:
     """One in-process negotiation: round trips, wall, our CPU and the database wait.
 
     case: "new" (no block known: each gets a presigned PUT), "same_file" (the user holds a file with this
-    content, as in a second backup) or "owned_blocks" (every block is the user's, but in other files)."""
+    content, as in a second backup) or "owned_blocks" (every block is the user's, but in other files).
+    signer "botocore": one botocore call per URL (the baseline); window: url_window (only the first N signed)."""
     from functions.files import tree, uploads
     from runtime.mongo import database_name
     from runtime.store import make_store
@@ -190,6 +216,8 @@ def negotiate_cost(settings, owner: str, root_id: str, blocks: int, case: str) -
     client = MongoClient(settings.mongo_url, tz_aware=True, event_listeners=[listener])
     db = client[database_name(settings.mongo_url)]
     store = make_store(settings, secret=b"bench", ensure=False)
+    if signer == "botocore":
+        store = BotocorePerUrl(store)
     hashes = [secrets.token_hex(32) for _ in range(blocks)]
     if case != "new":  # as after an earlier backup: the blocks exist and are this user's
         db.blocks.insert_many([{"_id": h, "size": BLOCK, "refs": 1, "zero_since": None, "state": "live"}
@@ -202,11 +230,12 @@ def negotiate_cost(settings, owner: str, root_id: str, blocks: int, case: str) -
             "blocks": [{"hash": h, "size": BLOCK} for h in hashes]}
     listener.count = listener.wait_ns = 0
     cpu0, wall0 = time.process_time(), time.perf_counter()
-    upload = uploads.negotiate_upload(db, store, owner, body, max_blocks=max(blocks, 10000))
+    upload = uploads.negotiate_upload(db, store, owner, body, max_blocks=max(blocks, 10000), url_window=window)
     wall = time.perf_counter() - wall0
     cpu = time.process_time() - cpu0
     client.close()
-    return {"blocks": blocks, "case": case, "missing": len(upload["missing"]), "round_trips": listener.count,
+    return {"blocks": blocks, "case": case, "missing": upload["missing_count"], "urls": len(upload["missing"]),
+            "round_trips": listener.count,
             "wall": wall, "cpu": cpu, "db_wait": listener.wait_ns / 1e9}
 
 
@@ -275,14 +304,21 @@ def run_with(args, moto, moto_port: int) -> None:
             backups(args, workdir, client, root_id)
         print(f"negotiation in-process (database {settings.mongo_url.split('?')[0].rsplit('/', 1)[0]}, "
               f"presigning against moto):")
-        labels = {"same_file": "re-upload (user holds this file)", "new": "all blocks new (presign each)",
+        per_url, batch = presign_rates(clients.store)
+        print(f"  presigned PUT, same run: botocore per URL {per_url:6.1f} µs | batch signer (botocore signs the "
+              f"first, the rest with its cached SigV4 key) {batch:5.1f} µs | ratio {per_url / batch:.1f}x")
+        labels = {"same_file": "re-upload (user holds this file)", "new": "all blocks new",
                   "owned_blocks": "blocks owned, in other files"}
-        for case in ("same_file", "new", "owned_blocks"):
+        runs = [("same_file", "batch", None), ("new", "botocore", None), ("new", "batch", None),
+                ("new", "batch", 256), ("owned_blocks", "batch", None)]
+        for case, signer, window in runs:
             for blocks in (100, args.big_blocks):
-                cost = negotiate_cost(settings, owner, root_id, blocks, case)
-                print(f"  {cost['blocks']:6d} blocks, {labels[case]:34s}: {cost['round_trips']:2d} db round trips | "
-                      f"wall {cost['wall'] * 1000:8.1f} ms = our CPU {cost['cpu'] * 1000:7.1f} ms + db wait "
-                      f"{cost['db_wait'] * 1000:8.1f} ms | missing {cost['missing']}")
+                cost = negotiate_cost(settings, owner, root_id, blocks, case, signer, window)
+                how = "" if case != "new" else (" (botocore per URL)" if signer == "botocore" else
+                                                f" (window of {window} URLs)" if window else " (batch signer)")
+                print(f"  {cost['blocks']:6d} blocks, {labels[case] + how:46s}: {cost['round_trips']:2d} db round "
+                      f"trips | wall {cost['wall'] * 1000:8.1f} ms = our CPU {cost['cpu'] * 1000:7.1f} ms + db wait "
+                      f"{cost['db_wait'] * 1000:8.1f} ms | missing {cost['missing']}, URLs {cost['urls']}")
     finally:
         gateway.terminate()
         gateway.wait(10)

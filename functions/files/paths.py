@@ -14,9 +14,10 @@ MAX_PATH_CHARS = 16384
 
 
 def path_of(db, owner: str, doc: dict, session=None, cache: dict | None = None) -> str:
-    """The node's path. `cache` (folder id → path) makes a batch of siblings cost one walk."""
+    """The node's path. `cache` (folder id → path) is filled with every folder walked through, so a batch of
+    nodes in the same folders costs one walk (the mobile bulk path: 100 renames, 2 lookups, not 200)."""
     cache = {} if cache is None else cache
-    names, current, seen = [], doc, 0
+    names, walked, current, seen, base = [], [], doc, 0, "/"
     while current is not None and current.get("parent_id") is not None and seen < MAX_DEPTH:
         names.append(current.get("name", ""))
         parent_id = current["parent_id"]
@@ -25,10 +26,13 @@ def path_of(db, owner: str, doc: dict, session=None, cache: dict | None = None) 
             break
         current = db.nodes.find_one({"_id": parent_id, "owner": owner}, {"name": 1, "parent_id": 1},
                                     session=session)
+        if current is not None:
+            walked.append((parent_id, len(names)))  # its own name is names[len(names)] once appended
         seen += 1
-    else:
-        base = "/"
     path = base.rstrip("/") + "/" + "/".join(reversed(names)) if names else base
+    for folder_id, depth in walked:
+        above = names[depth:]
+        cache[folder_id] = base.rstrip("/") + "/" + "/".join(reversed(above)) if above else base
     if doc.get("kind") == "folder":
         cache[doc["_id"]] = path
     return path

@@ -9,13 +9,16 @@ the floor is 410 `cursor_expired` (the client starts over without a cursor).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 
 from pymongo import ASCENDING
 
+from functions.files import service as files
 from runtime.cursor import decode_cursor, encode_cursor
 from runtime.errors import BadRequest, Gone, NotFound
-from runtime.ids import iso
+from runtime.ids import iso, utcnow
 from runtime.mongo import register_indexes
 
 __all__ = ["encode_cursor", "decode_cursor", "node_view", "changes", "current_cursor"]
@@ -42,7 +45,61 @@ _FIELDS = {"blocks": 0, "live_key": 0, "name_key": 0}
 
 
 def changes(db, owner: str, cursor: str | None = None, limit: int = 500, session=None) -> dict:
-    """One page of the feed: `{"changes", "cursor", "has_more"}`; reads one index range, never the whole tree."""
+    """One page of the feed: the user's own tree, then the folders shared with them (functions/files/shares.py).
+
+    Without shares the cursor is the plain journal cursor it always was; with shares it also carries one
+    position per share (`m1:` + JSON), so a new share arrives whole and a revoked one as its folder trashed."""
+    own, positions = _split(cursor)
+    page = _own_changes(db, owner, own, limit, session)
+    if page["has_more"]:
+        if positions:
+            page["cursor"] = _join(page["cursor"], positions)
+        return page
+    shared, kept, more = files.shared_feed(db, owner, positions or {}, limit - len(page["changes"]), node_view,
+                                           utcnow())
+    if not kept and not shared and not positions:
+        return page
+    page["changes"] += shared
+    page["has_more"] = more
+    page["cursor"] = _join(page["cursor"], kept)
+    return page
+
+
+_SHARED_PREFIX = "m1:"
+
+
+def _join(own: str, positions: dict) -> str:
+    if not positions:
+        return own
+    raw = _SHARED_PREFIX + json.dumps({"o": own, "s": positions}, separators=(",", ":"))
+    return base64.urlsafe_b64encode(raw.encode()).decode().rstrip("=")
+
+
+def _split(cursor: str | None) -> tuple[str | None, dict | None]:
+    """(the own-tree cursor, the share positions or None) of a cursor this server handed out."""
+    if not cursor or len(cursor) > 65536:
+        return cursor, None
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("utf-8")
+    except (binascii.Error, ValueError, UnicodeDecodeError):
+        return cursor, None
+    if not raw.startswith(_SHARED_PREFIX):
+        return cursor, None
+    try:
+        data = json.loads(raw[len(_SHARED_PREFIX):])
+        own, positions = data["o"], data["s"]
+        valid = isinstance(own, str) and isinstance(positions, dict) and all(
+            isinstance(k, str) and isinstance(v, list) and len(v) == 2 and isinstance(v[0], str)
+            and isinstance(v[1], int) and not isinstance(v[1], bool) for k, v in positions.items())
+    except (ValueError, KeyError, TypeError):
+        valid = False
+    if not valid:
+        raise BadRequest("cursor is not one this server handed out", code="invalid_cursor")
+    return own, positions
+
+
+def _own_changes(db, owner: str, cursor: str | None, limit: int, session=None) -> dict:
+    """One page of the user's own tree: reads one index range, never the whole tree."""
     after = decode_cursor(cursor)
     user = db.users.find_one({"_id": owner}, {"seq": 1, "journal_floor": 1}, session=session)
     if user is None:

@@ -6,7 +6,7 @@ import itertools
 
 from flask import Response, jsonify, request
 
-from functions.files import batch, metadata, paths, previews, service, uploads
+from functions.files import batch, metadata, paths, previews, service, shares, uploads
 from functions.files.schemas import (
     BatchResults,
     CommitBatch,
@@ -26,7 +26,7 @@ from functions.files.schemas import (
     UrlsQuery,
 )
 from runtime.app import clients, page_params
-from runtime.errors import BadRequest, RangeNotSatisfiable
+from runtime.errors import BadRequest, NotFound, RangeNotSatisfiable
 from runtime.identity import current_identity
 from runtime.schemas import Api, body, query
 
@@ -39,6 +39,12 @@ _NODE_404 = "no such node, or not yours"
 
 def _owner() -> str:
     return current_identity().user_id
+
+
+def _acting(node_id, *, write: bool = False, moving: bool = False) -> str:
+    """Whose tree this request runs in: the caller's, or a sharer's for a node in a folder shared with the
+    caller (functions/files/shares.py decides; a read-only share refuses writes with 403)."""
+    return shares.acting_owner(clients().db, _owner(), node_id, write=write, moving=moving)
 
 
 def _c():
@@ -73,7 +79,8 @@ def node_at_path():
          responses={200: Node, 404: _NODE_404})
 def get_node(node_id: str):
     db, _ = _c()
-    return jsonify(service.node_json(service.get_node(db, _owner(), node_id)))
+    doc = service.get_node(db, _acting(node_id), node_id)
+    return jsonify(shares.mount_view(db, _owner(), service.node_json(doc), doc))
 
 
 @api.get("/files/v1/nodes/<node_id>/children", operation_id="listChildren",
@@ -82,7 +89,7 @@ def get_node(node_id: str):
 def children(node_id: str):
     db, _ = _c()
     cursor, limit = page_params(default_limit=100, max_limit=1000)
-    return _page(*service.list_children(db, _owner(), node_id, cursor, limit))
+    return _page(*service.list_children(db, _acting(node_id), node_id, cursor, limit))
 
 
 @api.post("/files/v1/folders", operation_id="createFolder", summary="Create a folder", body=NewFolder,
@@ -91,7 +98,8 @@ def children(node_id: str):
 def create_folder():
     db, mongo = _c()
     new = body(NewFolder)
-    doc = service.create_folder(db, mongo, _owner(), new.parent_id, new.name, device_id=_device_id())
+    doc = service.create_folder(db, mongo, _acting(new.parent_id, write=True), new.parent_id, new.name,
+                                device_id=_device_id())
     return jsonify(service.node_json(doc)), 201
 
 
@@ -109,7 +117,10 @@ def patch_node(node_id: str):
     if change.base_rev is None and moves:
         raise BadRequest("base_rev is required to rename or move", code="invalid_base_rev",
                          details={"field": "base_rev"})
-    owner, device = _owner(), _device_id()
+    owner = _acting(node_id, write=True, moving=change.name is not None or change.parent_id is not None)
+    device = _device_id()
+    if change.parent_id is not None and owner != _owner() and _acting(change.parent_id, write=True) != owner:
+        raise NotFound("no such folder", code="not_found", details={"id": change.parent_id})
 
     def apply(s):
         doc = None
@@ -135,7 +146,8 @@ def delete_node(node_id: str):
         if not raw.isascii() or not raw.isdigit() or len(raw) > 18:
             raise BadRequest("base_rev must be a whole number", code="invalid_base_rev")
         base_rev = int(raw)
-    doc = service.trash(db, mongo, _owner(), node_id, base_rev=base_rev, device_id=_device_id())
+    doc = service.trash(db, mongo, _acting(node_id, write=True, moving=True), node_id, base_rev=base_rev,
+                        device_id=_device_id())
     return jsonify(service.node_json(doc))
 
 
@@ -144,7 +156,8 @@ def delete_node(node_id: str):
           parameters=[DEVICE_HEADER], responses={200: Node, 404: _NODE_404, 409: "name_taken"})
 def restore(node_id: str):
     db, mongo = _c()
-    return jsonify(service.node_json(service.restore(db, mongo, _owner(), node_id, device_id=_device_id())))
+    owner = _acting(node_id, write=True)
+    return jsonify(service.node_json(service.restore(db, mongo, owner, node_id, device_id=_device_id())))
 
 
 @api.get("/files/v1/trash", operation_id="listTrash", summary="Nodes the caller trashed, paged", query=PageQuery,
@@ -170,7 +183,9 @@ _NEGOTIATE_400 = ("invalid_hash, invalid_block_size, invalid_size, size_mismatch
                      400: _NEGOTIATE_400, 404: "no such folder or node", 409: "not_a_file", 413: "too_many_blocks"})
 def negotiate():
     c = clients()
-    answer, status = batch.start_upload(c.db, c.mongo, c.store, _owner(), body(NewUpload).model_dump(),
+    new = body(NewUpload).model_dump()
+    answer, status = batch.start_upload(c.db, c.mongo, c.store, _acting(new.get("node_id") or new.get("parent_id"),
+                                                                        write=True), new,
                                         max_blocks=c.settings.max_blocks_per_file, device_id=_device_id())
     return jsonify(answer), status
 
@@ -209,7 +224,8 @@ def commit_batch():
 def upload_urls(upload_id: str):
     c = clients()
     q = query(UrlsQuery)
-    return jsonify(uploads.upload_urls(c.db, c.store, _owner(), upload_id, after=q.after, limit=q.limit))
+    return jsonify(uploads.upload_urls(c.db, c.store, shares.upload_owner(c.db, _owner(), upload_id), upload_id,
+                                       after=q.after, limit=q.limit))
 
 
 @api.post("/files/v1/uploads/<upload_id>/commit", operation_id="commitUpload",
@@ -219,7 +235,8 @@ def upload_urls(upload_id: str):
                      410: "upload_expired"})
 def commit(upload_id: str):
     c = clients()
-    doc, created = uploads.commit_upload(c.db, c.mongo, c.store, _owner(), upload_id, device_id=_device_id())
+    doc, created = uploads.commit_upload(c.db, c.mongo, c.store, shares.upload_owner(c.db, _owner(), upload_id),
+                                         upload_id, device_id=_device_id())
     return jsonify(service.node_json(doc)), (201 if created else 200)
 
 
@@ -235,7 +252,7 @@ def commit(upload_id: str):
                     416: "range_not_satisfiable"})
 def content(node_id: str):
     c = clients()
-    node = uploads.content_node(c.db, _owner(), node_id)
+    node = uploads.content_node(c.db, _acting(node_id), node_id)
     size, etag = int(node.get("size") or 0), node["content_hash"]
     headers = {"ETag": f'"{etag}"', "Accept-Ranges": "bytes", "Cache-Control": "private",
                "Content-Type": "application/octet-stream"}
@@ -269,7 +286,7 @@ def content(node_id: str):
 def preview(node_id: str):
     c = clients()
     size = previews.parse_size(request.args.get("size"))
-    jpeg, digest = previews.preview(c.db, c.store, _owner(), node_id, size)
+    jpeg, digest = previews.preview(c.db, c.store, _acting(node_id), node_id, size)
     headers = {"ETag": f'"{digest}"', "Cache-Control": "private, max-age=86400"}
     if request.if_none_match.contains(digest):
         return Response(status=304, headers=headers)

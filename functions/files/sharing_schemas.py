@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
+from functions.files.schemas import Node
 from runtime.schemas import Body, Query
 
 
@@ -117,3 +119,55 @@ class Unlocked(BaseModel):
 
     access: str
     expires_in: int
+
+
+class NewShare(Body):
+    """Share this folder with one user (by id or email) or one group; sharing again changes the role."""
+
+    model_config = {"extra": "forbid"}
+    error_codes = {"role": "invalid_role"}
+    user_id: str | None = None
+    email: str | None = None
+    group_id: str | None = None
+    role: Literal["read", "write"] = Field("read", description="write: the sharee may add, change and trash below it")
+
+
+class Share(BaseModel):
+    """A folder shared with a user or a group."""
+
+    id: str
+    folder_id: str
+    owner_id: str
+    grantee_type: Literal["user", "group"]
+    grantee_id: str
+    role: Literal["read", "write"]
+    created_at: datetime
+
+
+class SharePage(BaseModel):
+    items: list[Share]
+    next_cursor: str | None
+
+
+class ShareMount(BaseModel):
+    share_id: str
+    owner_id: str
+    role: Literal["read", "write"]
+
+
+class MountedFolder(Node):
+    """A shared folder as its sharee sees it: parent_id is the sharee's root."""
+
+    shared: ShareMount
+
+
+class SharedFolder(BaseModel):
+    """A folder someone shared with the caller: the share and the folder as the caller sees it (at their root)."""
+
+    share: Share
+    folder: MountedFolder
+
+
+class SharedPage(BaseModel):
+    items: list[SharedFolder]
+    next_cursor: str | None

@@ -30,3 +30,19 @@ def child_exit(server, worker):
     from prometheus_client import multiprocess
 
     multiprocess.mark_process_dead(worker.pid)
+
+
+# The master imports the code once (gateway and every function module: imports do no work, the gateway and its
+# clients are still built in each worker on its first request) and freezes those objects out of the garbage
+# collector, so the forked workers share those pages instead of each holding its own copy (bench_footprint).
+preload_app = True
+
+
+def when_ready(server):
+    import gc
+
+    from gateway.routing import FUNCTIONS
+
+    for spec in FUNCTIONS:
+        spec.load_factory()
+    gc.freeze()

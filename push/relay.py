@@ -23,7 +23,7 @@ import time
 from datetime import datetime, timedelta
 
 from push import registry, tasks
-from push.senders import make_sender
+from push.messages import check_settings
 from push.service import PUSH_EVENT_TYPES, fan_out
 from runtime import events
 from runtime.ids import utcnow
@@ -147,7 +147,7 @@ def main() -> None:
 
     settings = load_settings()
     configure_logging(settings.log_level)
-    make_sender(settings)  # a bad PCLOUD_FCM_* setting fails here, at start-up, not in the first job
+    check_settings(settings)  # a bad PCLOUD_FCM_* setting fails here, at start-up, not in the first job
     clients = clients_for(settings)
     clients.ensure_indexes()
     relay = Relay(clients)

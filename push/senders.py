@@ -1,4 +1,5 @@
-"""Push senders: the `PushSender` interface, `FCMSender` (firebase-admin) and `LogSender` (no credentials).
+"""Push senders: `FCMSender` (firebase-admin) and `make_sender`; the `PushSender` interface, the message types
+and `LogSender` (no credentials) live in push/messages.py and are importable from here too.
 
 A sender only talks to the provider and classifies each answer (sent / token gone / retry later / failed);
 the policy (pruning tokens, backoff, delivery records) lives in push/tasks.py.
@@ -15,7 +16,6 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Protocol
 
 import firebase_admin
 import requests.adapters
@@ -24,64 +24,15 @@ from firebase_admin import exceptions as fb_exceptions
 from firebase_admin import messaging
 from urllib3.util.retry import Retry
 
+from push.messages import LogSender, PushConfigError, PushMessage, PushSender, SendResult, check_settings
+
+__all__ = ["FCMSender", "LogSender", "PushConfigError", "PushMessage", "PushSender", "SendResult", "check_settings",
+           "make_sender"]
+
 log = logging.getLogger(__name__)
 
 FCM_BATCH_LIMIT = 500  # send_each refuses more
 DEFAULT_FCM_ENDPOINT = "https://fcm.googleapis.com"
-
-
-class PushConfigError(RuntimeError):
-    """The push backend cannot start: bad credentials file, or firebase-admin changed under our one hook."""
-
-
-@dataclass(frozen=True)
-class PushMessage:
-    """One message to one phone token; `id` is our delivery id."""
-
-    id: str
-    token: str
-    kind: str
-    data: dict
-    notification: tuple[str, str] | None = None  # (title, body)
-    collapse_key: str | None = None
-    ttl_seconds: int = 3600
-    priority: str = "normal"  # Android: "high" | "normal"
-
-
-@dataclass(frozen=True)
-class SendResult:
-    """How one message went. status: sent | unregistered | invalid_token | retry | failed."""
-
-    id: str
-    status: str
-    reason: str | None = None
-    retry_after: float | None = None
-    provider_id: str | None = None
-
-
-class PushSender(Protocol):
-    name: str
-
-    def send_batch(self, messages: Sequence[PushMessage]) -> list[SendResult]:
-        """Send each message; never raise for one message's failure, classify it instead."""
-
-
-class LogSender:
-    """The default without FCM credentials: logs each message so `make run` shows what phones would get."""
-
-    name = "log"
-
-    def __init__(self, logger: logging.Logger | None = None):
-        self.log = logger or log
-
-    def send_batch(self, messages: Sequence[PushMessage]) -> list[SendResult]:
-        results = []
-        for m in messages:
-            self.log.info("push %s to %s…: data=%s notification=%s collapse_key=%s ttl=%ss priority=%s",
-                          m.kind, m.token[:12], json.dumps(m.data, sort_keys=True), m.notification,
-                          m.collapse_key, m.ttl_seconds, m.priority)
-            results.append(SendResult(m.id, "sent", provider_id=f"log/{m.id}"))
-        return results
 
 
 # ---------------------------------------------------------------------------------------------- FCM

@@ -24,7 +24,7 @@ from pymongo import UpdateOne
 from rq.job import JobStatus
 
 from push import registry
-from push.senders import PushMessage, PushSender, make_sender
+from push.messages import PushMessage, PushSender
 from push.service import SYNC_GAP_MS, assign_jobs, message_data
 from runtime import jobs, liveness
 from runtime.ids import as_utc, utcnow
@@ -68,6 +68,7 @@ def context() -> PushContext:
     global _context
     with _context_lock:
         if _context is None:
+            from push.senders import make_sender  # firebase-admin: only where messages are sent
             from runtime.clients import process_clients
 
             clients = process_clients()

@@ -185,6 +185,7 @@ def main(argv=None) -> int:
         clients.close()
         drop_vhost(vhost)
 
+    print("load average (1, 5, 15 min) at the end: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
     print(f"every Procfile process under supervisord; MiB; idle = {args.settle:.0f} s after the gateway answered; "
           f"burst = {total:,} pushes ({args.events} events x {args.phones} phones), {sent:,} sent in {drained:.1f} s")
     print(f"  {'process':<14}{'procs':>6}{'idle RSS':>10}{'idle PSS':>10}{'burst RSS':>11}{'burst PSS':>11}")

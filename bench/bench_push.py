@@ -147,6 +147,7 @@ def main(argv=None) -> None:
     latencies = sorted(bench_latency(env_for(), args.events))
     p50 = statistics.median(latencies)
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
+    print("load average (1, 5, 15 min) at the end: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
     print(f"stand-in answers each send in {DELAY_MS} ms; 2-core machine, stand-in and worker both CPython")
     print(f"sender only (send_each, 500/batch, keep-alive pool of 64):  {sender_rate:8.0f} messages/s")
     print(f"one worker, queue + delivery records in MongoDB:            {worker_rate:8.0f} messages/s")

@@ -173,6 +173,7 @@ def main(argv=None) -> int:
 
     totals = [r["total"] for r in rows]
     base50, base99 = statistics.median(round_trips), pct(round_trips, 0.99)
+    print("load average (1, 5, 15 min) at the end: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
     print(f"{len(rows)} commits by {args.users} users (each {args.gap} s after its last tickle), phone B's push "
           f"at the FCM stand-in; {lost} not received within 15 s")
     print(f"commit on phone A → sync push received for phone B: p50 {statistics.median(totals):7.1f} ms   "

@@ -128,6 +128,15 @@ def test_errors_are_classified(sender, fcm_fake):
     assert fcm_fake.stats()["requests"] == 5  # 500s are not retried inside firebase-admin either
 
 
+def test_a_message_that_does_not_encode_fails_alone(sender, fcm_fake):
+    good = [PushMessage(f"g{i}", f"tok-g{i}", "sync", {"type": "sync", "cursor": "1"}) for i in range(3)]
+    bad = PushMessage("bad", "tok-bad", "sync", {"type": "sync", "cursor": "1"}, ttl_seconds=-5)  # negative TTL
+    got = {r.id: r for r in sender.send_batch([good[0], bad, *good[1:]])}
+    assert got["bad"].status == "failed" and got["bad"].reason.startswith("invalid message")
+    assert [got[m.id].status for m in good] == ["sent"] * 3
+    assert fcm_fake.stats()["requests"] == 3 and fcm_fake.messages_for("tok-bad") == []
+
+
 def test_more_than_one_send_each_batch(sender, fcm_fake):
     count = FCM_BATCH_LIMIT + 7
     msgs = [PushMessage(f"b{i}", f"tok{i}", "device", {"type": "device", "device_id": "d", "online": "true"})

@@ -42,16 +42,50 @@ def start_fake_process(service_account: Path) -> tuple[subprocess.Popen, str]:
     return proc, info["url"]
 
 
-def bench_sender(url: str, service_account: Path, total: int) -> float:
-    sender = FCMSender(firebase_app(str(service_account), url, None, 10.0))
+def _cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def bench_sender(url: str, service_account: Path, total: int, fake_pid: int) -> dict:
+    """send_each (what FCMSender uses) and send_each_async (HTTP/2-capable httpx; over the stand-in's plain
+    HTTP/1.1, as httpx speaks h2 only after TLS ALPN) on the same stand-in, with the CPU each side spends."""
+    import asyncio
+
+    from firebase_admin import _http_client, messaging
+    from firebase_admin._retry import HttpxRetry
+
+    from push.senders import to_fcm_message
+
+    app = firebase_app(str(service_account), url, None, 10.0)
+    sender = FCMSender(app)
     msgs = [PushMessage(f"m{i}", f"tok{i}", "sync", {"type": "sync", "cursor": str(i)}, collapse_key="sync")
             for i in range(500)]
     sender.send_batch(msgs[:20])  # warm: token, connections
-    start = time.perf_counter()
-    sent = 0
-    while sent < total:
-        sent += sum(r.status == "sent" for r in sender.send_batch(msgs))
-    return sent / (time.perf_counter() - start)
+    service = messaging._get_messaging_service(app)  # noqa: SLF001 - measured here only, not used by PCloud
+    # its async client retries 500/503 and sleeps Retry-After inside the call; measure it without retries
+    service._async_client = _http_client.HttpxAsyncClient(credential=service._credential, timeout=10,  # noqa: SLF001
+                                                          retry_config=HttpxRetry(max_retries=0))
+    loop = asyncio.new_event_loop()
+    threading.Thread(target=loop.run_forever, daemon=True).start()
+    fcm_msgs = [to_fcm_message(m) for m in msgs]
+
+    def send_async() -> int:
+        future = asyncio.run_coroutine_threadsafe(messaging.send_each_async(fcm_msgs[:100], app=app), loop)
+        return future.result().success_count
+
+    send_async()
+    out = {}
+    for name, fn, goal in (("sync", lambda: sum(r.status == "sent" for r in sender.send_batch(msgs)), total),
+                           ("async", send_async, max(300, total // 10))):
+        fake_cpu, own_cpu, start, sent = _cpu_seconds(fake_pid), time.process_time(), time.perf_counter(), 0
+        while sent < goal:
+            sent += fn()
+        elapsed = time.perf_counter() - start
+        out[name] = {"rate": sent / elapsed, "client_ms": (time.process_time() - own_cpu) / sent * 1000,
+                     "fake_ms": (_cpu_seconds(fake_pid) - fake_cpu) / sent * 1000}
+    loop.call_soon_threadsafe(loop.stop)
+    return out
 
 
 def bench_worker(env: dict, total: int) -> tuple[float, float]:
@@ -137,7 +171,7 @@ def main(argv=None) -> None:
     service_account = tmp / "sa.json"
     fake, url = start_fake_process(service_account)
     try:
-        sender_rate = bench_sender(url, service_account, args.messages)
+        senders = bench_sender(url, service_account, args.messages, fake.pid)
         env = env_for(PCLOUD_PUSH_BACKEND="fcm", PCLOUD_FCM_CREDENTIALS=str(service_account),
                       PCLOUD_FCM_ENDPOINT=url)
         worker_rate, fan_rate = bench_worker(env, args.messages)
@@ -149,7 +183,16 @@ def main(argv=None) -> None:
     p99 = latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))]
     print("load average (1, 5, 15 min) at the end: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
     print(f"stand-in answers each send in {DELAY_MS} ms; 2-core machine, stand-in and worker both CPython")
-    print(f"sender only (send_each, 500/batch, keep-alive pool of 64):  {sender_rate:8.0f} messages/s")
+    sync, asyn = senders["sync"], senders["async"]
+    print(f"sender only (send_each, 500/batch, keep-alive pool of 64):  {sync['rate']:8.0f} messages/s   "
+          f"CPU per message: ours {sync['client_ms']:.2f} ms, stand-in {sync['fake_ms']:.2f} ms (target ≥ 2,000/s)")
+    print(f"  baseline send_each_async (httpx, 100 per gather):           {asyn['rate']:8.0f} messages/s   "
+          f"CPU per message: ours {asyn['client_ms']:.2f} ms, stand-in {asyn['fake_ms']:.2f} ms; "
+          f"ratio send_each/async {sync['rate'] / asyn['rate']:.2f}x")
+    print(f"  bound: one Python process at {sync['client_ms']:.2f} ms CPU per message sends at most "
+          f"{1000 / sync['client_ms']:,.0f}/s on a free core; both sides together need "
+          f"{sync['client_ms'] + sync['fake_ms']:.2f} ms per message of this machine's 2 cores "
+          f"(≤ {2000 / (sync['client_ms'] + sync['fake_ms']):,.0f}/s)")
     print(f"one worker, queue + delivery records in MongoDB:            {worker_rate:8.0f} messages/s")
     print(f"relay fan-out (deliveries recorded):                        {fan_rate:8.0f} deliveries/s")
     print(f"outbox event -> FCM request ({len(latencies)} events):  p50 {p50:6.1f} ms   p99 {p99:6.1f} ms")

@@ -41,6 +41,9 @@ class WebhookReceiver:
         self.script: list[int] = []
         self.default = 200
         self.redirect_to: str | None = None
+        self.keep_bodies = True  # a benchmark's receiver only counts
+        self.received = 0
+        self.verified = 0
         self.lock = threading.Lock()
         receiver = self
 
@@ -53,12 +56,26 @@ class WebhookReceiver:
                 verified = (signing.verify(self.headers.get(signing.HEADER, ""), raw, secret)
                             if secret else None)
                 with receiver.lock:
-                    receiver.arrivals.append(Arrival(self.path, dict(self.headers), raw, verified))
+                    receiver.received += 1
+                    receiver.verified += bool(verified)
+                    if receiver.keep_bodies:
+                        receiver.arrivals.append(Arrival(self.path, dict(self.headers), raw, verified))
                     status = receiver.script.pop(0) if receiver.script else receiver.default
                 answer = b'{"ok":true}' if status < 300 else b'{"error":"scripted"}'
                 self.send_response(status)
                 if 300 <= status < 400:
                     self.send_header("Location", receiver.redirect_to or "http://127.0.0.1:1/")
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
+            def do_GET(self):  # noqa: N802 - the benchmark's counters
+                with receiver.lock:
+                    stats = {"received": receiver.received, "verified": receiver.verified,
+                             "failed_verification": receiver.received - receiver.verified}
+                answer = json.dumps(stats).encode()
+                self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()
@@ -99,3 +116,22 @@ class StaticResolver:
         if found is None:
             raise OSError(f"{host}: no such name")
         return list(found)
+
+
+def main() -> None:
+    """As a process (benchmarks): `python -m tests.fakes.webhook_receiver --port N [--secret S]`;
+    `GET /_stats` answers {"received", "verified", "failed_verification"}."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, required=True)
+    parser.add_argument("--secret", default=None)
+    args = parser.parse_args()
+    receiver = WebhookReceiver(port=args.port)
+    receiver.secret = args.secret
+    receiver.keep_bodies = False
+    receiver.server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

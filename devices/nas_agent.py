@@ -3,7 +3,8 @@
     python -m devices.nas_agent --serial DEMO-NAS-1            # SIGUSR1 is the button
     kill -USR1 <pid>                                           # "press" it
 
-It speaks the device protocol of docs/device-protocol.md over RabbitMQ and nothing else: says `hello` at
+It speaks the device protocol of docs/device-protocol.md over RabbitMQ and nothing else (AMQP, or MQTT with
+`--mqtt-url mqtt://USER:PASSWORD@HOST:PORT` through the broker's MQTT plugin, devices/mqtt_link.py): says `hello` at
 start and every 30 s, consumes its own durable queue `device.<serial>` (classic by default, `--queue-type
 quorum` for a broker cluster; a queue that already exists is used as it is; acking after handling), "blinks"
 (a log line and `<state-dir>/<serial>.led`) on `pair.request`, answers `pair.waiting`, and on a button
@@ -28,6 +29,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from devices.broker import QUEUE_TYPES, EventSender, Reject, SendError, consume_own_queue
+from devices.mqtt_link import MqttLink
 from devices.packages import PackageState
 
 log = logging.getLogger("nas_agent")
@@ -55,7 +57,8 @@ class NasAgent:
 
     def __init__(self, serial: str, amqp_url: str, state_dir: Path, model: str = "PCloud Reference NAS",
                  heartbeat_seconds: float = 30.0, auto_press: float | None = None, declare_queue: bool = True,
-                 reconnect_max: float = 5.0, queue_type: str = "classic", packages: bool = True):
+                 reconnect_max: float = 5.0, queue_type: str = "classic", packages: bool = True,
+                 mqtt_url: str | None = None):
         self.serial = serial
         self.amqp_url = amqp_url
         self.state_dir = Path(state_dir)
@@ -66,7 +69,8 @@ class NasAgent:
         self.reconnect_max = reconnect_max
         self.queue_type = queue_type
         # a provisioned device user may not declare exchanges; a development device creates what it needs
-        self.publisher = EventSender(amqp_url, declare=declare_queue)
+        self.link = MqttLink(mqtt_url, serial, reconnect_max=reconnect_max) if mqtt_url else None
+        self.publisher = self.link or EventSender(amqp_url, declare=declare_queue)
         self.stop = threading.Event()
         self.button = threading.Event()
         self._lock = threading.Lock()
@@ -265,13 +269,20 @@ class NasAgent:
         if not self.led_file.exists():
             self._led("off")
         try:
-            consume_own_queue(self.amqp_url, self.serial, self.handle, self.stop,
-                              queue_type=self.queue_type if self.declare_queue else None,
-                              reconnect_max=self.reconnect_max)
+            if self.link is not None:
+                self.link.run(self.handle, self.stop)
+            else:
+                consume_own_queue(self.amqp_url, self.serial, self.handle, self.stop,
+                                  queue_type=self.queue_type if self.declare_queue else None,
+                                  reconnect_max=self.reconnect_max)
         finally:
             self.stop.set()
             for t in threads:
                 t.join(timeout=5)
+            try:  # stopping cleanly: offline now rather than after 90 s of silence (a lost MQTT link: its will)
+                self.send("offline")
+            except SendError as exc:
+                log.info("offline not sent (%s); the server notices the silence", exc)
             self.publisher.close()
 
 
@@ -301,6 +312,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--no-declare", action="store_true", help="queue is provisioned (infra/rabbitmq)")
     parser.add_argument("--queue-type", choices=QUEUE_TYPES, default="classic",
                         help="the type this device declares its queue with (an existing queue is used as it is)")
+    parser.add_argument("--mqtt-url", help="speak MQTT instead of AMQP: mqtt://USER:PASSWORD@HOST:PORT "
+                        "(RabbitMQ's MQTT plugin; USER may be VHOST:USER)")
     parser.add_argument("--no-packages", action="store_true", help="run no demo packages (report none)")
     parser.add_argument("--gpio-button", type=int, default=None)
     parser.add_argument("--gpio-led", type=int, default=None)
@@ -312,7 +325,8 @@ def main(argv: list[str] | None = None) -> None:
     url = args.amqp_url or os.environ.get("PCLOUD_AMQP_URL") or DEFAULT_AMQP_URL
     state_dir = Path(args.state_dir) if args.state_dir else Path(os.environ.get("PCLOUD_DATA_DIR") or "var") / "nas"
     agents = [NasAgent(serial, url, state_dir, args.model, args.heartbeat, args.auto_press, not args.no_declare,
-                       queue_type=args.queue_type, packages=not args.no_packages) for serial in args.serial]
+                       queue_type=args.queue_type, packages=not args.no_packages, mqtt_url=args.mqtt_url)
+              for serial in args.serial]
     if len(agents) == 1:
         _gpio(agents[0], args.gpio_button, args.gpio_led)
 

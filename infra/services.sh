@@ -38,12 +38,45 @@ if ! port_open 6379; then
   echo redis >>"$STARTED"
 fi
 
-# RabbitMQ
+# RabbitMQ, with its MQTT plugin for small devices (docs/device-protocol.md "MQTT"): loopback, no anonymous
+# logins. The port is PCLOUD_MQTT_PORT, else 1883, else (another MQTT broker holds 1883) the first free of
+# 1884-1899; it goes into rabbitmq.conf so the broker keeps it across restarts.
+RABBIT_CONF="${RABBITMQ_CONFIG_FILE:-/etc/rabbitmq/rabbitmq.conf}"
+rabbit_mqtt_port() { # the port RabbitMQ's MQTT listener is on, if any
+  rabbitmq-diagnostics -q listeners 2>/dev/null | sed -n 's/.*port: \([0-9]*\), protocol: mqtt.*/\1/p' | head -1
+}
+choose_mqtt_port() {
+  if [ -n "${PCLOUD_MQTT_PORT:-}" ]; then echo "$PCLOUD_MQTT_PORT"; return; fi
+  for p in 1883 $(seq 1884 1899); do port_open "$p" || { echo "$p"; return; }; done
+  echo "services: no free port for MQTT in 1883-1899" >&2; return 1
+}
+write_mqtt_conf() { # port: replace our lines in rabbitmq.conf (read at the broker's next start)
+  [ -w "$(dirname "$RABBIT_CONF")" ] || { echo "services: cannot write $RABBIT_CONF; MQTT port $1 lasts until the broker restarts" >&2; return 0; }
+  touch "$RABBIT_CONF"
+  sed -i '/# PCloud (infra\/services.sh): MQTT/d; /^mqtt\.listeners\.tcp\.default/d; /^mqtt\.allow_anonymous/d' "$RABBIT_CONF"
+  printf '# PCloud (infra/services.sh): MQTT for small devices on loopback, no anonymous logins\nmqtt.listeners.tcp.default = 127.0.0.1:%s\nmqtt.allow_anonymous = false\n' "$1" >>"$RABBIT_CONF"
+}
 if ! port_open 5672; then
   command -v rabbitmq-server >/dev/null || apt_install rabbitmq-server
+  if mqtt_port=$(choose_mqtt_port) && write_mqtt_conf "$mqtt_port" \
+      && rabbitmq-plugins enable --offline rabbitmq_mqtt >/dev/null 2>&1; then :; else
+    echo "services: could not enable rabbitmq_mqtt (MQTT devices will not connect)" >&2
+  fi
   RABBITMQ_NODE_IP_ADDRESS=127.0.0.1 rabbitmq-server -detached >/dev/null 2>&1 || true
   wait_port rabbitmq 5672 60
   echo rabbitmq >>"$STARTED"
+elif command -v rabbitmq-plugins >/dev/null && [ -z "$(rabbit_mqtt_port)" ]; then
+  # a broker that runs without it: set the listener before the plugin starts (a running broker does not
+  # re-read rabbitmq.conf), then enable it
+  if mqtt_port=$(choose_mqtt_port) && write_mqtt_conf "$mqtt_port" && rabbitmqctl -q eval "
+      ok = case application:load(rabbitmq_mqtt) of ok -> ok; {error, {already_loaded, _}} -> ok end,
+      ok = application:set_env(rabbitmq_mqtt, tcp_listeners, [{\"127.0.0.1\", $mqtt_port}]),
+      ok = application:set_env(rabbitmq_mqtt, allow_anonymous, false)." >/dev/null 2>&1 \
+      && rabbitmq-plugins -q enable rabbitmq_mqtt >/dev/null 2>&1 && wait_port mqtt "$mqtt_port" 30; then
+    echo "services: enabled rabbitmq_mqtt on 127.0.0.1:$mqtt_port" >&2
+  else
+    echo "services: could not enable rabbitmq_mqtt on the running broker (MQTT devices will not connect)" >&2
+  fi
 fi
 
 # MongoDB wire server: any mongod set through PCLOUD_MONGO_URL wins; else embedded SecantusDB.

@@ -25,6 +25,9 @@ EVENTS_EXCHANGE = "pcloud.device-events"
 EVENTS_QUEUE = "pcloud.device-events.server"
 DEAD_LETTER_EXCHANGE = "pcloud.dead-letter"
 DEAD_LETTER_QUEUE = "pcloud.dead-letter"
+# RabbitMQ's MQTT plugin publishes and subscribes on this exchange (its default; MQTT topic a/b = routing key a.b)
+MQTT_EXCHANGE = "amq.topic"
+MQTT_QOS_HEADER = "x-mqtt-publish-qos"  # the plugin stamps it on every message an MQTT client published
 
 
 class PublishError(Unavailable):
@@ -108,6 +111,17 @@ def declare_topology(channel) -> None:
         arguments={"x-queue-type": "quorum", "x-dead-letter-exchange": DEAD_LETTER_EXCHANGE},
     )
     channel.queue_bind(EVENTS_QUEUE, EVENTS_EXCHANGE, routing_key="event.#")
+    # MQTT devices (docs/device-protocol.md "MQTT"): their events reach the events exchange, and what we send
+    # to devices reaches their MQTT subscriptions; both are exchange-to-exchange bindings, so the AMQP side of
+    # the protocol stays exactly as it was
+    channel.exchange_bind(EVENTS_EXCHANGE, MQTT_EXCHANGE, routing_key="event.#")
+    channel.exchange_bind(MQTT_EXCHANGE, DEVICES_EXCHANGE, routing_key="device.#")
+
+
+def from_mqtt(properties) -> bool:
+    """Whether a delivered message was published by an MQTT client (through the broker's MQTT plugin)."""
+    headers = getattr(properties, "headers", None) or {}
+    return MQTT_QOS_HEADER in headers
 
 
 def device_routing_key(serial: str) -> str:
@@ -184,12 +198,18 @@ class AmqpPublisher:
 
         self._call(ensure)
 
-    def publish_to_device(self, serial: str, body: dict, message_id: str | None = None) -> str:
+    def publish_to_device(self, serial: str, body: dict, message_id: str | None = None,
+                          own_queue: bool = True) -> str:
         """Confirmed and persistent into the device's own queue; PublishError if it cannot be routed there.
 
         If the message is unroutable although we had checked the queue on this connection (the device deleted
         and redeclared it meanwhile), the queue is checked again and the message sent once more.
+        `own_queue=False` is for MQTT devices: their queue is the broker's MQTT session (subscribed to
+        `device/<serial>`), reached through the exchange binding to amq.topic; we never create `device.<serial>`.
         """
+        if not own_queue:
+            return self.publish(DEVICES_EXCHANGE, device_routing_key(serial), body, message_id=message_id,
+                                mandatory=True)
         for attempt in (1, 2):
             self.ensure_device_queue(serial)
             try:

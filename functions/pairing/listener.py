@@ -18,7 +18,7 @@ from pymongo.errors import PyMongoError
 from redis import RedisError
 
 from functions.pairing.service import SERIAL_RE, BadMessage, PairingService
-from runtime.amqp import EVENTS_QUEUE, Consumer, Reject, run_consumer
+from runtime.amqp import EVENTS_QUEUE, Consumer, Reject, from_mqtt, run_consumer
 from runtime.clients import Clients
 from runtime.errors import Unavailable
 from runtime.settings import Settings
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 SWEEP_EVERY = 0.25
 WORKERS = 8  # threads handling messages; each device's messages stay in order
 DEVICE_TYPES = ("hello", "pair.waiting", "pair.confirmed", "pair.rejected", "packages.report",
-                "package.configure.ack")
+                "package.configure.ack", "offline")
 
 
 class DeviceEventsConsumer(Consumer):
@@ -62,7 +62,11 @@ class DeviceEventsConsumer(Consumer):
         if message.get("serial") != serial:
             raise Reject(f"serial {message.get('serial')!r} does not match the routing key")
         if rtype == "hello":
-            self.service.hello(serial, message.get("model"), message.get("firmware"))
+            transport = "mqtt" if from_mqtt(properties) or message.get("transport") == "mqtt" else "amqp"
+            self.service.hello(serial, message.get("model"), message.get("firmware"), transport)
+        elif rtype == "offline":
+            if self.service.went_offline(serial):
+                log.info("device %s went offline", serial)
         elif rtype == "pair.waiting":
             self.service.on_waiting(serial, message.get("session_id"))
         elif rtype == "pair.confirmed":

@@ -205,11 +205,11 @@ def package_view(doc: dict) -> dict:
 
 
 class Packages:
-    """Reports from devices, the owner's API, and acks; `publisher` sends `package.configure` to the device."""
+    """Reports from devices, the owner's API, and acks; `send(serial, message)` delivers `package.configure`."""
 
-    def __init__(self, db, publisher, ack_seconds: int, clock=utcnow):
+    def __init__(self, db, send, ack_seconds: int, clock=utcnow):
         self.db = db
-        self.publisher = publisher
+        self.send = send
         self.ack_seconds = ack_seconds
         self.clock = clock
 
@@ -283,7 +283,7 @@ class Packages:
         message = {"type": "package.configure", "id": change["id"], "package": name, "settings": change["settings"],
                    "expires_at": iso(change["expires_at"])}
         try:
-            self.publisher.publish_to_device(serial, message)
+            self.send(serial, message)
         except Unavailable:
             package_store.fail_change(self.db, serial, change["id"], self.clock(), "broker_unavailable")
             raise

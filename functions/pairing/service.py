@@ -71,7 +71,7 @@ class PairingService:
         self.clock = clock
         self.sessions = Sessions(redis, self.base, timing, clock, backlog or BrokerBacklog(publisher),
                                  self._announce)
-        self.packages = Packages(db, publisher, package_ack_seconds, clock)
+        self.packages = Packages(db, self.send_to_device, package_ack_seconds, clock)
 
     @classmethod
     def from_clients(cls, clients) -> PairingService:
@@ -128,8 +128,11 @@ class PairingService:
         return name
 
     def send_to_device(self, serial: str, message: dict) -> None:
-        """Confirmed, persistent, into the device's own queue, whichever type it declared it with (CONTRACT §4)."""
-        self.publisher.publish_to_device(serial, message)
+        """Confirmed, persistent, into the device's own queue, whichever type it declared it with (CONTRACT §4);
+        for a device that speaks MQTT, into its MQTT session (the transport its last hello came by)."""
+        device = devices.nas_by_serial(self.db, serial, {"transport": 1})
+        mqtt = device is not None and device.get("transport") == "mqtt"
+        self.publisher.publish_to_device(serial, message, own_queue=not mqtt)
 
     def get(self, owner: str, sid: str) -> dict:
         """GET /pairing/v1/sessions/{id}; also applies a deadline that has passed (nobody else may have)."""
@@ -232,10 +235,11 @@ class PairingService:
 
     # ----------------------------------------------------------------------------------------- registry
 
-    def hello(self, serial: str, model, firmware) -> str:
-        """A device said hello (at start and every 30 s): register it on first sight, mark it online."""
+    def hello(self, serial: str, model, firmware, transport: str = "amqp") -> str:
+        """A device said hello (at start and every 30 s): register it on first sight, mark it online.
+        `transport` (amqp|mqtt) is how the hello came, so messages to the device go the same way."""
         now = self.clock()
-        fields = {"online": True, "last_seen": now}
+        fields = {"online": True, "last_seen": now, "transport": transport}
         if isinstance(model, str):
             fields["model"] = model[:REASON_MAX]
         if isinstance(firmware, str):
@@ -265,6 +269,25 @@ class PairingService:
 
             moved += bool(transaction(self.mongo, work))
         return moved
+
+    def went_offline(self, serial: str) -> bool:
+        """`offline`: a device stopping cleanly, or the MQTT last will the broker sends for a lost one.
+        Offline at once (instead of after 90 s of silence), with the same events; False when it already was."""
+        device = devices.nas_by_serial(self.db, serial, {"_id": 1})
+        if device is None:
+            return False
+        cutoff = self.clock() + timedelta(milliseconds=1)
+
+        def work(session):
+            found = devices.set_offline(self.db, device["_id"], cutoff, session=session)
+            if found is not None and found.get("owner"):
+                events.emit(self.db, "device.online", found["owner"], {"device_id": device["_id"], "online": False},
+                            session=session)
+                _device_event(self.db, found["owner"], "offline",
+                              devices.get_owned(self.db, found["owner"], device["_id"], session), session)
+            return found is not None
+
+        return bool(transaction(self.mongo, work))
 
     def list_devices(self, owner: str, cursor: str | None, limit: int) -> dict:
         if cursor and len(cursor) > 64:

@@ -21,7 +21,7 @@ def device_user(fresh_vhost):
     vhost = unquote(urlsplit(fresh_vhost).path.lstrip("/"))
     password = uuid.uuid4().hex
     out = subprocess.run(["bash", str(ROOT / "infra/rabbitmq/add-device-user.sh"), serial, vhost, password],
-                         capture_output=True, text=True, timeout=120, check=True).stdout.strip()
+                         capture_output=True, text=True, timeout=120, check=True).stdout.split()[0]
     publisher = amqp.AmqpPublisher(fresh_vhost)
     publisher.ping()  # the server side declares the topology, as the gateway and listener do
     yield serial, out, fresh_vhost

@@ -1,5 +1,7 @@
-// Devices: the list with online state, unpairing, and "Pair a NAS" with live status by long-poll (CONTRACT §4).
+// Devices: the list with online state, unpairing, and "Pair a NAS" with live status. Both follow the event
+// stream (live.js: devices.device.*, pairing.session.*); the pairing long-poll (CONTRACT §4) is the fallback.
 import { ApiError, announce, api, el, formatTime, listAll, showError } from "./common.js";
+import { debounce, isOpen, onEvent, onReset } from "./live.js";
 
 const list = document.getElementById("device-list");
 const none = document.getElementById("no-devices");
@@ -64,9 +66,65 @@ function showStatus(session) {
   statusText.textContent = text ? text(session) : session.status;
 }
 
+const RANK = { start: 0, waiting: 1, confirming: 2, done: 3, failed: 3, expired: 3 };
+const pairingSeen = new Map();  // session id → latest status the stream told (it may beat the POST's answer)
+const pairingWatchers = new Map();
+
+onEvent("pairing.session.", (event) => {
+  const update = event.data;
+  const seen = pairingSeen.get(update.session_id);
+  if (seen && RANK[seen.status] >= RANK[update.status]) return;
+  pairingSeen.set(update.session_id, update);
+  const watcher = pairingWatchers.get(update.session_id);
+  if (watcher) watcher(update);
+});
+
+/** Follow a pairing on the event stream; resolves with the final session, or null if the stream went away. */
+function followLive(session) {
+  return new Promise((resolve) => {
+    let current = session;
+    const take = (update) => {
+      if (RANK[update.status] <= RANK[current.status]) return;
+      current = { ...current, ...update };
+      if (!FINAL.has(current.status)) {
+        showStatus(current);
+        return;
+      }
+      pairingWatchers.delete(session.session_id);
+      clearInterval(guard);
+      // the event names the outcome; the session says why (a failure's reason)
+      api("GET", `/pairing/v1/sessions/${encodeURIComponent(session.session_id)}`)
+        .then((full) => ({ ...current, ...full }), () => current)
+        .then((final) => {
+          showStatus(final);
+          resolve(final);
+        });
+    };
+    pairingWatchers.set(session.session_id, take);
+    if (pairingSeen.has(session.session_id)) take(pairingSeen.get(session.session_id));
+    // the stream went down mid-pairing: hand over to the long-poll
+    const guard = setInterval(() => {
+      if (!isOpen()) {
+        pairingWatchers.delete(session.session_id);
+        clearInterval(guard);
+        resolve(null);
+      }
+    }, 1000);
+    // a change made before the stream listened (or a deadline the server applies when asked): look once
+    api("GET", `/pairing/v1/sessions/${encodeURIComponent(session.session_id)}`).then(take, () => {});
+  });
+}
+
 async function follow(session) {
   showStatus(session);
   let current = session;
+  if (isOpen()) {
+    const final = await followLive(session);
+    if (final) {
+      if (final.status === "done") await loadDevices();
+      return;
+    }
+  }
   while (!FINAL.has(current.status)) {
     try {
       current = await api("GET", `/pairing/v1/sessions/${encodeURIComponent(current.session_id)}`
@@ -111,7 +169,10 @@ form.addEventListener("submit", async (event) => {
 });
 
 loadDevices().catch((err) => showError(err, "Could not load your devices"));
-// online state changes with heartbeats: refresh now and then while someone is looking
+// online, offline, paired, unpaired: the event stream says when; poll only while it is down
+const reload = debounce(() => loadDevices().catch(() => {}));
+onEvent("devices.device.", reload);
+onReset(reload);
 setInterval(() => {
-  if (document.visibilityState === "visible") loadDevices().catch(() => {});
+  if (document.visibilityState === "visible" && document.body.dataset.live === "down") reload();
 }, 30000);

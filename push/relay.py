@@ -5,7 +5,7 @@ mark the events done. Between passes the sweeper re-enqueues deliveries whose le
 Redis lost its data) or whose retry time came, purges old delivery records and, hourly, forgets tokens not
 refreshed for 270 days. Everything it needs to resume is in MongoDB, so it can be killed at any point.
 
-When idle it sleeps on a change stream of outbox inserts (runtime.events.OutboxWaker) and wakes when an event
+When idle it sleeps on a change stream of outbox inserts (runtime.changes.outbox_doorbell) and wakes when an event
 commits, or when the next queued delivery falls due (a sync tickle's 2-s slot, a retry), whichever is first;
 a poll every IDLE_WAIT is only the backstop for a missed notification.
 
@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from push import registry, tasks
 from push.messages import check_settings
 from push.service import PUSH_EVENT_TYPES, fan_out
-from runtime import events
+from runtime import changes, events
 from runtime.ids import utcnow
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ class Relay:
     def run(self) -> None:
         for path, _ in EVENT_JOBS.values():
             _load(path)  # a bad table entry fails at start-up
-        waker = events.OutboxWaker(self.clients.db, carried_types())  # opened before the first claim
+        waker = changes.outbox_doorbell(self.clients.db, carried_types())  # opened before the first claim
         try:
             while not self._stop.is_set():
                 try:

@@ -13,13 +13,13 @@ from __future__ import annotations
 import logging
 import re
 import threading
-import time
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
 from pymongo import ASCENDING, ReturnDocument
-from pymongo.errors import DuplicateKeyError, InvalidOperation, PyMongoError
+from pymongo.errors import DuplicateKeyError, PyMongoError
 
+from runtime.changes import Doorbell
 from runtime.ids import new_id, utcnow
 from runtime.mongo import register_indexes
 from runtime.scheduler import Periodic
@@ -305,48 +305,6 @@ def oldest_seq(db, owner: str) -> int | None:
     return int(doc["seq"]) if doc else None
 
 
-class InsertFeed:
-    """Every event inserted into the log, in commit order (a change stream on `events`): what the realtime
-    stream (functions/stream) fans out to browsers. Per owner, seqs arrive increasing, since a lower seq
-    commits first (see above); the log stays the truth, so a reader that sees a gap reads the log.
-
-    `next()` returns the next inserted event as stored, None when nothing arrived within `max_await_ms`, or
-    RESYNC after the stream broke and was reopened (inserts may have been missed: read the log again).
-    """
-
-    RESYNC = object()
-
-    def __init__(self, db, max_await_ms: int = 500):
-        self._db, self._await = db, max_await_ms
-        self._stream = None
-
-    def open(self) -> None:
-        """Start watching now (inserts from this moment on are seen); `next` opens it when not yet open."""
-        if self._stream is None:
-            self._stream = self._db.events.watch([{"$match": {"operationType": "insert"}}],
-                                                 max_await_time_ms=self._await)
-
-    def next(self):
-        try:
-            self.open()
-            change = self._stream.try_next()
-        except InvalidOperation:
-            raise  # the client was closed: this process is shutting down, not a broken stream
-        except PyMongoError as exc:
-            log.warning("change stream on events broke (%s); reopening", exc)
-            self.close()
-            return self.RESYNC
-        return change["fullDocument"] if change is not None else None
-
-    def close(self) -> None:
-        if self._stream is not None:
-            try:
-                self._stream.close()
-            except PyMongoError:
-                pass
-            self._stream = None
-
-
 def iter_events(db, type_prefix: str | None = None, batch: int = 1000):
     """Every stored event (of a type prefix) in (owner, seq) order, as stored: what a rebuild replays."""
     last_owner, last_seq = "", 0
@@ -450,79 +408,13 @@ def backlog(db, consumer: str) -> int:
     return db.events.count_documents({"pending": consumer})
 
 
-class Waker:
-    """Wakes a consumer when an event pending for it is inserted (a change stream on `events`).
-
-    Open it before the first `claim` so nothing committed in between is missed. `wait(timeout)` returns True when
-    an insert arrived, False on timeout. A server without change streams degrades to a short sleep (0.2 s).
-    """
-
-    fallback_sleep = 0.2  # seconds between looks when the server has no change streams
+class Waker(Doorbell):
+    """Wakes a consumer when an event pending for it is inserted (runtime/changes.py). Open it before the first
+    `claim` so nothing committed in between is missed."""
 
     def __init__(self, db, consumer: str, await_ms: int = 200):
         _check_consumer(consumer)
-        self._db = db
-        self._consumer = consumer
-        self._await_ms = await_ms
-        self._stream = None
-        self._open()
-
-    def _watch(self):
-        pipeline = [{"$match": {"operationType": "insert", "fullDocument.pending": self._consumer}}]
-        return self._db.events.watch(pipeline, max_await_time_ms=self._await_ms)
-
-    def _open(self) -> None:
-        try:
-            self._stream = self._watch()
-        except PyMongoError as exc:
-            log.warning("no change stream for %s (%s); looking every %s s instead", self._consumer, exc,
-                        self.fallback_sleep)
-            self._stream = None
-
-    def wait(self, timeout: float) -> bool:
-        deadline = time.monotonic() + timeout
-        while True:
-            if self._stream is None:
-                time.sleep(min(self.fallback_sleep, max(0.0, deadline - time.monotonic())))
-                self._open()
-            else:
-                try:
-                    if self._stream.try_next() is not None:
-                        return True
-                except PyMongoError as exc:
-                    log.warning("change stream on events broke (%s); reopening", exc)
-                    self.close()
-                    self._open()
-                    return True  # something may have been missed while it was down: look
-            if time.monotonic() >= deadline:
-                return False
-
-    def close(self) -> None:
-        if self._stream is not None:
-            try:
-                self._stream.close()
-            except PyMongoError:
-                pass
-            self._stream = None
-
-
-class OutboxWaker(Waker):
-    """Wakes the push relay when an outbox event of a type it carries is inserted (a change stream on
-    `outbox`), so an event is carried when it commits, not at the relay's next poll. A doorbell only, as above."""
-
-    fallback_sleep = 0.02  # the relay's poll interval before it had a change stream
-
-    def __init__(self, db, types: list[str], await_ms: int = 50):
-        self._types = list(types)
-        self._db = db
-        self._consumer = "outbox relay"
-        self._await_ms = await_ms
-        self._stream = None
-        self._open()
-
-    def _watch(self):
-        pipeline = [{"$match": {"operationType": "insert", "fullDocument.type": {"$in": self._types}}}]
-        return self._db.outbox.watch(pipeline, max_await_time_ms=self._await_ms)
+        super().__init__(db.events, {"pending": consumer}, consumer, await_ms=await_ms)
 
 
 def run_consumer(db, consumer: str, handle: Callable[[list[dict]], None], stop: threading.Event, *,

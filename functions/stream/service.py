@@ -4,7 +4,7 @@ Both servers drive the same `Stream`: the in-process WSGI route (functions/strea
 stream, for `make test` and small setups) and the `stream` process (gateway/stream_server.py, gunicorn's asyncio
 worker: thousands of streams, no thread each). The parts:
 
-* `Hub`: one change stream on the log per process (runtime/events.InsertFeed), fanned out by owner to the
+* `Hub`: one change stream on the log per process (runtime/changes.InsertFeed), fanned out by owner to the
   streams open in that process. It is only the fast path: the log is the truth, so a stream that sees a seq
   gap, or a hub that lost its change stream, reads the log again (nothing skipped, nothing twice).
 * `Stream`: one open stream. It resumes from `Last-Event-ID` (the seq of the last event the browser saw), says
@@ -28,7 +28,7 @@ from collections.abc import Callable
 import redis as redis_lib
 from pymongo.errors import InvalidOperation, PyMongoError
 
-from runtime import events, sso_sessions, users
+from runtime import changes, events, sso_sessions, users
 from runtime.errors import BadRequest, RateLimited
 
 log = logging.getLogger(__name__)
@@ -120,7 +120,7 @@ class Hub:
 
     IDLE_SECONDS = 30.0
 
-    def __init__(self, db, feed_factory=events.InsertFeed):
+    def __init__(self, db, feed_factory=changes.InsertFeed):
         self.db, self._feed_factory = db, feed_factory
         self._lock = threading.Lock()
         self._by_owner: dict[str, dict[int, Callable]] = {}

@@ -10,7 +10,7 @@ import pytest
 from mobile_api.sync import encode_cursor
 from push import registry, service, tasks
 from push.relay import relay_once
-from runtime import events
+from runtime import changes, events
 from runtime.ids import utcnow
 
 
@@ -294,7 +294,7 @@ def test_a_backlog_waiting_in_redis_is_not_sent_twice(clients, push_context, dra
 def test_the_relay_wakes_on_an_outbox_insert_of_a_type_it_carries(clients):
     from push.relay import carried_types
 
-    waker = events.OutboxWaker(clients.db, carried_types())
+    waker = changes.outbox_doorbell(clients.db, carried_types())
     try:
         assert waker.wait(0.3) is False
         emit(clients, "some.other-type", "u1", {})  # nobody's push: no wake

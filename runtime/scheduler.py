@@ -18,12 +18,12 @@ from __future__ import annotations
 
 import importlib
 import logging
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+
+from runtime.daemon import stop_on_signals
 
 log = logging.getLogger(__name__)
 
@@ -95,9 +95,7 @@ def main(argv: list[str] | None = None) -> None:
     configure_logging(settings.log_level)
     jobs = periodic_jobs(argv or JOB_MODULES)
     clients = clients_for(settings)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop = stop_on_signals()
     log.info("scheduler running %d periodic jobs: %s", len(jobs), ", ".join(j.path for j in jobs))
     while not stop.is_set():
         try:

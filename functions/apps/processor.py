@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import threading
 import time
 from datetime import timedelta
@@ -150,6 +149,7 @@ class Processor:
 
 def main(argv=None) -> None:
     from runtime.clients import process_clients
+    from runtime.daemon import stop_on_signals
     from runtime.logs import configure_logging
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -159,7 +159,7 @@ def main(argv=None) -> None:
     configure_logging(clients.settings.log_level)
     clients.ensure_indexes()
     processor = Processor(clients.db, clients.settings, clients.keys, clients.store, workers=args.workers)
-    signal.signal(signal.SIGTERM, lambda *_: processor.stop.set())
+    stop_on_signals(processor.stop)
     log.info("app event processor running")
     processor.run()
 

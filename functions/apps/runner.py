@@ -15,7 +15,6 @@ Each tick it
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 import time
 from datetime import timedelta
@@ -212,13 +211,14 @@ def _extend_grants(doc: dict) -> set[str]:
 
 def main() -> None:
     from runtime.clients import process_clients
+    from runtime.daemon import stop_on_signals
     from runtime.logs import configure_logging
 
     clients = process_clients()
     configure_logging(clients.settings.log_level)
     clients.ensure_indexes()
     runner = Runner(clients.db, clients.settings)
-    signal.signal(signal.SIGTERM, lambda *_: runner.stop.set())
+    stop_on_signals(runner.stop)
     log.info("app runner running")
     runner.run()
 

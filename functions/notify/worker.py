@@ -10,12 +10,12 @@ and the per-(target, event) key makes a repeat harmless.
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 
 from functions.notify import service
 from runtime import events
 from runtime.clients import clients_for
+from runtime.daemon import stop_on_signals
 from runtime.logs import configure_logging
 from runtime.settings import load_settings
 
@@ -47,9 +47,7 @@ def run(settings, stop: threading.Event, *, sender=None, batch: int = 200, lease
 def main() -> None:
     settings = load_settings()
     configure_logging(settings.log_level)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop = stop_on_signals()
     log.info("notifier running (webhooks may reach %s)", ", ".join(settings.webhook_allow_nets) or "public addresses")
     run(settings, stop)
 

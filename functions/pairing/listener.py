@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import queue
-import signal
 import threading
 import time
 
@@ -20,6 +19,7 @@ from redis import RedisError
 from functions.pairing.service import SERIAL_RE, BadMessage, PairingService
 from runtime.amqp import EVENTS_QUEUE, Consumer, Reject, from_mqtt, run_consumer
 from runtime.clients import Clients
+from runtime.daemon import stop_on_signals
 from runtime.errors import Unavailable
 from runtime.settings import Settings
 
@@ -165,9 +165,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     settings = load_settings()
     configure_logging(settings.log_level)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop = stop_on_signals()
     log.info("pairing listener running with %d workers", args.workers)
     run(settings, stop, workers=max(1, args.workers))
 

@@ -9,12 +9,12 @@ the per-owner seq guard in the index makes a repeated or reordered event harmles
 from __future__ import annotations
 
 import logging
-import signal
 import threading
 
 from functions.search import service
 from runtime import events
 from runtime.clients import clients_for
+from runtime.daemon import stop_on_signals
 from runtime.logs import configure_logging
 from runtime.settings import load_settings
 
@@ -33,9 +33,7 @@ def run(settings, stop: threading.Event, *, batch: int = 500, lease_seconds: flo
 def main() -> None:
     settings = load_settings()
     configure_logging(settings.log_level)
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    stop = stop_on_signals()
     log.info("search indexer running (%s backend)", service.index_for(settings).name)
     run(settings, stop)
 

@@ -184,14 +184,22 @@ def _bool(env, name, default):
     raise SettingsError(f"{name} must be true or false, got {raw!r}")
 
 
-def _sso_clients(env) -> tuple[SsoClient, ...]:
-    raw = env.get("PCLOUD_SSO_CLIENTS") or "[]"
+def _json_setting(env, name: str, kind: type, shape: str):
+    """A setting holding JSON of one kind (None when unset or blank); SettingsError names it and the shape."""
+    raw = env.get(name) or ""
+    if not raw.strip():
+        return None
     try:
-        items = json.loads(raw)
+        value = json.loads(raw)
     except ValueError as exc:
-        raise SettingsError(f"PCLOUD_SSO_CLIENTS must be a JSON list: {exc}") from None
-    if not isinstance(items, list):
-        raise SettingsError("PCLOUD_SSO_CLIENTS must be a JSON list of objects")
+        raise SettingsError(f"{name} must be {shape}: {exc}") from None
+    if not isinstance(value, kind):
+        raise SettingsError(f"{name} must be {shape}")
+    return value
+
+
+def _sso_clients(env) -> tuple[SsoClient, ...]:
+    items = _json_setting(env, "PCLOUD_SSO_CLIENTS", list, "a JSON list of objects") or []
     clients = []
     for i, item in enumerate(items):
         if not isinstance(item, dict) or not isinstance(item.get("client_id"), str) or not item["client_id"]:
@@ -252,15 +260,9 @@ _STORE_NAME = re.compile(r"^[a-z][a-z0-9_-]{0,31}$")
 def _stores(env) -> tuple[tuple[str, str], ...]:
     """PCLOUD_STORES: a JSON object of named stores, `{"disk2": "file:///mnt/b", "s3": "s3://bucket?..."}`, in
     preference order. The default store (PCLOUD_STORE_URL) is always there as `default`."""
-    raw = env.get("PCLOUD_STORES") or ""
-    if not raw.strip():
+    items = _json_setting(env, "PCLOUD_STORES", dict, "a JSON object of name -> store URL")
+    if not items:
         return ()
-    try:
-        items = json.loads(raw)
-    except ValueError as exc:
-        raise SettingsError(f"PCLOUD_STORES must be a JSON object of name -> store URL: {exc}") from None
-    if not isinstance(items, dict):
-        raise SettingsError("PCLOUD_STORES must be a JSON object of name -> store URL")
     found = []
     for name, url in items.items():
         if not _STORE_NAME.fullmatch(name) or name == "default":

@@ -4,16 +4,12 @@
 from __future__ import annotations
 
 import hashlib
-import threading
 import time
 from datetime import timedelta
 
 import pytest
 
 from functions.files import gc, versions
-from functions.search import indexer
-from functions.search import service as search_service
-from runtime.clients import forget
 from runtime.ids import utcnow
 
 
@@ -143,19 +139,6 @@ def test_metadata_reaches_the_sync_feed(files_api, client):
     changes = client.get("/mobile/v1/changes", query_string={"cursor": feed["cursor"]},
                          headers=api.user.headers).json["changes"]
     assert [(c["id"], c.get("metadata")) for c in changes] == [(node["id"], {"starred": True})]
-
-
-@pytest.fixture
-def running_indexer(settings, clients, env):
-    clients.ensure_indexes()
-    stop = threading.Event()
-    thread = threading.Thread(target=indexer.run, args=(settings, stop), kwargs={"idle_seconds": 1.0}, daemon=True)
-    thread.start()
-    yield thread
-    stop.set()
-    thread.join(10)
-    search_service.forget_index(settings)
-    forget(settings)
 
 
 @pytest.fixture

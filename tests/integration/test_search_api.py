@@ -2,32 +2,17 @@
 
 from __future__ import annotations
 
-import threading
 import time
 
 import pytest
 
-from functions.search import indexer, reindex, service
-from runtime.clients import forget
+from functions.search import reindex, service
 
 
 @pytest.fixture
 def env(env, tmp_path):
     env["PCLOUD_DATA_DIR"] = str(tmp_path / "data")  # this test's own search index (keys are made there too)
     return env
-
-
-@pytest.fixture
-def running_indexer(settings, clients):
-    clients.ensure_indexes()
-    stop = threading.Event()
-    thread = threading.Thread(target=indexer.run, args=(settings, stop), kwargs={"idle_seconds": 1.0}, daemon=True)
-    thread.start()
-    yield thread
-    stop.set()
-    thread.join(10)
-    service.forget_index(settings)
-    forget(settings)
 
 
 def wait_for(fn, timeout=10.0):

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
-import secrets
 import shutil
 import tempfile
 import threading
@@ -29,7 +28,7 @@ from pathlib import Path
 import requests
 
 from bench.bench_files import GUNICORN_ARGS, make_tree, wait_for
-from bench.common import bench_env, gunicorn, start_process
+from bench.common import bench_env, gunicorn, new_bench_user, start_process
 
 BLOCK = 4 * 1024 * 1024
 MIB = 1024 * 1024
@@ -217,15 +216,12 @@ def main() -> None:
         args.files, args.total_mib = 48, 128
     env = bench_env()
     from runtime.clients import Clients
-    from runtime.ids import utcnow
     from runtime.settings import load_settings
     from runtime.tokens import issue_access_token
 
     settings = load_settings(env)
     clients = Clients(settings)
-    owner = secrets.token_hex(12)
-    clients.db.users.insert_one({"_id": owner, "email": f"{owner}@bench.test", "name": "Bench", "identities": [],
-                                 "seq": 0, "journal_floor": 0, "created_at": utcnow()})
+    owner = new_bench_user(clients.db)
     token, _ = issue_access_token(clients.keys, settings, sub=owner, aud="pcloud")
     gateway = start_process([gunicorn(), *GUNICORN_ARGS, "-b", settings.bind, "gateway.wsgi:app"], env)
     workdir = Path(tempfile.mkdtemp(prefix="pcloud-bench-tree-"))

@@ -29,7 +29,7 @@ from pathlib import Path
 import requests
 from pymongo import MongoClient, monitoring
 
-from bench.common import bench_env, free_port, gunicorn, start_process
+from bench.common import bench_env, free_port, gunicorn, new_bench_user, start_process
 
 BLOCK = 4 * 1024 * 1024
 MIB = 1024 * 1024
@@ -283,16 +283,13 @@ def run_with(args, moto, moto_port: int) -> None:
     env = bench_env(PCLOUD_STORE_URL=f"s3://{bucket}?endpoint=http://127.0.0.1:{moto_port}&region=us-east-1",
                     **AWS)
     from runtime.clients import Clients
-    from runtime.ids import utcnow
     from runtime.settings import load_settings
     from runtime.tokens import issue_access_token
 
     settings = load_settings(env)
     clients = Clients(settings)
     clients.store.check()  # building the store creates the bucket
-    owner = secrets.token_hex(12)
-    clients.db.users.insert_one({"_id": owner, "email": f"{owner}@bench.test", "name": "Bench", "identities": [],
-                                 "seq": 0, "journal_floor": 0, "created_at": utcnow()})
+    owner = new_bench_user(clients.db)
     token, _ = issue_access_token(clients.keys, settings, sub=owner, aud="pcloud")
     gateway = start_process([gunicorn(), *GUNICORN_ARGS, "-b", settings.bind, "gateway.wsgi:app"], env)
     workdir = Path(tempfile.mkdtemp(prefix="pcloud-bench-tree-"))

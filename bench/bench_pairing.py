@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import requests
 
-from bench.common import ROOT, bench_env, gunicorn, python, start_process
+from bench.common import ROOT, bench_env, gunicorn, new_bench_user, python, start_process
 
 DEVICES = 50
 GATEWAY_THREADS = 40  # per gunicorn worker (2 workers)
@@ -115,7 +115,6 @@ def main() -> None:
     env = bench_env(PCLOUD_AMQP_URL=f"amqp://guest:guest@127.0.0.1:5672/{vhost}")
 
     from runtime.clients import Clients
-    from runtime.ids import new_id, utcnow
     from runtime.settings import load_settings
     from runtime.tokens import issue_access_token
 
@@ -127,9 +126,7 @@ def main() -> None:
     def users(n: int) -> list[str]:
         tokens = []
         for _ in range(n):
-            uid = new_id()
-            clients.db.users.insert_one({"_id": uid, "email": f"{uid}@bench.test", "name": "Bench",
-                                         "identities": [], "seq": 0, "journal_floor": 0, "created_at": utcnow()})
+            uid = new_bench_user(clients.db)
             tokens.append(issue_access_token(clients.keys, settings, sub=uid, aud="pcloud")[0])
         return tokens
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import secrets
 import shutil
 import sys
 import time
@@ -24,7 +23,7 @@ from pathlib import Path
 
 import requests
 
-from bench.common import ROOT, bench_env, free_port, gunicorn, start_process
+from bench.common import ROOT, bench_env, free_port, gunicorn, new_bench_user, start_process
 
 DETECTOR_DIR = os.path.join(ROOT, "apps", "face-detector")
 IMPORTER_DIR = os.path.join(ROOT, "apps", "image-importer")
@@ -152,7 +151,6 @@ def interleaved(photos: list[bytes], env: dict, settings, token: str) -> dict:
 def detection(args) -> None:
     from functions.graph import registry
     from runtime.clients import Clients
-    from runtime.ids import utcnow
     from runtime.settings import load_settings
     from runtime.tokens import issue_access_token
 
@@ -160,9 +158,7 @@ def detection(args) -> None:
     env = bench_env()
     settings = load_settings(env)
     clients = Clients(settings)
-    owner = secrets.token_hex(12)
-    clients.db.users.insert_one({"_id": owner, "email": f"{owner}@bench.test", "name": "Bench", "identities": [],
-                                 "seq": 0, "journal_floor": 0, "created_at": utcnow()})
+    owner = new_bench_user(clients.db)
     token, _ = issue_access_token(clients.keys, settings, sub=owner, aud="pcloud")
     registry.install_namespace(clients.db, "photos", Path(IMPORTER_DIR, "schema.graphql").read_text(),
                                "image-importer")

@@ -21,11 +21,10 @@ import statistics
 import threading
 import time
 
-from bench.common import bench_env, free_port, gunicorn, start_process
+from bench.common import bench_env, free_port, gunicorn, new_bench_user, start_process
 from runtime import events
 from runtime.clients import Clients
 from runtime.identity import USER_SCOPES
-from runtime.ids import new_id, utcnow
 from runtime.settings import load_settings
 from runtime.tokens import issue_access_token
 from tests.sse import SSEClient
@@ -105,10 +104,7 @@ def main() -> None:
     try:
         users = []
         for _ in range(args.streams):
-            user_id = new_id()
-            clients.db.users.insert_one({"_id": user_id, "email": f"{user_id}@bench.test", "name": "Bench",
-                                         "identities": [], "seq": 0, "journal_floor": 0, "created_at": utcnow(),
-                                         "role": "member"})
+            user_id = new_bench_user(clients.db)
             token, _ = issue_access_token(clients.keys, settings, sub=user_id, aud="pcloud", scopes=USER_SCOPES)
             users.append((user_id, token))
         baseline = baseline_change_stream(clients, users[0][0], args.samples)

@@ -23,7 +23,7 @@ import time
 import requests
 from werkzeug.serving import make_server
 
-from bench.common import bench_env
+from bench.common import bench_env, new_bench_user
 
 BLOCK = 4 * 1024 * 1024
 
@@ -85,7 +85,6 @@ def main() -> None:
     from functions.files import policy, replication, sealing, storage
     from gateway.wsgi import create_gateway
     from runtime.clients import clients_for
-    from runtime.ids import utcnow
     from runtime.settings import load_settings
     from runtime.tokens import issue_access_token
 
@@ -96,9 +95,7 @@ def main() -> None:
         module.ensure_indexes(clients.db)
     server = make_server("127.0.0.1", int(settings.bind.rsplit(":", 1)[1]), gateway, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
-    owner = secrets.token_hex(12)
-    clients.db.users.insert_one({"_id": owner, "email": f"{owner}@bench.test", "name": "Bench", "identities": [],
-                                 "seq": 0, "journal_floor": 0, "created_at": utcnow(), "role": "member"})
+    owner = new_bench_user(clients.db)
     token, _ = issue_access_token(clients.keys, settings, sub=owner, aud="pcloud")
     api = Client(settings.public_url, token)
     size = args.mib * 1024 * 1024

@@ -19,7 +19,7 @@ from pathlib import Path
 import requests
 from pymongo import monitoring
 
-from bench.common import bench_env
+from bench.common import bench_env, new_bench_user
 
 
 class DbClock(monitoring.CommandListener):
@@ -152,9 +152,7 @@ def run_size(total: int, op_count: int, mongo_base: str | None = None) -> dict:
     clients = Clients(settings)
     clients.ensure_indexes()
     db = clients.db
-    owner = new_id()
-    db.users.insert_one({"_id": owner, "email": f"{owner}@bench.test", "name": "Bench", "identities": [], "seq": 0,
-                         "journal_floor": 0, "created_at": utcnow()})
+    owner = new_bench_user(db)
     root = files.get_root(db, owner)
     device_id = new_id()
     db.devices.insert_one({"_id": device_id, "kind": "phone", "owner": owner, "name": "Bench phone",

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import requests
 
-from bench.common import ROOT, bench_env, python
+from bench.common import ROOT, bench_env, new_bench_user, python
 
 STAGES = [("outbox write → commit answered (rest of the transaction)", "created", "answered"),
           ("commit answered → relay pickup", "answered", "claimed"),
@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     from push import registry
     from runtime.clients import Clients, forget
     from runtime.cursor import decode_cursor
-    from runtime.ids import as_utc, new_id, utcnow
+    from runtime.ids import as_utc
     from runtime.settings import load_settings
     from runtime.tokens import issue_access_token
     from tests.conftest import LiveServer
@@ -81,9 +81,7 @@ def main(argv=None) -> int:
     server = LiveServer(create_gateway(settings), port=int(settings.bind.rsplit(":", 1)[1]))
     users = []
     for i in range(args.users):
-        owner = new_id()
-        db.users.insert_one({"_id": owner, "email": f"{owner}@bench.test", "name": f"Bench {i}", "identities": [],
-                             "seq": 0, "journal_floor": 0, "created_at": utcnow()})
+        owner = new_bench_user(db, f"Bench {i}")
         phone_a = registry.register_phone(db, owner, "phone A", "android", f"token-a-{owner}")
         phone_b = registry.register_phone(db, owner, "phone B", "android", f"token-b-{owner}")
         http = requests.Session()

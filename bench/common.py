@@ -61,3 +61,14 @@ def python() -> str:
 
 def gunicorn() -> str:
     return os.path.join(os.path.dirname(sys.executable), "gunicorn")
+
+
+def new_bench_user(db, name: str = "Bench") -> str:
+    """A new member account (through the users owner module, as sign-in makes them); its id."""
+    from runtime import users
+    from runtime.ids import new_id
+
+    user = users.create(db, f"{new_id()}@bench.test", name, [])
+    if user is None:
+        raise SystemExit("could not create a bench account")
+    return user["_id"]

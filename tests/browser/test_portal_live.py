@@ -1,7 +1,10 @@
-"""The devices page follows the event stream (GET /events/v1/stream): pairing status and the paired device reach
-Chromium live, with the pairing long-poll blocked and no page reload or polling."""
+"""The devices page follows the event stream (GET /events/v1/stream): pairing status, the paired device and its
+going offline and online again reach Chromium live, with the pairing long-poll blocked and no page reload or
+polling."""
 
 from __future__ import annotations
+
+import signal
 
 import pytest
 
@@ -17,6 +20,8 @@ def env(env, fresh_vhost):
 
 def test_pairing_and_device_status_arrive_over_the_event_stream(browser_page, gateway, clients, make_portal_session,
                                                                  listener, nas_agent):
+    from playwright.sync_api import expect
+
     serial = unique_serial("LIVE")
     agent = nas_agent(serial)
     wait_until(lambda: clients.db.devices.find_one({"kind": "nas", "serial": serial}), what=f"hello of {serial}")
@@ -47,4 +52,17 @@ def test_pairing_and_device_status_arrive_over_the_event_stream(browser_page, ga
     assert not [u for u in requests_seen if "wait=" in u]
     device_lists = [u for u in requests_seen if u.split("?")[0].endswith("/devices/v1/devices")]
     assert 1 <= len(device_lists) <= 4  # first load, then on events (paired), not on a timer
+    assert browser_page.problems == []
+
+    # the NAS stops cleanly (it says `offline`, CONTRACT §4 and docs/device-protocol.md), then comes back (hello):
+    # the badge follows both on the same stream, without a reload
+    agent.proc.send_signal(signal.SIGTERM)
+    assert agent.proc.wait(timeout=20) == 0
+    expect(row.locator(".badge")).to_have_text("offline", timeout=20_000)
+    nas_agent(serial)
+    expect(row.locator(".badge")).to_have_text("online", timeout=20_000)
+    browser_page.screenshot("offline-online-live")
+    streams = [u for u in requests_seen if "/events/v1/stream" in u]
+    assert len(streams) == 1, streams
+    assert not [u for u in requests_seen if "wait=" in u]
     assert browser_page.problems == []

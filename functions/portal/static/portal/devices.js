@@ -167,6 +167,9 @@ form.addEventListener("submit", async (event) => {
     startButton.disabled = false;
   }
 });
+// the template ships the button disabled: a click before this module ran would submit the form natively (a page
+// reload with ?serial=, no pairing); from here on the handler above takes it
+startButton.disabled = false;
 
 loadDevices().catch((err) => showError(err, "Could not load your devices"));
 // online, offline, paired, unpaired: the event stream says when; poll only while it is down

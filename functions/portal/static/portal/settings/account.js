@@ -21,6 +21,8 @@ form.addEventListener("submit", async (event) => {
     save.disabled = false;
   }
 });
+// the template ships Save disabled: a click before this module ran would submit the form natively
+save.disabled = false;
 
 document.getElementById("sign-out-everywhere").addEventListener("click", async (event) => {
   if (!window.confirm("Sign out everywhere? Every browser, phone and app must sign in again, this one too.")) return;

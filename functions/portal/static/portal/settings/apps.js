@@ -263,6 +263,8 @@ if (archiveForm) {
     announce(`${data.name} ${data.version} is waiting for your review below`);
     await loadAll();
   });
+  // the template ships the button disabled: a click before this module ran would submit the form natively
+  document.getElementById("archive-upload").disabled = false;
 }
 
 async function loadAll() {

@@ -30,6 +30,10 @@ async function loadRules() {
     ...eventTypes.map((t) => checkbox("events", t.type, t.type, t.type === "devices.device.offline")));
   rulesForm.setAttribute("aria-busy", "false");
   rulesForm.dataset.ready = "true";
+  // both buttons ship disabled: a click before this module ran would submit natively (the URL in a reload), and
+  // one before the rules came would save an empty list
+  document.getElementById("rules-save").disabled = false;
+  document.getElementById("hook-add").disabled = false;
 }
 
 rulesForm.addEventListener("submit", async (e) => {

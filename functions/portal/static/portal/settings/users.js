@@ -105,5 +105,7 @@ document.getElementById("group-form").addEventListener("submit", async (event) =
   await groupCall("POST", "/admin/v1/groups", { name }, `Created ${name}`);
   input.value = "";
 });
+// the template ships the button disabled: a click before this module ran would submit the form natively
+document.getElementById("group-create").disabled = false;
 
 loadUsers().then(loadGroups).catch((err) => showError(err, "Could not load users"));

@@ -31,6 +31,7 @@ from urllib3.exceptions import HTTPError as Urllib3Error
 MAX_URL_LENGTH = 2048
 ANSWER_BYTES = 4096
 RESOLVE_TIMEOUT_SECONDS = 3.0
+RETRY_AFTER_STATUSES = (429, 503)  # the answers whose Retry-After means "not before then" (RFC 9110 §10.2.3)
 
 
 class Refused(Exception):
@@ -168,6 +169,7 @@ class Answer:
     body: str
     duration_ms: int
     error: str | None = None
+    retry_after: str | None = None  # the Retry-After header of a 429 or 503, as sent (the deliverer judges it)
 
     @property
     def ok(self) -> bool:
@@ -229,7 +231,9 @@ class SafeHttpSender:
             error = f"redirect to {resp.headers.get('Location', '?')[:200]} not followed"
         elif not 200 <= status < 300:
             error = f"answered {status}"
-        return Answer(status, answer.decode("utf-8", "replace"), _ms(started), error)
+        retry_after = resp.headers.get("Retry-After") if status in RETRY_AFTER_STATUSES else None
+        return Answer(status, answer.decode("utf-8", "replace"), _ms(started), error,
+                      retry_after[:100] if retry_after else None)
 
     def close(self) -> None:
         with self._lock:

@@ -75,6 +75,10 @@ class WebhookAttempt(BaseModel):
     error: str | None
     duration_ms: int | None
     answer: str = Field(description="the first 512 bytes of the receiver's answer")
+    retry_after: str | None = Field(None, description="the Retry-After header of a 429 or 503 answer, as sent")
+    note: str | None = Field(None, description="what the notifier did about it: the next attempt's delay (Retry-After "
+                                               "honoured, or ignored when malformed or over an hour), or why "
+                                               "there is none (410 Gone disables the webhook)")
 
 
 class WebhookDelivery(BaseModel):

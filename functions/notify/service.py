@@ -4,9 +4,10 @@ Plain Python, no Flask. The parts:
 - `handle_events` — the `notify` consumer of the event log (worker.py runs it): for each event a user's rules or
   webhooks care about, the webhook delivery records and the push (push/service.notify, an outbox event) are
   written in one transaction, keyed per (target, event), so an event handled twice delivers nothing twice;
-- `Deliverer` — sends due webhook deliveries (signing.py, netguard.py), retries with exponential backoff,
-  gives up after PCLOUD_WEBHOOK_MAX_ATTEMPTS, and disables a webhook after PCLOUD_WEBHOOK_DISABLE_AFTER failed
-  attempts in a row (with a `notify.webhook.disabled` event, which itself reaches the owner's phones);
+- `Deliverer` — sends due webhook deliveries (signing.py, netguard.py), retries with exponential backoff (or
+  later, when a 429/503 answer's Retry-After asks), gives up after PCLOUD_WEBHOOK_MAX_ATTEMPTS, and disables a
+  webhook after PCLOUD_WEBHOOK_DISABLE_AFTER failed attempts in a row or at once on 410 Gone (with a
+  `notify.webhook.disabled` event, which itself reaches the owner's phones);
 - `NotifyService` — the API: webhooks (create, list, get, update, delete, rotate secret, ping, delivery log)
   and push rules.
 Collections: webhooks.py, deliveries.py, rules.py (one owner module each).
@@ -16,8 +17,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import email.utils
 import json
 import logging
+import re
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
@@ -26,7 +29,15 @@ from functools import partial
 from pymongo import UpdateOne
 
 from functions.notify import deliveries, rules, signing, webhooks
-from functions.notify.netguard import AddressPolicy, Answer, Refused, SafeHttpSender, SystemResolver, check_url
+from functions.notify.netguard import (
+    RETRY_AFTER_STATUSES,
+    AddressPolicy,
+    Answer,
+    Refused,
+    SafeHttpSender,
+    SystemResolver,
+    check_url,
+)
 from push import service as push_service
 from runtime import events
 from runtime.errors import BadRequest, Conflict, NotFound
@@ -160,6 +171,41 @@ def backoff_seconds(base: float, attempt: int) -> float:
     return min(base * 2 ** max(attempt - 1, 0), MAX_BACKOFF_SECONDS)
 
 
+def retry_after_seconds(value: str, now: datetime) -> float | None:
+    """What a Retry-After header asks for, in seconds from `now`: delay-seconds or an HTTP-date (RFC 9110
+    §10.2.3; a date already past is 0). None when it is neither."""
+    value = (value or "").strip()
+    if re.fullmatch(r"[0-9]+", value):
+        return float(int(value))
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:  # "-0000": no zone given; HTTP-dates are GMT
+        when = when.replace(tzinfo=UTC)
+    return max(0.0, (when - now).total_seconds())
+
+
+def retry_delay(base: float, attempt: int, answer: Answer, now: datetime) -> tuple[float, str | None]:
+    """Seconds until the next attempt, and what the delivery log says about a Retry-After (None: there was none).
+
+    A 429/503 with Retry-After waits at least that long, but never over MAX_BACKOFF_SECONDS: a longer (or a
+    malformed) value is ignored and the normal backoff applies, so one receiver cannot park a delivery for days."""
+    delay = backoff_seconds(base, attempt)
+    if answer.status not in RETRY_AFTER_STATUSES or answer.retry_after is None:
+        return delay, None
+    asked = retry_after_seconds(answer.retry_after, now)
+    if asked is None:
+        return delay, (f"Retry-After {answer.retry_after[:60]!r} is neither seconds nor an HTTP-date: "
+                       f"normal backoff, next attempt in {delay:g} s")
+    if asked > MAX_BACKOFF_SECONDS:
+        return delay, (f"Retry-After asks for {asked:.0f} s, over the {MAX_BACKOFF_SECONDS:.0f} s maximum: "
+                       f"normal backoff, next attempt in {delay:g} s")
+    if asked <= delay:
+        return delay, f"Retry-After {asked:g} s is within the backoff: next attempt in {delay:g} s"
+    return asked, f"next attempt in {asked:g} s, as Retry-After asked"
+
+
 def signing_secrets(hook: dict, now: datetime) -> list[str]:
     found = [hook["secret"]]
     until = as_utc(hook.get("previous_secret_until"))
@@ -248,7 +294,7 @@ class Deliverer:
 
     def _record(self, outcomes, hooks: dict) -> None:
         now = self.clock()
-        writes, ok_hooks, failed = [], {}, []
+        writes, ok_hooks, failed, gone = [], {}, [], []
         for doc, (kind, answer) in outcomes:
             unset = {"claim": "", "lease_until": ""}
             query = {"_id": doc["_id"], "claim": doc.get("claim")}
@@ -260,15 +306,25 @@ class Deliverer:
                 continue
             attempt = {"at": now, "status": answer.status, "error": answer.error, "duration_ms": answer.duration_ms,
                        "answer": answer.body[:512]}
+            if answer.retry_after is not None:
+                attempt["retry_after"] = answer.retry_after
             fields = {"last": attempt, "updated_at": now}
             if answer.ok:
                 fields.update(state="delivered", delivered_at=now, next_attempt_at=None)
                 ok_hooks[doc["webhook_id"]] = answer.status
+            elif answer.status == 410:  # the receiver says the endpoint is gone for good: no retry, no more calls
+                attempt["note"] = "410 Gone: not retried, the webhook is disabled"
+                fields.update(state="dead", next_attempt_at=None)
+                gone.append((doc, answer))
             elif doc["attempts"] >= self.settings.webhook_max_attempts:
+                if answer.retry_after is not None:
+                    attempt["note"] = "no attempt left: Retry-After not used"
                 fields.update(state="dead", next_attempt_at=None)
                 failed.append((doc, answer))
             else:
-                delay = backoff_seconds(self.settings.webhook_backoff_seconds, doc["attempts"])
+                delay, note = retry_delay(self.settings.webhook_backoff_seconds, doc["attempts"], answer, now)
+                if note:
+                    attempt["note"] = note
                 fields.update(state="failed", next_attempt_at=now + timedelta(seconds=delay))
                 failed.append((doc, answer))
             writes.append(UpdateOne(query, {"$set": fields, "$unset": unset,
@@ -283,6 +339,10 @@ class Deliverer:
             if hook is not None and hook["consecutive_failures"] >= self.settings.webhook_disable_after:
                 self.disable(hook, f"{hook['consecutive_failures']} failed attempts in a row "
                                    f"(last: {answer.error or answer.status})")
+        for doc, answer in gone:
+            hook = webhooks.record_failure(self.db, doc["webhook_id"], answer.status, answer.error or "gone", now)
+            if hook is not None:
+                self.disable(hook, "the receiver answered 410 Gone")
 
     def disable(self, hook: dict, reason: str) -> bool:
         """Disable once, tell the owner (an event in the same transaction), end its open deliveries."""
@@ -326,7 +386,8 @@ def delivery_view(doc: dict) -> dict:
         if not a:
             return None
         return {"at": iso(a.get("at")), "status": a.get("status"), "error": a.get("error"),
-                "duration_ms": a.get("duration_ms"), "answer": a.get("answer", "")}
+                "duration_ms": a.get("duration_ms"), "answer": a.get("answer", ""),
+                "retry_after": a.get("retry_after"), "note": a.get("note")}
 
     return {"id": doc["_id"], "webhook_id": doc.get("webhook_id"), "event_id": doc.get("event_id"),
             "event_type": doc.get("event_type"), "state": doc.get("state"), "attempts": int(doc.get("attempts") or 0),

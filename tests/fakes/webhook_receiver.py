@@ -2,7 +2,8 @@
 
 It verifies every delivery's PCloud-Signature with the secret it is given (as a real receiver must, with the
 raw body), records what arrived, and answers with the statuses it was told to (`script`: a list consumed one per
-request, then `default`). Keep-alive HTTP/1.1, so the deliverer's connection reuse is measured honestly.
+request, then `default`; an entry may be `(status, {header: value})`, e.g. `(503, {"Retry-After": "2"})`).
+Keep-alive HTTP/1.1, so the deliverer's connection reuse is measured honestly.
 """
 
 from __future__ import annotations
@@ -61,10 +62,13 @@ class WebhookReceiver:
                     if receiver.keep_bodies:
                         receiver.arrivals.append(Arrival(self.path, dict(self.headers), raw, verified))
                     status = receiver.script.pop(0) if receiver.script else receiver.default
+                status, extra = status if isinstance(status, tuple) else (status, {})
                 answer = b'{"ok":true}' if status < 300 else b'{"error":"scripted"}'
                 self.send_response(status)
                 if 300 <= status < 400:
                     self.send_header("Location", receiver.redirect_to or "http://127.0.0.1:1/")
+                for name, value in extra.items():
+                    self.send_header(name, value)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(answer)))
                 self.end_headers()

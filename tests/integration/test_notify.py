@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 from datetime import timedelta
+from email.utils import format_datetime
 
 import pytest
 
@@ -156,6 +157,67 @@ def test_a_delivery_is_retried_with_growing_backoff_until_it_lands(client, clien
     assert len({a.body for a in receiver.arrivals}) == 1  # every retry signs the same bytes
     shown = client.get(f"/notify/v1/webhooks/{hook['id']}", headers=user.headers).json
     assert shown["consecutive_failures"] == 0 and shown["last_status"] == 200
+
+
+def _deliver_until(deliverer, clients, hook_id, state, what):
+    def done():
+        deliverer.run_once()
+        return clients.db.notify_deliveries.find_one({"webhook_id": hook_id, "state": state})
+
+    return wait_until(done, timeout=20, every=0.02, what=what)
+
+
+def test_retry_after_is_honoured_up_to_the_maximum_and_said_in_the_log(client, clients, make_user, receiver,
+                                                                       settings):
+    user = make_user()
+    hook = make_hook(client, user, receiver.url)
+    receiver.secret = hook["secret"]
+    date = utcnow().replace(microsecond=0) + timedelta(seconds=3)
+    receiver.script = [(503, {"Retry-After": "1"}), (429, {"Retry-After": format_datetime(date, usegmt=True)}),
+                       (503, {"Retry-After": "soon"}), (429, {"Retry-After": "86400"})]  # then 200
+    offline_event(clients, user.id)
+    service.handle_events(clients.db, clients.mongo, events.claim(clients.db, "notify"))
+    deliverer = service.Deliverer(clients.db, clients.mongo, settings.with_overrides(webhook_disable_after=10))
+    try:
+        doc = _deliver_until(deliverer, clients, hook["id"], "delivered", "the delivery after Retry-Afters")
+    finally:
+        deliverer.close()
+    history = doc["history"]
+    assert [h["status"] for h in history] == [503, 429, 503, 429, 200]
+    at = [as_utc(h["at"]) for h in history]
+    assert history[0]["note"] == "next attempt in 1 s, as Retry-After asked"
+    assert (at[1] - at[0]).total_seconds() >= 1.0  # no sooner than asked (the backoff alone was 0.05 s)
+    assert "as Retry-After asked" in history[1]["note"] and at[2] >= date  # the HTTP-date form
+    assert "neither seconds nor an HTTP-date" in history[2]["note"]  # malformed: the normal backoff
+    # a day is over the one-hour maximum: ignored, the normal backoff applied (else this test would wait a day)
+    assert history[3]["retry_after"] == "86400" and "over the 3600 s maximum" in history[3]["note"]
+    shown = client.get(f"/notify/v1/webhooks/{hook['id']}/deliveries", headers=user.headers).json["items"][0]
+    assert [(h["retry_after"], h["note"] is not None) for h in shown["history"]][:2] == [
+        ("1", True), (format_datetime(date, usegmt=True), True)]
+    assert shown["last"]["status"] == 200 and shown["last"]["note"] is None
+
+
+def test_410_gone_disables_the_webhook_at_once(client, clients, make_user, receiver, settings):
+    user = make_user()
+    hook = make_hook(client, user, receiver.url)
+    receiver.default = 410
+    offline_event(clients, user.id, "nas-a")
+    service.handle_events(clients.db, clients.mongo, events.claim(clients.db, "notify"))
+    deliverer = service.Deliverer(clients.db, clients.mongo, settings.with_overrides(webhook_disable_after=10))
+    try:
+        _deliver_until(deliverer, clients, hook["id"], "dead", "the 410'd delivery")
+    finally:
+        deliverer.close()
+    assert receiver.count() == 1  # not retried
+    shown = client.get(f"/notify/v1/webhooks/{hook['id']}", headers=user.headers).json
+    assert shown["state"] == "disabled" and shown["disabled_reason"] == "the receiver answered 410 Gone"
+    log = client.get(f"/notify/v1/webhooks/{hook['id']}/deliveries", headers=user.headers).json["items"]
+    assert [d["state"] for d in log] == ["dead"] and log[0]["last"]["status"] == 410
+    assert log[0]["last"]["note"] == "410 Gone: not retried, the webhook is disabled"
+    told = events.list_events(clients.db, user.id, type_prefix="notify.webhook")[0]
+    assert [e["type"] for e in told] == ["notify.webhook.disabled"]
+    offline_event(clients, user.id, "nas-b")  # a disabled webhook gets nothing new
+    assert service.handle_events(clients.db, clients.mongo, events.claim(clients.db, "notify")) == 0
 
 
 def test_repeated_failure_disables_the_webhook_and_tells_the_owner(client, clients, make_user, receiver, settings,

@@ -139,7 +139,8 @@ async function remove(h) {
 }
 
 function renderDelivery(d) {
-  const last = d.last ? (d.last.status ? `${d.last.status}` : d.last.error) || "" : "";
+  let last = d.last ? (d.last.status ? `${d.last.status}` : d.last.error) || "" : "";
+  if (d.last && d.last.note) last += ` — ${d.last.note}`;  // Retry-After honoured or not, 410 Gone
   return el("tr", { class: `delivery state-${d.state}`, dataset: { deliveryId: d.id, state: d.state } },
     el("td", {}, formatTime(d.created_at)), el("td", {}, d.event_type), el("td", {}, d.state),
     el("td", {}, String(d.attempts)), el("td", {}, last));

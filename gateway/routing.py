@@ -76,9 +76,10 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec("admin", ("/admin/v1",), "required", 64 * KIB, "functions.admin:create_app",
                  read_scope="admin", write_scope="admin"),
     FunctionSpec("account", ("/account/v1",), "required", 64 * KIB, "functions.account:create_app"),
-    # the notifier's webhooks and rules are about device status, so the `devices` scope reaches them
+    # the notifier's webhooks and rules are about device status, so the `devices` scope reaches them; the
+    # networks webhooks may reach are the box's, for admins
     FunctionSpec("notify", ("/notify/v1",), "required", 64 * KIB, "functions.notify:create_app",
-                 read_scope="devices", write_scope="devices"),
+                 read_scope="devices", write_scope="devices", path_scopes=(("/notify/v1/admin", "admin", "admin"),)),
     FunctionSpec("echo", ("/echo/v1",), "optional", 64 * KIB, "functions.echo:create_app"),
     FunctionSpec("portal", ("/portal", "/static"), "optional", 64 * KIB, "functions.portal:create_app"),
     FunctionSpec("apps", ("/apps/v1", "/apps"), "required", 50 * MIB + 64 * KIB, "functions.apps:create_app",

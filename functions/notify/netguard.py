@@ -3,8 +3,9 @@
 Why each part:
 * A URL's host is resolved here and every address it resolves to must be global (loopback, private, link-local,
   shared, multicast, reserved and unspecified ranges are refused; IPv4-mapped IPv6 is judged as the IPv4 it
-  maps), unless an admin allowed that network (PCLOUD_WEBHOOK_ALLOW_NETS). The box's own public host is refused
-  too unless allowed: a webhook must not call PCloud itself.
+  maps), unless an admin allowed that network (the PCLOUD_WEBHOOK_ALLOW_NETS setting, or the admins' list of the
+  API: allowlist.py, read fresh through `extra`). The box's own public host is refused too unless allowed: a
+  webhook must not call PCloud itself.
 * DNS rebinding (a name that resolves to a public address when checked and to 127.0.0.1 when connected) cannot
   work: the connection goes to the checked address itself (`Host` and TLS SNI/verification keep the name).
 * Redirects are never followed: a 3xx is a failed attempt (a public URL could redirect inward).
@@ -18,6 +19,7 @@ import ipaddress
 import socket
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
@@ -81,24 +83,31 @@ def _reason(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> str | None:
 
 @dataclass(frozen=True)
 class AddressPolicy:
-    """Which addresses webhooks may reach: global ones, plus the networks an admin allowed."""
+    """Which addresses webhooks may reach: global ones, plus the networks an admin allowed — the setting's
+    (`allow_nets`, fixed at start-up) and the API's (`extra()`, asked on every check: it caches briefly)."""
 
     allow_nets: tuple = ()
     own_hosts: tuple[str, ...] = ()  # the box's public host names/addresses (refused unless allowed)
+    extra: Callable[[], tuple] | None = None
 
     @classmethod
-    def from_settings(cls, settings) -> AddressPolicy:
+    def from_settings(cls, settings, extra: Callable[[], tuple] | None = None) -> AddressPolicy:
         own = urlsplit(settings.public_url).hostname
         return cls(tuple(ipaddress.ip_network(n) for n in settings.webhook_allow_nets),
-                   (own.lower(),) if own else ())
+                   (own.lower(),) if own else (), extra)
 
     def allowed(self, address: str) -> bool:
+        """Inside an allowed network (an IPv4-mapped IPv6 address also as the IPv4 it maps)."""
         ip = ipaddress.ip_address(address.split("%", 1)[0])
-        return any(ip in net for net in self.allow_nets)
+        ips = [ip]
+        if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+            ips.append(ip.ipv4_mapped)
+        nets = self.allow_nets + (self.extra() if self.extra is not None else ())
+        return any(i in net for i in ips for net in nets if net.version == i.version)
 
     def check_address(self, address: str, host: str) -> None:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
-        if any(ip in net for net in self.allow_nets):
+        if self.allowed(address):
             return
         reason = _reason(ip)
         if reason is None and (address in self.own_hosts or host.lower() in self.own_hosts):

@@ -5,6 +5,8 @@ from __future__ import annotations
 from flask import current_app, jsonify
 
 from functions.notify.schemas import (
+    AllowedNetworks,
+    AllowedNetworksUpdate,
     NewWebhook,
     NotifyRules,
     NotifyRulesUpdate,
@@ -19,11 +21,16 @@ from functions.notify.schemas import (
 )
 from functions.notify.service import NotifyService, sender_for
 from runtime.app import clients, page_params
+from runtime.errors import Forbidden
 from runtime.identity import current_identity
 from runtime.schemas import Api, body
 
 api = Api("notify", import_name=__name__)
 NOT_FOUND = "no such webhook (or not yours)"
+FORBIDDEN = "forbidden: not an admin"
+NETWORK_ERRORS = ("invalid_networks (not a list, over 64) | invalid_network (not CIDR, host bits set; details.network, "
+                  "details.index) | network_too_broad (wider than a /8, 0.0.0.0/0, ::/0, all of IPv4-mapped IPv6, "
+                  "or holding loopback without being a loopback network) | network_not_allowed (0.0.0.0/8, ::)")
 URL_ERRORS = ("invalid_url | url_not_allowed (resolves to a loopback, private, link-local or other non-public "
               "address; details.address, details.reason) | url_unresolvable | invalid_events")
 
@@ -33,7 +40,7 @@ def _service() -> NotifyService:
     c = clients()
     sender = current_app.extensions.get("pcloud_notify_sender")
     if sender is None:
-        sender = current_app.extensions.setdefault("pcloud_notify_sender", sender_for(c.settings))
+        sender = current_app.extensions.setdefault("pcloud_notify_sender", sender_for(c.settings, db=c.db))
     return NotifyService(c.db, c.mongo, c.settings, sender)
 
 
@@ -112,3 +119,27 @@ def get_rules():
          body=NotifyRulesUpdate, responses={200: NotifyRules, 400: "invalid_events"})
 def set_rules():
     return jsonify(_service().set_rules(_me(), body(NotifyRulesUpdate).push))
+
+
+def _admin() -> str:
+    """The gateway already asked for the `admin` scope (routing.py); this holds for direct deployments."""
+    identity = current_identity()
+    if not identity.is_admin:
+        raise Forbidden("only an admin may do this", code="forbidden", details={"required": "admin"})
+    return identity.user_id
+
+
+@api.get("/notify/v1/admin/allowed-networks", operation_id="getWebhookAllowedNetworks",
+         summary="Networks webhooks may reach although not public (admins)",
+         responses={200: AllowedNetworks, 403: FORBIDDEN})
+def get_allowed_networks():
+    _admin()
+    return jsonify(_service().allowed_networks())
+
+
+@api.put("/notify/v1/admin/allowed-networks", operation_id="setWebhookAllowedNetworks",
+         summary="Replace the networks webhooks may reach although not public (admins; audited, effective at once)",
+         body=AllowedNetworksUpdate, responses={200: AllowedNetworks, 400: NETWORK_ERRORS, 403: FORBIDDEN})
+def set_allowed_networks():
+    admin = _admin()
+    return jsonify(_service().set_allowed_networks(admin, body(AllowedNetworksUpdate).networks))

@@ -1,4 +1,4 @@
-"""Request and response models of /notify/v1 (webhooks, their delivery log, push rules)."""
+"""Request and response models of /notify/v1 (webhooks, their delivery log, push rules, admins' allowed networks)."""
 
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ class NewWebhook(Body):
     error_codes = {"url": "invalid_url", "events": "invalid_events", "description": "invalid_description"}
     url: str = Field(min_length=1, max_length=2048, examples=["https://example.com/pcloud-hook"],
                      description="http(s); must resolve to public addresses only (unless an admin allowed the "
-                                 "network: PCLOUD_WEBHOOK_ALLOW_NETS)")
+                                 "network: /notify/v1/admin/allowed-networks or PCLOUD_WEBHOOK_ALLOW_NETS)")
     events: list[str] = Field(min_length=1, max_length=32, description=EVENTS_DOC)
     description: str = Field("", max_length=200)
 
@@ -128,3 +128,22 @@ class NotifyRules(BaseModel):
     push: list[str]
     defaults: bool = Field(description="true while you never chose (the defaults apply)")
     event_types: list[NotifyEventType]
+
+
+class AllowedNetworksUpdate(Body):
+    """The whole list of networks webhooks may reach although not public (replaces the previous one)."""
+
+    error_codes = {"networks": "invalid_networks"}
+    networks: list[str] = Field(max_length=64, examples=[["192.168.1.0/24", "127.0.0.1/32"]],
+                                description="CIDR networks (a bare address = its /32 or /128); at most a /8 each; "
+                                            "loopback only listed on its own (127.0.0.1/32); [] = none")
+
+
+class AllowedNetworks(BaseModel):
+    """Non-public networks every webhook may reach: the admins' list (this API) and the operator's setting."""
+
+    networks: list[str] = Field(description="what admins allowed here")
+    from_settings: list[str] = Field(description="PCLOUD_WEBHOOK_ALLOW_NETS (read-only here; change it in the "
+                                                 "environment)")
+    updated_at: str | None
+    updated_by: str | None = Field(description="the admin who last changed the list")

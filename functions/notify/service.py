@@ -8,9 +8,9 @@ Plain Python, no Flask. The parts:
   later, when a 429/503 answer's Retry-After asks), gives up after PCLOUD_WEBHOOK_MAX_ATTEMPTS, and disables a
   webhook after PCLOUD_WEBHOOK_DISABLE_AFTER failed attempts in a row or at once on 410 Gone (with a
   `notify.webhook.disabled` event, which itself reaches the owner's phones);
-- `NotifyService` — the API: webhooks (create, list, get, update, delete, rotate secret, ping, delivery log)
-  and push rules.
-Collections: webhooks.py, deliveries.py, rules.py (one owner module each).
+- `NotifyService` — the API: webhooks (create, list, get, update, delete, rotate secret, ping, delivery log),
+  push rules, and (admins) the networks webhooks may reach although not public.
+Collections: webhooks.py, deliveries.py, rules.py, allowlist.py (one owner module each).
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from functools import partial
 
 from pymongo import UpdateOne
 
-from functions.notify import deliveries, rules, signing, webhooks
+from functions.notify import allowlist, deliveries, rules, signing, webhooks
 from functions.notify.netguard import (
     RETRY_AFTER_STATUSES,
     AddressPolicy,
@@ -214,8 +214,10 @@ def signing_secrets(hook: dict, now: datetime) -> list[str]:
     return found
 
 
-def sender_for(settings, resolver=None) -> SafeHttpSender:
-    return SafeHttpSender(AddressPolicy.from_settings(settings), resolver or SystemResolver(),
+def sender_for(settings, resolver=None, db=None) -> SafeHttpSender:
+    """The SSRF-safe sender; with `db`, the admins' allowed networks (allowlist.py) count besides the setting's."""
+    extra = allowlist.Cached(db) if db is not None else None
+    return SafeHttpSender(AddressPolicy.from_settings(settings, extra), resolver or SystemResolver(),
                           timeout=settings.webhook_timeout_seconds)
 
 
@@ -240,7 +242,7 @@ class Deliverer:
         self.db = db
         self.mongo = mongo
         self.settings = settings
-        self.sender = sender or sender_for(settings)
+        self.sender = sender or sender_for(settings, db=db)
         self.clock = clock
         self.threads = threads
         self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="webhook")
@@ -431,7 +433,7 @@ class NotifyService:
         self.db = db
         self.mongo = mongo
         self.settings = settings
-        self.sender = sender or sender_for(settings)
+        self.sender = sender or sender_for(settings, db=db)
         self.clock = clock
 
     def _check_url(self, url) -> str:
@@ -549,3 +551,32 @@ class NotifyService:
             push = list(EVENT_TYPES)
         rules.set_push_types(self.db, owner, push, self.clock())
         return self.get_rules(owner)
+
+    # ------------------------------------------------------------------ admins: networks webhooks may reach
+
+    def allowed_networks(self) -> dict:
+        doc = allowlist.load(self.db)
+        return {"networks": list(doc.get("networks") or []), "from_settings": list(self.settings.webhook_allow_nets),
+                "updated_at": iso(doc.get("updated_at")), "updated_by": doc.get("updated_by")}
+
+    def set_allowed_networks(self, admin_id: str, networks) -> dict:
+        """Replace the admins' list (checked strictly: allowlist.check); a change is audited in the event log
+        (`notify.allowlist.changed`, owner = the admin) in the same transaction. The next check uses it."""
+        wanted = allowlist.check(networks)
+        now = self.clock()
+
+        def work(session):
+            before = allowlist.save(self.db, wanted, admin_id, now, session=session)
+            if before != wanted:
+                events.append(self.db, owner=admin_id, type="notify.allowlist.changed", subject=allowlist.DOC_ID,
+                              data={"networks": wanted, "previous": before,
+                                    "added": [n for n in wanted if n not in before],
+                                    "removed": [n for n in before if n not in wanted]}, session=session)
+            return before
+
+        before = transaction(self.mongo, work)
+        allowlist.changed()
+        if before != wanted:
+            log.warning("webhook allowed networks changed by %s: %s (was %s)", admin_id, wanted or "none",
+                        before or "none")
+        return self.allowed_networks()

@@ -349,3 +349,77 @@ def test_storage_nearly_full_is_told_to_admins_once_per_crossing(clients, make_u
     told = events.list_events(clients.db, admin.id, type_prefix="storage.volume")[0]
     assert [e["data"]["used_percent"] for e in told] == [95.0, 92.0]
     assert events.list_events(clients.db, member.id, type_prefix="storage.volume")[0] == []
+
+
+NETS = "/notify/v1/admin/allowed-networks"
+
+
+@pytest.mark.no_allowance
+def test_allowed_networks_are_for_admins_checked_strictly_and_audited(client, clients, make_user):
+    admin, other_admin, member = make_user(admin=True), make_user(admin=True), make_user()
+    empty = client.get(NETS, headers=admin.headers)
+    assert empty.status_code == 200
+    assert empty.json == {"networks": [], "from_settings": [], "updated_at": None, "updated_by": None}
+    for resp in (client.get(NETS, headers=member.headers),
+                 client.put(NETS, json={"networks": ["10.0.0.0/8"]}, headers=member.headers)):
+        assert resp.status_code == 403 and resp.json["error"]["code"] == "forbidden"
+    for networks, code in ((["0.0.0.0/0"], "network_too_broad"), (["::/0"], "network_too_broad"),
+                           (["10.0.0.0/8", "8.0.0.0/6"], "network_too_broad"), (["192.168.1.5/24"], "invalid_network"),
+                           (["0.0.0.0/8"], "network_not_allowed"), (["lan"], "invalid_network"),
+                           ("10.0.0.0/8", "invalid_networks"), (["10.0.0.0/8"] * 65, "invalid_networks")):
+        bad = client.put(NETS, json={"networks": networks}, headers=admin.headers)
+        assert bad.status_code == 400 and bad.json["error"]["code"] == code, (networks, bad.json)
+    assert client.put(NETS, json={}, headers=admin.headers).status_code == 400
+    assert client.get(NETS, headers=admin.headers).json["networks"] == []  # nothing kept from the refusals
+
+    done = client.put(NETS, json={"networks": ["192.168.1.0/24", "127.0.0.1"]}, headers=admin.headers)
+    assert done.status_code == 200, done.json
+    assert done.json["networks"] == ["192.168.1.0/24", "127.0.0.1/32"] and done.json["updated_by"] == admin.id
+    seen = client.get(NETS, headers=other_admin.headers).json  # the box's list, the same for every admin
+    assert seen["networks"] == ["192.168.1.0/24", "127.0.0.1/32"] and seen["updated_by"] == admin.id
+    client.put(NETS, json={"networks": ["192.168.1.0/24", "127.0.0.1/32"]}, headers=other_admin.headers)  # no-op
+    client.put(NETS, json={"networks": ["127.0.0.1/32"]}, headers=other_admin.headers)
+
+    audit = events.list_events(clients.db, admin.id, type_prefix="notify.allowlist")[0]
+    assert [(e["type"], e["data"]["added"], e["data"]["removed"]) for e in audit] == [
+        ("notify.allowlist.changed", ["192.168.1.0/24", "127.0.0.1/32"], [])]
+    audit = events.list_events(clients.db, other_admin.id, type_prefix="notify.allowlist")[0]
+    assert [(e["data"]["previous"], e["data"]["networks"], e["data"]["removed"]) for e in audit] == [
+        (["192.168.1.0/24", "127.0.0.1/32"], ["127.0.0.1/32"], ["192.168.1.0/24"])]  # the no-op made none
+    assert events.list_events(clients.db, member.id, type_prefix="notify.allowlist")[0] == []
+    assert clients.db.notify_allowlist.count_documents({}) == 1
+
+
+def test_allowed_networks_show_the_setting_apart(client, make_user):
+    admin = make_user(admin=True)
+    shown = client.get(NETS, headers=admin.headers).json
+    assert shown["from_settings"] == ["127.0.0.1/32"] and shown["networks"] == []  # PCLOUD_WEBHOOK_ALLOW_NETS
+
+
+@pytest.mark.no_allowance
+def test_a_loopback_webhook_is_refused_until_an_admin_allows_it(client, clients, make_user, receiver, settings):
+    """No restart between the steps: one deliverer (as the notifier process keeps) sees each change."""
+    admin, member = make_user(admin=True), make_user()
+    deliverer = service.Deliverer(clients.db, clients.mongo, settings)
+    try:
+        refused = client.post("/notify/v1/webhooks", json={"url": receiver.url + "/lan", "events": ["*"]},
+                              headers=member.headers)
+        assert refused.status_code == 400 and refused.json["error"]["details"]["reason"] == "loopback"
+
+        assert client.put(NETS, json={"networks": ["127.0.0.1/32"]}, headers=admin.headers).status_code == 200
+        hook = make_hook(client, member, receiver.url + "/lan")
+        receiver.secret = hook["secret"]
+        offline_event(clients, member.id, "nas-1")
+        service.handle_events(clients.db, clients.mongo, _claim_and_ack(clients))
+        _deliver_until(deliverer, clients, hook["id"], "delivered", "the delivery to the allowed receiver")
+        assert [a.verified for a in receiver.arrivals] == [True]
+
+        # taken back: the next attempt is refused before anything is sent
+        assert client.put(NETS, json={"networks": []}, headers=admin.headers).json["networks"] == []
+        offline_event(clients, member.id, "nas-2")
+        service.handle_events(clients.db, clients.mongo, _claim_and_ack(clients))
+        failed = _deliver_until(deliverer, clients, hook["id"], "failed", "the refused attempt")
+        assert failed["last"]["status"] is None and failed["last"]["error"].startswith("url_not_allowed")
+        assert receiver.count() == 1
+    finally:
+        deliverer.close()

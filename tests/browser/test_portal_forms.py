@@ -37,7 +37,7 @@ def test_every_served_form_posts_and_ships_its_submit_buttons_disabled(client, m
             submits = [b for b in buttons if 'type="submit"' in b]
             assert submits and all(" disabled" in b for b in submits), (path, submits)
             seen += 1
-    assert seen == 6  # pair, name, push rules, add webhook, app archive, new group
+    assert seen == 7  # pair, name, push rules, add webhook, allowed networks (admins), app archive, new group
 
 
 def test_a_settings_form_stays_inert_until_its_script_ran(browser_page, gateway, make_portal_session, clients):

@@ -1,6 +1,7 @@
 // Notifications: push rules (GET/PUT /notify/v1/rules) and webhooks (/notify/v1/webhooks: add, ping, rotate the
-// secret, enable/disable, delete, delivery log).
-import { announce, api, el, formatTime, listAll, showError } from "../common.js";
+// secret, enable/disable, delete, delivery log); for admins, the networks webhooks may reach
+// (GET/PUT /notify/v1/admin/allowed-networks).
+import { announce, api, clearError, el, formatTime, listAll, showError } from "../common.js";
 
 const ruleList = document.getElementById("rule-list");
 const rulesForm = document.getElementById("rules-form");
@@ -164,4 +165,49 @@ async function openLog(h, cursor) {
 
 logMore.addEventListener("click", () => logState && openLog(logState.hook, logState.next));
 
-Promise.all([loadRules(), loadHooks()]).catch((err) => showError(err, "Could not load your notification settings"));
+// admins only: the section is in the page only for them (the API refuses members anyway)
+const NETS = "/notify/v1/admin/allowed-networks";
+const netSection = document.getElementById("nets-section");
+const netList = document.getElementById("net-list");
+const netForm = document.getElementById("net-form");
+let allowed = [];
+
+function renderNets(n) {
+  allowed = n.networks;
+  netList.replaceChildren(...allowed.map((net) => el("li", { class: "entry network", dataset: { network: net } },
+    el("div", { class: "entry-main" }, el("span", { class: "name" }, net)),
+    el("div", { class: "actions" }, el("button", { type: "button", class: "danger", "aria-label": `Remove ${net}`,
+      onclick: () => saveNets(allowed.filter((x) => x !== net), `${net} is no longer allowed`) }, "Remove")))));
+  document.getElementById("no-nets").hidden = allowed.length > 0;
+  document.getElementById("net-settings").hidden = n.from_settings.length === 0;
+  document.getElementById("net-settings-list").textContent = n.from_settings.join(", ");
+  netList.setAttribute("aria-busy", "false");
+  netList.dataset.ready = "true";
+}
+
+async function saveNets(networks, message) {
+  clearError();
+  try {
+    renderNets(await api("PUT", NETS, { networks }));
+    announce(message);
+    return true;
+  } catch (err) {
+    showError(err, "Could not change the allowed networks");
+    return false;
+  }
+}
+
+async function loadNets() {
+  if (!netSection) return;
+  renderNets(await api("GET", NETS));
+  netForm.addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const input = document.getElementById("net-add");
+    const net = input.value.trim();
+    if (net && await saveNets([...allowed, net], `${net} allowed`)) netForm.reset();
+  });
+  document.getElementById("net-allow").disabled = false;  // shipped disabled, as every form's button
+}
+
+Promise.all([loadRules(), loadHooks(), loadNets()])
+  .catch((err) => showError(err, "Could not load your notification settings"));

@@ -155,23 +155,30 @@ def conflicted_copy_name(name: str, device_name: str, when: datetime, attempt: i
 @register_indexes
 def _indexes(db) -> None:
     db.conflicts.create_index([("owner", 1), ("created_at", DESCENDING), ("_id", DESCENDING)])
+    db.conflicts.create_index([("actor", 1), ("created_at", DESCENDING), ("_id", DESCENDING)], sparse=True)
 
 
 def record(db, owner: str, conflict_type: str, resolution: str, node_id: str | None, device_id: str | None,
-           op: dict, session=None, now: datetime | None = None) -> dict:
-    """Store the conflict and its `conflict.created` outbox event in the caller's transaction."""
+           op: dict, session=None, now: datetime | None = None, actor: str | None = None) -> dict:
+    """Store the conflict and its `conflict.created` outbox event in the caller's transaction.
+
+    `owner` is whose tree it happened in; `actor` the sharee who sent the op when that is someone else (a folder
+    shared with them): both list it, and push tells both (push/sharing.py reads `actor` from the event)."""
     doc = {"_id": new_id(), "owner": owner, "type": conflict_type, "resolution": resolution, "node_id": node_id,
            "device_id": device_id, "op": op, "created_at": now or utcnow()}
+    payload = {"conflict_id": doc["_id"], "node_id": node_id, "type": conflict_type, "resolution": resolution,
+               "device_id": device_id}
+    if actor is not None and actor != owner:
+        doc["actor"] = payload["actor"] = actor
     db.conflicts.insert_one(doc, session=session)
-    events.emit(db, "conflict.created", owner, {"conflict_id": doc["_id"], "node_id": node_id,
-                                                "type": conflict_type, "resolution": resolution,
-                                                "device_id": device_id}, session=session)
+    events.emit(db, "conflict.created", owner, payload, session=session)
     return doc
 
 
 def conflict_view(doc: dict) -> dict:
     return {"id": doc["_id"], "type": doc["type"], "resolution": doc["resolution"], "node_id": doc.get("node_id"),
-            "device_id": doc.get("device_id"), "op": doc.get("op"), "created_at": iso(doc.get("created_at"))}
+            "device_id": doc.get("device_id"), "op": doc.get("op"), "created_at": iso(doc.get("created_at")),
+            "owner_id": doc.get("owner"), "actor_id": doc.get("actor")}
 
 
 def _encode_cursor(doc: dict) -> str:
@@ -189,11 +196,13 @@ def _decode_cursor(cursor: str) -> tuple[datetime, str]:
 
 
 def list_conflicts(db, owner: str, cursor: str | None = None, limit: int = 100) -> dict:
-    """Newest first, paged by (created_at, id)."""
-    query: dict = {"owner": owner}
+    """Newest first, paged by (created_at, id): the conflicts in the user's tree and those their ops caused in a
+    folder shared with them (`actor`)."""
+    query: dict = {"$or": [{"owner": owner}, {"actor": owner}]}
     if cursor:
         when, conflict_id = _decode_cursor(cursor)
-        query["$or"] = [{"created_at": {"$lt": when}}, {"created_at": when, "_id": {"$lt": conflict_id}}]
+        query = {"$and": [query, {"$or": [{"created_at": {"$lt": when}},
+                                          {"created_at": when, "_id": {"$lt": conflict_id}}]}]}
     docs = list(db.conflicts.find(query).sort([("created_at", DESCENDING), ("_id", DESCENDING)]).limit(limit + 1))
     more = len(docs) > limit
     docs = docs[:limit]

@@ -2,14 +2,20 @@
 
 Per op: read the facts (node, ancestors, clashes) inside the transaction, ask `conflicts.decide`, carry the
 decision out by composing files-service writes in the same session (restore, rename/move, trash, folder,
-upload commit), record any conflict with its outbox event, and store the result under `(owner, op_id)`.
+upload commit), record any conflict with its outbox event, and store the result under `(caller, op_id)`.
 A retried batch therefore returns the first results and changes nothing. An op that cannot be done is
 `rejected` — its transaction rolls back, only the result is stored — and the batch goes on.
+
+An op on a node in a folder shared with the caller read-write (issue 19) runs in the owner's tree, as the
+owner's (functions/files/shares.py decides through `files.share_access`): the same referee against the owner's
+nodes, the owner's journal and events, a conflict recorded for the owner with the caller as its `actor`. It never
+leaves the share: a read share is `read_only_share`, the shared folder itself `share_root`, a move between trees
+`cross_owner_move`, a trashed shared folder `share_trashed`; a node not shared with the caller stays `not_found`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 
 from pymongo import ASCENDING
@@ -20,7 +26,7 @@ from mobile_api import bulk, conflicts, sync, tree
 from mobile_api.conflicts import Action, Decision, Facts
 from mobile_api.schemas import MAX_OPS, MobileOp
 from runtime import devices
-from runtime.errors import ApiError, BadRequest, NotFound
+from runtime.errors import ApiError, BadRequest, Conflict, Forbidden, NotFound
 from runtime.ids import utcnow
 from runtime.mongo import register_indexes, transaction
 from runtime.schemas import BodyInvalid, validate
@@ -38,10 +44,15 @@ class Context:
     db: object
     mongo: object
     store: object
-    owner: str
+    owner: str  # whose tree the op runs in: the caller's, or a sharer's (see _tree_for)
     device: dict
     now: datetime
     fast: bool = False  # inside a whole-chunk transaction: skip friendly pre-checks, the unique index decides
+    caller: str = ""  # who sent the op (results and idempotency are theirs); "" = the owner
+    share: dict | None = None  # the share the op went through, when it runs in a sharer's tree
+
+    def __post_init__(self):
+        self.caller = self.caller or self.owner
 
     @property
     def device_id(self) -> str:
@@ -78,7 +89,7 @@ def apply_batch(db, mongo, store, owner: str, device_id, ops, now: datetime | No
     device = device_for(db, owner, device_id)
     ctx = Context(db, mongo, store, owner, device, now or utcnow())
     results: list = [None] * len(ops)
-    keys = {i: f"{owner}:{op['op_id']}" for i, op in enumerate(ops) if _malformed(op) is None}
+    keys = {i: f"{owner}:{op['op_id']}" for i, op in enumerate(ops) if _malformed(op) is None}  # (caller, op_id)
     prior = {d["_id"]: d["result"] for d in db.mobile_ops.find({"_id": {"$in": list(set(keys.values()))}},
                                                                {"result": 1})} if keys else {}
     todo, first_of = [], {}
@@ -103,13 +114,13 @@ def apply_batch(db, mongo, store, owner: str, device_id, ops, now: datetime | No
 
 
 def _apply_chunk(ctx: Context, chunk: list[dict]) -> list[dict]:
-    fast = Context(ctx.db, ctx.mongo, ctx.store, ctx.owner, ctx.device, ctx.now, fast=True)
+    fast = replace(ctx, fast=True)
 
     def run(session):
         results = bulk.try_apply(fast, chunk, session)
         if results is None:
             results = [_dispatch(fast, op, session) for op in chunk]
-        docs = [{"_id": f"{ctx.owner}:{op['op_id']}", "owner": ctx.owner, "op_id": op["op_id"], "result": r,
+        docs = [{"_id": f"{ctx.caller}:{op['op_id']}", "owner": ctx.caller, "op_id": op["op_id"], "result": r,
                  "created_at": ctx.now} for op, r in zip(chunk, results, strict=True)]
         ctx.db.mobile_ops.insert_many(docs, session=session)
         return results
@@ -128,14 +139,14 @@ def apply_op(ctx: Context, op) -> dict:
     problem = _malformed(op)
     if problem:
         return _rejected(op_id if isinstance(op_id, str) else None, "invalid_op", problem)
-    key = f"{ctx.owner}:{op_id}"
+    key = f"{ctx.caller}:{op_id}"
 
     def run(session):
         again = ctx.db.mobile_ops.find_one({"_id": key}, {"result": 1}, session=session)
         if again is not None:
             return again["result"]
         result = _referee(ctx, op, session)
-        ctx.db.mobile_ops.insert_one({"_id": key, "owner": ctx.owner, "op_id": op_id, "result": result,
+        ctx.db.mobile_ops.insert_one({"_id": key, "owner": ctx.caller, "op_id": op_id, "result": result,
                                       "created_at": ctx.now}, session=session)
         return result
 
@@ -151,7 +162,7 @@ def apply_op(ctx: Context, op) -> dict:
 
 def _store_rejection(ctx: Context, key: str, op_id: str, result: dict) -> dict:
     try:
-        ctx.db.mobile_ops.insert_one({"_id": key, "owner": ctx.owner, "op_id": op_id, "result": result,
+        ctx.db.mobile_ops.insert_one({"_id": key, "owner": ctx.caller, "op_id": op_id, "result": result,
                                       "created_at": ctx.now})
     except DuplicateKeyError:
         return ctx.db.mobile_ops.find_one({"_id": key})["result"]
@@ -176,7 +187,7 @@ def _referee(ctx: Context, op: dict, session) -> dict:
     try:
         return _dispatch(ctx, op, session)
     except ApiError as err:
-        if err.status in (400, 404, 409, 410):
+        if err.status in (400, 403, 404, 409, 410):
             raise _Rejected(_rejected(op["op_id"], err.code, err.message, err.details)) from None
         raise
 
@@ -186,6 +197,7 @@ def _referee(ctx: Context, op: dict, session) -> dict:
 
 def _dispatch(ctx: Context, op: dict, session) -> dict:
     kind = op["type"]
+    ctx = _tree_for(ctx, op, session)
     if kind == "create_folder":
         return _create_folder(ctx, op, session)
     if kind == "commit_upload":
@@ -244,6 +256,52 @@ def _dispatch(ctx: Context, op: dict, session) -> dict:
     return _result(ctx, op, node, decision, session)
 
 
+# ------------------------------------------------------------------------------------- shared folders
+
+
+def _tree_for(ctx: Context, op: dict, session) -> Context:
+    """The context the op runs in: the caller's own tree, or a sharer's when every node it names lies in a folder
+    shared with the caller read-write. Only the caller's nodes and shared ones are looked at; anything else goes
+    on in the caller's tree, where it is `not_found` as it always was."""
+    if ctx.owner != ctx.caller:
+        return ctx  # already resolved (the careful path redoes a chunk op)
+    kind = op["type"]
+    if kind == "commit_upload":
+        owner, share = files.share_upload_access(ctx.db, ctx.caller, op["upload_id"])
+        return _through(ctx, owner, share, session)
+    if kind == "create_folder":
+        return _shared(ctx, op["parent_id"], session)
+    mine = _shared(ctx, op["node_id"], session, moving=True)
+    if kind != "move":
+        return mine
+    there = _shared(ctx, op["parent_id"], session)
+    if there.owner != mine.owner:
+        if there.owner != ctx.caller or tree.get(ctx.db, ctx.caller, op["parent_id"], session) is not None:
+            raise Forbidden("a node moves only within one tree: into or out of a shared folder it would change "
+                            "owner; copy it instead", code="cross_owner_move",
+                            details={"node_id": op["node_id"], "parent_id": op["parent_id"]})
+        raise NotFound("no such folder", code="not_found", details={"id": op["parent_id"]})
+    return mine
+
+
+def _shared(ctx: Context, node_id, session, moving: bool = False) -> Context:
+    if tree.get(ctx.db, ctx.caller, node_id, session) is not None:
+        return ctx
+    owner, share = files.share_access(ctx.db, ctx.caller, node_id, write=True, moving=moving)
+    return _through(ctx, owner, share, session)
+
+
+def _through(ctx: Context, owner: str, share: dict | None, session) -> Context:
+    if share is None or owner == ctx.caller:
+        return ctx
+    top = tree.get(ctx.db, owner, share["folder_id"], session)
+    if top is None or top.get("purged") or top.get("trashed_at") is not None:
+        # the owner trashed the shared folder: it has left the sharee's tree; only the owner brings it back
+        raise Conflict("the shared folder is in its owner's trash", code="share_trashed",
+                       details={"share_id": share["_id"]})
+    return replace(ctx, owner=owner, share=share)
+
+
 def _restore(ctx: Context, node_id: str, session) -> None:
     """Restore a node with its trashed ancestors (files.restore); the outermost one comes back under a
     conflicted-copy name when its name was taken meanwhile (files.restore itself never renames)."""
@@ -276,7 +334,8 @@ def _record(ctx: Context, op: dict, node: dict, decision: Decision, session) -> 
     summary = {k: op[k] for k in ("op_id", "type", "node_id", "parent_id", "name", "base_rev", "upload_id")
                if k in op}
     return conflicts.record(ctx.db, ctx.owner, decision.conflict, decision.resolution, node["_id"], ctx.device_id,
-                            summary, session=session, now=ctx.now)
+                            summary, session=session, now=ctx.now,
+                            actor=ctx.caller if ctx.caller != ctx.owner else None)
 
 
 def _result(ctx: Context, op: dict, node: dict, decision: Decision, session) -> dict:

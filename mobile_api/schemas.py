@@ -184,7 +184,8 @@ class MobileConflictRef(BaseModel):
 
 
 class OpError(BaseModel):
-    code: str = Field(description="e.g. not_found, name_taken, invalid_op, invalid_name, not_a_folder")
+    code: str = Field(description="e.g. not_found, name_taken, invalid_op, invalid_name, not_a_folder; in a "
+                                  "shared folder also read_only_share, share_root, cross_owner_move, share_trashed")
     message: str
     details: dict[str, Any] = {}
 
@@ -212,6 +213,8 @@ class MobileConflict(BaseModel):
     device_id: str | None
     op: dict[str, Any] | None = Field(None, description="the op as the device sent it")
     created_at: datetime
+    owner_id: str | None = Field(None, description="whose tree it happened in (a sharer's, for a shared folder)")
+    actor_id: str | None = Field(None, description="who sent the op, when not the owner (a sharee)")
 
 
 class ConflictPage(BaseModel):

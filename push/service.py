@@ -15,6 +15,7 @@ from datetime import datetime, timedelta
 from pymongo import ASCENDING, DESCENDING, InsertOne, UpdateOne
 from pymongo.errors import BulkWriteError
 
+from push import sharing
 from runtime import devices, events
 from runtime.cursor import decode_cursor, encode_cursor
 from runtime.errors import ApiError, BadRequest, PayloadTooLarge
@@ -255,9 +256,12 @@ def fan_out(db, redis, keys, evts: list[dict], lease: timedelta, now: datetime |
         planned.extend((event, intent) for intent in intents)
     if not planned:
         return []
-    phones = phones_by_owner(db, {e.get("user_id") for e, _ in planned if e.get("user_id")})
+    # the owner's phones, and those of the people a changed folder is shared with (push/sharing.py)
+    recipients = [(event, intent, event.get("user_id")) for event, intent in planned] + \
+        sharing.others(db, planned, _sync_intent)
+    phones = phones_by_owner(db, {user for _, _, user in recipients if user})
     now_ms = int(now.timestamp() * 1000)
-    targets = [(event, intent, device) for event, intent in planned for device in phones.get(event.get("user_id"), [])
+    targets = [(event, intent, device) for event, intent, user in recipients for device in phones.get(user, [])
                if not (intent.exclude_device_id and device["_id"] == intent.exclude_device_id)]
     targets = _one_sync_per_device(targets)
     # every sync slot in one pipelined round trip

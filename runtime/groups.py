@@ -74,3 +74,12 @@ def memberships(db, user_ids: list[str]) -> dict[str, list[str]]:
             if member in found:
                 found[member].append(g["_id"])
     return found
+
+
+def members_of(db, group_ids) -> dict[str, list[str]]:
+    """group id → its members, for the groups named (push resolves a group share's people once per pass)."""
+    group_ids = [g for g in group_ids if isinstance(g, str)]
+    if not group_ids:
+        return {}
+    return {g["_id"]: list(g.get("members") or []) for g in db.groups.find({"_id": {"$in": group_ids}},
+                                                                              {"members": 1})}

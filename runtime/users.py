@@ -138,3 +138,11 @@ def page(db, after: str | None, limit: int) -> tuple[list[dict], bool]:
 def admin_ids(db, limit: int = 100) -> list[str]:
     """Ids of the enabled admins: who hears about the box itself (its storage filling up)."""
     return [d["_id"] for d in db.users.find({"role": "admin", "disabled": {"$ne": True}}, {"_id": 1}).limit(limit)]
+
+
+def journal_positions(db, user_ids) -> dict[str, int]:
+    """user id → the newest seq of their own journal (what a sync tickle for them carries)."""
+    user_ids = [u for u in user_ids if isinstance(u, str)]
+    if not user_ids:
+        return {}
+    return {u["_id"]: int(u.get("seq") or 0) for u in db.users.find({"_id": {"$in": user_ids}}, {"seq": 1})}

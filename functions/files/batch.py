@@ -6,13 +6,17 @@ An unchanged re-backup sends no bytes, yet cost two requests per file (negotiate
 bad or refused one answers its own error and the others go on. The commit skips a second block check: the
 negotiation has just proven every block (owned by this user, or the whole content held), and the commit
 transaction re-reads the block documents anyway, so a block GC started deleting meanwhile is still refused.
+
+Each item runs in the tree it names (issue 19): the caller's, or a sharer's for a folder shared with the caller
+read-write (functions/files/shares.py) — as the owner's upload, deduplicated against the owner's blocks; an item
+in a read share answers 403 `read_only_share` in its place.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from functions.files import uploads
+from functions.files import shares, uploads
 from functions.files.nodes import run
 from functions.files.schemas import MAX_BATCH_UPLOADS, NewUpload
 from functions.files.tree import node_json, now_ms
@@ -52,13 +56,14 @@ def start_upload(db, mongo, store, owner: str, body: dict, *, max_blocks: int, d
     return answer, 201 if created else 200
 
 
-def commit_uploads(db, mongo, store, owner: str, upload_ids, *, device_id: str | None = None) -> list[dict]:
+def commit_uploads(db, mongo, store, caller: str, upload_ids, *, device_id: str | None = None) -> list[dict]:
     """POST /files/v1/uploads/commit: commit each upload as POST …/{id}/commit would, in order; each answers
     `{"status", "node"}` or `{"status", "error"}` in its place (a first backup: negotiate a batch, PUT, commit it)."""
     check_batch(upload_ids, "upload_ids")
     results = []
     for upload_id in upload_ids:
         try:
+            owner = shares.upload_owner(db, caller, upload_id)
             node, created = uploads.commit_upload(db, mongo, store, owner, upload_id, device_id=device_id)
         except ApiError as err:
             results.append({"upload_id": upload_id if isinstance(upload_id, str) else None, "status": err.status,
@@ -77,7 +82,7 @@ def check_batch(items, name: str = "uploads") -> list:
     return items
 
 
-def start_uploads(db, mongo, store, owner: str, items: list, *, max_blocks: int, device_id: str | None = None
+def start_uploads(db, mongo, store, caller: str, items: list, *, max_blocks: int, device_id: str | None = None
                   ) -> list[dict]:
     """POST /files/v1/uploads/batch: each item as start_upload answers it, with its status; an item that fails
     answers its error (and status) in its place. All items together have at most `max_blocks` blocks (413)."""
@@ -91,6 +96,7 @@ def start_uploads(db, mongo, store, owner: str, items: list, *, max_blocks: int,
     for item in items:
         try:
             body = validate(NewUpload, item, whole="upload").model_dump()
+            owner = shares.acting_owner(db, caller, body.get("node_id") or body.get("parent_id"), write=True)
             answer, status = start_upload(db, mongo, store, owner, body, max_blocks=max_blocks,
                                           device_id=device_id, now=now)
         except ApiError as err:

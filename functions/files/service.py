@@ -38,7 +38,9 @@ from functions.files.nodes import (
     write_node,
 )
 from functions.files.paths import count_live, iter_live, owners, path_of, resolve
+from functions.files.shares import access as share_access
 from functions.files.shares import feed as shared_feed
+from functions.files.shares import upload_access as share_upload_access
 from functions.files.storage import metrics_text as storage_metrics
 from functions.files.tree import check_name, ensure_root, live_key, name_key, next_seq, node_json, now_ms
 from functions.files.uploads import (
@@ -58,7 +60,7 @@ __all__ = ["check_name", "ensure_root", "node_json", "get_node", "get_root", "li
            "commit_into", "get_upload", "content_hash", "run", "check_rev", "check_free", "live_folder", "write_node",
            "live_key", "name_key", "count_live", "iter_live", "owners", "path_of", "resolve",
            "content_node", "iter_content",
-           "write_many", "NodesRaced", "storage_metrics", "shared_feed"]
+           "write_many", "NodesRaced", "storage_metrics", "shared_feed", "share_access", "share_upload_access"]
 
 # ----------------------------------------------------------------------------------------------- reads
 

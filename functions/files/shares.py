@@ -16,19 +16,13 @@ from datetime import datetime
 from pymongo import ASCENDING
 
 from functions.files.tree import ensure_root
-from runtime import groups
+from runtime import folder_shares, groups
 from runtime.errors import BadRequest, Conflict, Forbidden, NotFound
 from runtime.ids import iso, new_id
-from runtime.mongo import register_indexes
 
 ROLES = ("read", "write")
 MAX_DEPTH = 4096
-
-
-@register_indexes
-def ensure_indexes(db) -> None:
-    db.folder_shares.create_index([("owner", ASCENDING), ("folder_id", ASCENDING)])
-    db.folder_shares.create_index([("grantee_id", ASCENDING)])
+ensure_indexes = folder_shares.ensure_indexes  # the collection's queries live in runtime/folder_shares.py
 
 
 # ---------------------------------------------------------------------------------------------- owner's side
@@ -59,26 +53,25 @@ def create(db, owner: str, folder: dict, *, user_id=None, email=None, group_id=N
         if user["_id"] == owner:
             raise BadRequest("the folder is already yours", code="invalid_grantee")
         kind, grantee = "user", user["_id"]
-    existing = db.folder_shares.find_one({"owner": owner, "folder_id": folder["_id"], "grantee_type": kind,
-                                          "grantee_id": grantee})
+    existing = folder_shares.find_grant(db, owner, folder["_id"], kind, grantee)
     if existing is not None:  # sharing again changes the role
-        db.folder_shares.update_one({"_id": existing["_id"]}, {"$set": {"role": role, "updated_at": now}})
+        folder_shares.set_role(db, existing["_id"], role, now)
         return {**existing, "role": role}
     doc = {"_id": new_id(), "owner": owner, "folder_id": folder["_id"], "grantee_type": kind, "grantee_id": grantee,
            "role": role, "created_at": now, "updated_at": now}
-    db.folder_shares.insert_one(doc)
+    folder_shares.insert(db, doc)
     return doc
 
 
 def for_folder(db, owner: str, folder_id: str) -> list[dict]:
-    return list(db.folder_shares.find({"owner": owner, "folder_id": folder_id}).sort("_id", ASCENDING))
+    return folder_shares.for_folder(db, owner, folder_id)
 
 
 def revoke(db, owner: str, share_id) -> dict:
-    doc = db.folder_shares.find_one({"_id": share_id, "owner": owner}) if isinstance(share_id, str) else None
+    doc = folder_shares.get_owned(db, owner, share_id)
     if doc is None:
         raise NotFound("no such share, or not yours", code="not_found")
-    db.folder_shares.delete_one({"_id": doc["_id"]})
+    folder_shares.delete(db, doc["_id"])
     return doc
 
 
@@ -89,7 +82,7 @@ def shared_with(db, user_id: str) -> list[dict]:
     """The shares that reach `user_id` (directly or through a group), one per folder, the strongest role."""
     grantees = [user_id, *groups.group_ids_for(db, user_id)]
     best: dict[str, dict] = {}
-    for doc in db.folder_shares.find({"grantee_id": {"$in": grantees}}).sort("_id", ASCENDING):
+    for doc in folder_shares.reaching(db, grantees):
         if doc["owner"] == user_id:
             continue
         held = best.get(doc["folder_id"])
@@ -117,32 +110,43 @@ def covering(db, user_id: str, node: dict) -> dict | None:
 def acting_owner(db, caller: str, node_id, *, write: bool = False, moving: bool = False) -> str:
     """Whose tree a request by `caller` on `node_id` runs in: the caller's own (also when the node is unknown or
     not shared with them: the service then answers its usual 404), or the owner's through a share."""
+    return access(db, caller, node_id, write=write, moving=moving)[0]
+
+
+def access(db, caller: str, node_id, *, write: bool = False, moving: bool = False) -> tuple[str, dict | None]:
+    """`acting_owner` with the share it went through: (owner, share), or (caller, None) for anything that is not
+    someone else's node shared with the caller. Raises 403 `read_only_share` / `share_root` as acting_owner does."""
     if not isinstance(node_id, str) or not node_id:
-        return caller
+        return caller, None
     node = db.nodes.find_one({"_id": node_id}, {"owner": 1, "parent_id": 1, "purged": 1})
     if node is None or node["owner"] == caller or node.get("purged"):
-        return caller
+        return caller, None
     share = covering(db, caller, node)
     if share is None:
-        return caller
+        return caller, None
     if write and share["role"] != "write":
         raise Forbidden("this folder is shared with you read-only", code="read_only_share",
                         details={"share_id": share["_id"]})
     if moving and node["_id"] == share["folder_id"]:
         raise Forbidden("only its owner renames, moves or trashes a shared folder", code="share_root",
                         details={"share_id": share["_id"]})
-    return node["owner"]
+    return node["owner"], share
 
 
 def upload_owner(db, caller: str, upload_id) -> str:
     """Whose upload `upload_id` is for the caller: theirs, or a sharer's that they negotiated into a folder shared
     with them read-write (the same check as the negotiation)."""
+    return upload_access(db, caller, upload_id)[0]
+
+
+def upload_access(db, caller: str, upload_id) -> tuple[str, dict | None]:
+    """`upload_owner` with the share it went through (None for the caller's own or an unknown upload)."""
     upload = db.uploads.find_one({"_id": upload_id}, {"owner": 1, "node_id": 1, "parent_id": 1}) \
         if isinstance(upload_id, str) else None
     if upload is None or upload["owner"] == caller:
-        return caller
-    target = upload.get("node_id") or upload.get("parent_id")
-    return upload["owner"] if acting_owner(db, caller, target, write=True) == upload["owner"] else caller
+        return caller, None
+    owner, share = access(db, caller, upload.get("node_id") or upload.get("parent_id"), write=True)
+    return (owner, share) if owner == upload["owner"] else (caller, None)
 
 
 def mount_view(db, caller: str, view: dict, doc: dict) -> dict:

@@ -1,0 +1,96 @@
+"""Who besides its owner hears about a change: the people a folder above the changed node is shared with (issue 19).
+
+A sharee's reads and writes run in the owner's tree, so every change there — through REST, mobile ops or a batch
+upload, by the owner or by any sharee — is an outbox event of the owner's. The relay asks `others()` once per
+pass for the extra recipients of the pass's events:
+- a sync tickle (`node.changed`, `file.committed`) reaches every person a folder at or above the node is shared
+  with (users, and the members of groups, read at the time of the pass); the tickle carries *their* own journal
+  position as its cursor (a plain cursor of their feed; clients sync from their stored cursor, which holds the
+  shared folders' positions);
+- a conflict push reaches the sharee whose op caused it (`actor` in the event).
+
+Cost: one indexed query for the shares of every owner in the pass (none found: nothing more, which is every
+pass of an owner who shares nothing); for owners who share, their nodes' ancestors are read a level at a time for
+the whole pass ($in), plus one query each for group members, phones and journal positions. Read per pass, never
+cached, so revoking a share (or leaving a group) stops the pushes from the next pass on.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from runtime import folder_shares, groups, users
+
+MAX_DEPTH = 4096
+SYNC_EVENTS = ("node.changed", "file.committed")
+
+
+def others(db, planned: list[tuple[dict, object]], sync_intent) -> list[tuple[dict, object, str]]:
+    """Extra `(event, intent, user_id)` deliveries for `planned` `(event, intent)` pairs beyond each event's owner.
+
+    `sync_intent(seq, origin_device_id)` makes a sync tickle (push.service passes its own maker)."""
+    extra: list[tuple[dict, object, str]] = []
+    wanted: dict[str, set[str]] = defaultdict(set)  # owner -> changed node ids
+    for event, intent in planned:
+        owner, payload = event.get("user_id"), event.get("payload") or {}
+        if intent.kind == "conflict":
+            actor = payload.get("actor")
+            if isinstance(actor, str) and actor and actor != owner:
+                extra.append((event, intent, actor))
+        elif intent.kind == "sync" and event["type"] in SYNC_EVENTS and isinstance(payload.get("node_id"), str):
+            wanted[owner].add(payload["node_id"])
+    if not wanted:
+        return extra
+    audience = sharees_of(db, wanted)
+    if not audience:
+        return extra
+    positions = users.journal_positions(db, {u for people in audience.values() for u in people})
+    for event, intent in planned:
+        if intent.kind != "sync" or event["type"] not in SYNC_EVENTS:
+            continue
+        owner, payload = event.get("user_id"), event.get("payload") or {}
+        for person in sorted(audience.get((owner, payload.get("node_id")), ())):
+            if person in positions:
+                extra.append((event, sync_intent(positions[person], payload.get("device_id")), person))
+    return extra
+
+
+def sharees_of(db, wanted: dict[str, set[str]]) -> dict[tuple[str, str], set[str]]:
+    """`{(owner, node_id): {user ids}}`: who reaches each changed node through a share of its owner's."""
+    grants: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))  # owner -> folder -> shares
+    for share in folder_shares.of_owners(db, wanted):
+        grants[share["owner"]][share["folder_id"]].append(share)
+    if not grants:
+        return {}
+    reached: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    frontier: dict[str, set[str]] = defaultdict(set)  # node id to look at -> the changed nodes below it
+    for owner in grants:
+        for node_id in wanted[owner]:
+            frontier[node_id].add(node_id)
+    for _ in range(MAX_DEPTH):
+        if not frontier:
+            break
+        above: dict[str, set[str]] = defaultdict(set)
+        for doc in db.nodes.find({"_id": {"$in": list(frontier)}, "owner": {"$in": list(grants)}},
+                                 {"owner": 1, "parent_id": 1}):
+            below = frontier[doc["_id"]]
+            for share in grants[doc["owner"]].get(doc["_id"], ()):
+                for node_id in below:
+                    reached[(doc["owner"], node_id)].append(share)
+            if doc.get("parent_id"):
+                above[doc["parent_id"]] |= below
+        frontier = above
+    if not reached:
+        return {}
+    members = groups.members_of(db, {s["grantee_id"] for found in reached.values() for s in found
+                                     if s["grantee_type"] == "group"})
+    out: dict[tuple[str, str], set[str]] = {}
+    for (owner, node_id), found in reached.items():
+        people = set()
+        for share in found:
+            people.update(members.get(share["grantee_id"], ()) if share["grantee_type"] == "group"
+                          else (share["grantee_id"],))
+        people.discard(owner)
+        if people:
+            out[(owner, node_id)] = people
+    return out

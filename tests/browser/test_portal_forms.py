@@ -21,7 +21,8 @@ PAGES = ["/portal/devices", "/portal/settings/account", "/portal/settings/notifi
 FORM = re.compile(r"<form\b[^>]*>.*?</form>", re.S)
 
 
-def test_every_served_form_posts_and_ships_its_submit_buttons_disabled(client, make_user, make_portal_session):
+def test_every_served_form_posts_and_ships_its_submit_buttons_disabled(client, clients, make_user,
+                                                                       make_portal_session):
     admin = make_portal_session(user=make_user(name="Admin", admin=True))
     client.set_cookie("pcloud_sso", admin.cookie)
     seen = 0
@@ -38,6 +39,12 @@ def test_every_served_form_posts_and_ships_its_submit_buttons_disabled(client, m
             assert submits and all(" disabled" in b for b in submits), (path, submits)
             seen += 1
     assert seen == 7  # pair, name, push rules, add webhook, allowed networks (admins), app archive, new group
+    # were one submitted natively after all: a POST (values in the body, not a URL) that is refused, not applied
+    native = client.post("/portal/settings/account", data={"name": "Native"})
+    assert native.status_code == 401 and native.json["error"]["code"] == "csrf_required"
+    client.delete_cookie("pcloud_sso")
+    assert client.post("/portal/settings/notifications", data={"url": "https://x.example/?t=1"}).status_code == 405
+    assert clients.db.users.find_one({"_id": admin.user_id})["name"] == "Admin"
 
 
 def test_a_settings_form_stays_inert_until_its_script_ran(browser_page, gateway, make_portal_session, clients):

@@ -48,7 +48,8 @@ def main() -> None:
     settings = load_settings()
     configure_logging(settings.log_level)
     stop = stop_on_signals()
-    log.info("notifier running (webhooks may reach %s)", ", ".join(settings.webhook_allow_nets) or "public addresses")
+    log.info("notifier running (webhooks may reach public addresses, %s and the networks admins allow)",
+             ", ".join(settings.webhook_allow_nets) or "no configured network")
     run(settings, stop)
 
 

@@ -31,7 +31,7 @@ DELIVERY_KEEP = timedelta(days=3)  # delivery records readable at GET /mobile/v1
 
 PAIRING_STATUSES = ("waiting", "done", "failed", "expired")
 PUSH_EVENT_TYPES = ("node.changed", "file.committed", "conflict.created", "pairing.status", "device.online",
-                    "push.notify")
+                    "push.notify", "share.changed")
 
 
 @dataclass(frozen=True)
@@ -171,6 +171,8 @@ def intents_for_event(db, event: dict) -> list[Intent]:
                                      "online": bool(p.get("online"))})]
     if etype == "push.notify":
         return [intent_from_message(p.get("message"), p.get("exclude_device_id"))]
+    if etype == "share.changed":  # for the grantee's phones, each with its own position (push/sharing.py)
+        return [_sync_intent(0, None)]
     return []
 
 
@@ -257,8 +259,8 @@ def fan_out(db, redis, keys, evts: list[dict], lease: timedelta, now: datetime |
     if not planned:
         return []
     # the owner's phones, and those of the people a changed folder is shared with (push/sharing.py)
-    recipients = [(event, intent, event.get("user_id")) for event, intent in planned] + \
-        sharing.others(db, planned, _sync_intent)
+    recipients = [(event, intent, event.get("user_id")) for event, intent in planned
+                  if event["type"] not in sharing.NOT_FOR_THE_OWNER] + sharing.others(db, planned, _sync_intent)
     phones = phones_by_owner(db, {user for _, _, user in recipients if user})
     now_ms = int(now.timestamp() * 1000)
     targets = [(event, intent, device) for event, intent, user in recipients for device in phones.get(user, [])

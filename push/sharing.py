@@ -7,7 +7,9 @@ pass for the extra recipients of the pass's events:
   with (users, and the members of groups, read at the time of the pass); the tickle carries *their* own journal
   position as its cursor (a plain cursor of their feed; clients sync from their stored cursor, which holds the
   shared folders' positions);
-- a conflict push reaches the sharee whose op caused it (`actor` in the event).
+- a conflict push reaches the sharee whose op caused it (`actor` in the event);
+- `share.changed` (a folder shared with someone, its role changed, or revoked) tickles the grantee's phones — the
+  user's, or the group members' — and not the owner's: the folder arrives in, or leaves, their feed.
 
 Cost: one indexed query for the shares of every owner in the pass (none found: nothing more, which is every
 pass of an owner who shares nothing); for owners who share, their nodes' ancestors are read a level at a time for
@@ -23,6 +25,7 @@ from runtime import folder_shares, groups, users
 
 MAX_DEPTH = 4096
 SYNC_EVENTS = ("node.changed", "file.committed")
+NOT_FOR_THE_OWNER = ("share.changed",)
 
 
 def others(db, planned: list[tuple[dict, object]], sync_intent) -> list[tuple[dict, object, str]]:
@@ -31,6 +34,10 @@ def others(db, planned: list[tuple[dict, object]], sync_intent) -> list[tuple[di
     `sync_intent(seq, origin_device_id)` makes a sync tickle (push.service passes its own maker)."""
     extra: list[tuple[dict, object, str]] = []
     wanted: dict[str, set[str]] = defaultdict(set)  # owner -> changed node ids
+    granted = [(event, payload) for event, payload in ((e, e.get("payload") or {}) for e, _ in planned
+                                                       if e["type"] == "share.changed")]
+    if granted:
+        extra += _grantees(db, granted, sync_intent)
     for event, intent in planned:
         owner, payload = event.get("user_id"), event.get("payload") or {}
         if intent.kind == "conflict":
@@ -53,6 +60,16 @@ def others(db, planned: list[tuple[dict, object]], sync_intent) -> list[tuple[di
             if person in positions:
                 extra.append((event, sync_intent(positions[person], payload.get("device_id")), person))
     return extra
+
+
+def _grantees(db, granted: list[tuple[dict, dict]], sync_intent) -> list[tuple[dict, object, str]]:
+    members = groups.members_of(db, {p.get("grantee_id") for _, p in granted if p.get("grantee_type") == "group"})
+    people = {event["_id"]: set(members.get(p.get("grantee_id"), ()) if p.get("grantee_type") == "group"
+                                else [p.get("grantee_id")]) - {event.get("user_id"), None}
+              for event, p in granted}
+    positions = users.journal_positions(db, {u for found in people.values() for u in found})
+    return [(event, sync_intent(positions[person], None), person) for event, _ in granted
+            for person in sorted(people[event["_id"]]) if person in positions]
 
 
 def sharees_of(db, wanted: dict[str, set[str]]) -> dict[tuple[str, str], set[str]]:

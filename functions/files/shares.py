@@ -16,7 +16,7 @@ from datetime import datetime
 from pymongo import ASCENDING
 
 from functions.files.tree import ensure_root
-from runtime import folder_shares, groups
+from runtime import events, folder_shares, groups
 from runtime.errors import BadRequest, Conflict, Forbidden, NotFound
 from runtime.ids import iso, new_id
 
@@ -56,11 +56,20 @@ def create(db, owner: str, folder: dict, *, user_id=None, email=None, group_id=N
     existing = folder_shares.find_grant(db, owner, folder["_id"], kind, grantee)
     if existing is not None:  # sharing again changes the role
         folder_shares.set_role(db, existing["_id"], role, now)
-        return {**existing, "role": role}
-    doc = {"_id": new_id(), "owner": owner, "folder_id": folder["_id"], "grantee_type": kind, "grantee_id": grantee,
-           "role": role, "created_at": now, "updated_at": now}
-    folder_shares.insert(db, doc)
+        doc = {**existing, "role": role}
+    else:
+        doc = {"_id": new_id(), "owner": owner, "folder_id": folder["_id"], "grantee_type": kind,
+               "grantee_id": grantee, "role": role, "created_at": now, "updated_at": now}
+        folder_shares.insert(db, doc)
+    _changed(db, doc, "shared")
     return doc
+
+
+def _changed(db, share: dict, change: str) -> None:
+    """Tell the grantee's phones to sync (push/sharing.py): the folder arrives in, or leaves, their feed."""
+    events.emit(db, "share.changed", share["owner"], {"share_id": share["_id"], "folder_id": share["folder_id"],
+                                                      "grantee_type": share["grantee_type"],
+                                                      "grantee_id": share["grantee_id"], "change": change})
 
 
 def for_folder(db, owner: str, folder_id: str) -> list[dict]:
@@ -72,6 +81,7 @@ def revoke(db, owner: str, share_id) -> dict:
     if doc is None:
         raise NotFound("no such share, or not yours", code="not_found")
     folder_shares.delete(db, doc["_id"])
+    _changed(db, doc, "revoked")
     return doc
 
 

@@ -238,15 +238,30 @@ def test_a_sharees_phone_is_tickled_by_the_owners_changes_until_the_share_is_rev
     page = _changes(client, writer.user, cursor)
     assert changed["id"] in [c["id"] for c in page["changes"]]  # the feed from the stored cursor shows it
 
-    deliveries = clients.db.push_deliveries.count_documents({"device_id": h["phones"]["writer"]})
+    # revoking tickles the writer once (the folder leaves their feed), then their phone hears nothing more
+    writer_deliveries = {"device_id": h["phones"]["writer"]}
+    before = clients.db.push_deliveries.count_documents(writer_deliveries)
     assert owner.call("DELETE", f"/shares/{h['share']['id']}").status_code == 200
+    relay_once(clients, push_context.lease)
+    revoked = clients.db.push_deliveries.count_documents(writer_deliveries)
+    assert revoked == before + 1  # sent at once, or waiting for the phone's 2-s slot
+    assert [g["id"] for g in _changes(client, writer.user, page["cursor"])["changes"]] == [h["shared"]["id"]]
     owner.upload(h["sub"]["id"], "after.txt", b"after the revoke")
     relay_once(clients, push_context.lease)
     drain_push()
-    assert clients.db.push_deliveries.count_documents({"device_id": h["phones"]["writer"]}) == deliveries
-    assert len(tickles("tok-writer")) == 1
+    assert clients.db.push_deliveries.count_documents(writer_deliveries) == revoked
     # the reader still shares the folder: their phone has a delivery for it (sent, or waiting for its 2-s slot)
     assert clients.db.push_deliveries.count_documents({"device_id": h["phones"]["reader"]}) == 2
+
+    # a new share tickles its grantee's phones (and never the owner's for it)
+    owner_deliveries = clients.db.push_deliveries.count_documents({"device_id": h["phones"]["owner"]})
+    _share(owner, h["sub"]["id"], email=h["stranger"].user.email, role="read")
+    relay_once(clients, push_context.lease)
+    drain_push()
+    assert len(tickles("tok-stranger")) == 1
+    assert decode_cursor(tickles("tok-stranger")[0]["cursor"]) == \
+        clients.db.users.find_one({"_id": h["stranger"].user.id})["seq"]
+    assert clients.db.push_deliveries.count_documents({"device_id": h["phones"]["owner"]}) == owner_deliveries
 
 
 def test_batch_uploads_into_a_shared_folder_run_as_the_owner(household):

@@ -168,7 +168,8 @@ class FakeDrive(ServedApp):
         """The person removed the app's access in their Google account: no token of theirs works any more."""
         with self.lock:
             for token in [t for t, g in self.refresh_tokens.items() if g["email"] == email]:
-                self._revoke(token)
+                if token in self.refresh_tokens:
+                    self._revoke(token)
 
     def files(self, email: str) -> list[dict]:
         with self.lock:
@@ -199,13 +200,17 @@ class FakeDrive(ServedApp):
                 "scope": grant["scope"]}
 
     def _revoke(self, token: str) -> bool:
+        """As Google does: revoking any token of a grant removes the app's access to that account altogether."""
         with self.lock:
-            if token in self.refresh_tokens:
-                del self.refresh_tokens[token]
-                for access in [a for a, g in self.access_tokens.items() if g["refresh"] == token]:
-                    del self.access_tokens[access]
-                return True
-            return self.access_tokens.pop(token, None) is not None
+            grant = self.refresh_tokens.get(token) or self.access_tokens.get(token)
+            if grant is None:
+                return False
+            same = (grant["email"], grant["client_id"])
+            for refresh in [t for t, g in self.refresh_tokens.items() if (g["email"], g["client_id"]) == same]:
+                del self.refresh_tokens[refresh]
+            for access in [t for t, g in self.access_tokens.items() if (g["email"], g["client_id"]) == same]:
+                del self.access_tokens[access]
+            return True
 
     def _client_ok(self, client_id: str | None, secret: str | None = None, check_secret: bool = False) -> bool:
         if not client_id or (self.client_id is not None and client_id != self.client_id):

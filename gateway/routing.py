@@ -56,6 +56,7 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec("sso", ("/auth", "/.well-known"), "none", 64 * KIB, "functions.sso:create_app", cookie_auth=False),
     FunctionSpec("files", ("/files/v1",), "required", 4 * MIB, "functions.files:create_app",
                  read_scope="files.read", write_scope="files.write",
+                 anonymous_paths=("/files/v1/clouds/google-drive/callback",),  # the one-time OAuth state names who
                  path_scopes=(("/files/v1/uploads", "files.write", "files.write"),)),  # GET …/urls: PUT links
     FunctionSpec("links", ("/s",), "none", 64 * KIB, "functions.files.public:create_app", cookie_auth=False),
     FunctionSpec("blobs", ("/blobs/v1",), "none", BLOCK_SIZE + 64 * KIB, "functions.blobs:create_app",

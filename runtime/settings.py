@@ -66,6 +66,14 @@ class Settings:
     google_client_secret: str | None = None
     google_mobile_client_ids: tuple[str, ...] = ()
     google_discovery_url: str = "https://accounts.google.com/.well-known/openid-configuration"
+    # a user's own Google Drive as a replica store (functions/files/clouds.py); client defaults to PCLOUD_GOOGLE_*
+    gdrive_client_id: str | None = None
+    gdrive_client_secret: str | None = None
+    gdrive_authorize_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
+    gdrive_token_url: str = "https://oauth2.googleapis.com/token"
+    gdrive_revoke_url: str = "https://oauth2.googleapis.com/revoke"
+    gdrive_api_url: str = "https://www.googleapis.com/drive/v3"
+    gdrive_upload_url: str = "https://www.googleapis.com/upload/drive/v3"
     facebook_client_id: str | None = None
     facebook_client_secret: str | None = None
     facebook_authorize_url: str = "https://www.facebook.com/v19.0/dialog/oauth"
@@ -131,6 +139,10 @@ class Settings:
     @property
     def google_enabled(self) -> bool:
         return bool(self.google_client_id and self.google_client_secret)
+
+    @property
+    def gdrive_enabled(self) -> bool:
+        return bool(self.gdrive_client_id and self.gdrive_client_secret)
 
     @property
     def facebook_enabled(self) -> bool:
@@ -324,6 +336,13 @@ def load_settings(environ=None) -> Settings:
         google_client_secret=env.get("PCLOUD_GOOGLE_CLIENT_SECRET") or None,
         google_mobile_client_ids=mobile_ids,
         google_discovery_url=_url(env, "PCLOUD_GOOGLE_DISCOVERY_URL", Settings.google_discovery_url, ("http", "https")),
+        gdrive_client_id=env.get("PCLOUD_GDRIVE_CLIENT_ID") or env.get("PCLOUD_GOOGLE_CLIENT_ID") or None,
+        gdrive_client_secret=env.get("PCLOUD_GDRIVE_CLIENT_SECRET") or env.get("PCLOUD_GOOGLE_CLIENT_SECRET") or None,
+        gdrive_authorize_url=_url(env, "PCLOUD_GDRIVE_AUTHORIZE_URL", Settings.gdrive_authorize_url, WEB),
+        gdrive_token_url=_url(env, "PCLOUD_GDRIVE_TOKEN_URL", Settings.gdrive_token_url, WEB),
+        gdrive_revoke_url=_url(env, "PCLOUD_GDRIVE_REVOKE_URL", Settings.gdrive_revoke_url, WEB),
+        gdrive_api_url=_url(env, "PCLOUD_GDRIVE_API_URL", Settings.gdrive_api_url, WEB).rstrip("/"),
+        gdrive_upload_url=_url(env, "PCLOUD_GDRIVE_UPLOAD_URL", Settings.gdrive_upload_url, WEB).rstrip("/"),
         facebook_client_id=env.get("PCLOUD_FACEBOOK_CLIENT_ID") or None,
         facebook_client_secret=env.get("PCLOUD_FACEBOOK_CLIENT_SECRET") or None,
         facebook_authorize_url=_url(env, "PCLOUD_FACEBOOK_AUTHORIZE_URL", Settings.facebook_authorize_url, WEB),

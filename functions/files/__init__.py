@@ -13,17 +13,29 @@ from runtime.settings import Settings
 
 
 def openapi_apis() -> list:
-    from functions.files import link_routes, share_routes, storage_routes, version_routes
+    from functions.files import cloud_routes, link_routes, share_routes, storage_routes, version_routes
     from functions.files.routes import api
 
-    return [api, version_routes.api, link_routes.api, storage_routes.api, share_routes.api]
+    return [api, version_routes.api, link_routes.api, storage_routes.api, share_routes.api, cloud_routes.api]
 
 
 def create_app(settings: Settings | None = None) -> Flask:
     """The unique (owner, live_key) index is what makes sibling names unique, so make sure it exists."""
     from pymongo.errors import PyMongoError
 
-    from functions.files import gc, links, policy, replication, sealing, shares, storage, tree, uploads, versions
+    from functions.files import (
+        clouds,
+        gc,
+        links,
+        policy,
+        replication,
+        sealing,
+        shares,
+        storage,
+        tree,
+        uploads,
+        versions,
+    )
 
     app = function_app(__name__, settings, name="files")
     for routes in openapi_apis():
@@ -31,7 +43,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     storage.install(app.extensions["pcloud"])
     try:
         db = app.extensions["pcloud"].db
-        for module in (tree, uploads, gc, versions, links, policy, replication, sealing, shares):
+        for module in (tree, uploads, gc, versions, links, policy, replication, sealing, shares, clouds):
             module.ensure_indexes(db)
     except PyMongoError as exc:  # start anyway: /readyz reports the database, requests get a JSON 503
         import logging

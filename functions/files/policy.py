@@ -15,6 +15,7 @@ from functions.files.nodes import MAX_DEPTH, get_node
 from functions.files.tree import now_ms
 from runtime.errors import BadRequest, Conflict
 from runtime.mongo import register_indexes
+from runtime.store.gdrive import is_user_store
 
 FIELDS = ("replicas", "stores", "encryption")
 ENCRYPTIONS = ("none", "at_rest")
@@ -61,7 +62,9 @@ def validate(change: dict, known_stores: list[str], inherited: dict) -> dict:
                        allowed=list(ENCRYPTIONS))
     own = {f: change.get(f) for f in FIELDS}
     effective = {f: own[f] if own[f] is not None else inherited[f] for f in FIELDS}
-    usable = effective["stores"] or known_stores
+    # `replicas` counts copies on the server's stores; each drive of the owner's it names is one copy more
+    server = [s for s in known_stores if not is_user_store(s)]
+    usable = [s for s in effective["stores"] or server if not is_user_store(s)] or server
     if effective["replicas"] > len(usable):
         raise _invalid(f"{effective['replicas']} copies need as many stores; the policy may use {len(usable)}",
                        "too_many_replicas", replicas=effective["replicas"], stores=usable)

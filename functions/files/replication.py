@@ -33,6 +33,7 @@ from runtime.errors import ApiError
 from runtime.ids import new_id
 from runtime.mongo import register_indexes
 from runtime.store import BlobNotFound, StoreUnavailable
+from runtime.store.gdrive import is_user_store
 
 log = logging.getLogger(__name__)
 CONSUMER = "placement"
@@ -138,24 +139,35 @@ def backfill(db) -> bool:
 
 
 def _wanted(doc: dict, names: list[str]) -> tuple[int, list[str], int]:
-    """(copies, candidate stores, copies asked for): the strongest want wins; ties keep the first."""
+    """(copies, candidate stores, copies asked for) on the configured stores: the strongest want wins; ties keep
+    the first. A policy naming only per-user drives keeps its copies on any configured store."""
     best = None
     for value in (doc.get("wants") or {}).values():
         if value and (best is None or value[0] > best[0]):
             best = value
     if best is None:
         return 0, [], 0
-    candidates = [s for s in (best[1] or names) if s in names]
+    listed = [s for s in best[1] or [] if not is_user_store(s)]
+    candidates = [s for s in (listed or names) if s in names]
     return min(best[0], len(candidates)), candidates, best[0]
+
+
+def _mirrors(doc: dict) -> list[str]:
+    """The per-user drives any want names: each gets a copy on top of `replicas` (the owner's own mirror)."""
+    return list(dict.fromkeys(s for value in (doc.get("wants") or {}).values() if value
+                              for s in value[1] or [] if is_user_store(s)))
 
 
 def repair_one(db, store, doc: dict, *, sealer=None) -> str:
     """Bring one block to its policy; returns its state (ok, degraded, lost, unwanted)."""
     address, names = doc["_id"], store.names
+    mirrors = _mirrors(doc)
+    drives = [n for n in dict.fromkeys(mirrors + [h for h in doc.get("have") or [] if is_user_store(h)])
+              if store.knows(n)]  # a disconnected or revoked drive's copies do not count
     have = doc.get("have")
     if have is None:  # first look: which stores hold it
-        have = [n for n in names if store.has(n, address)]
-    have = [n for n in dict.fromkeys(have) if n in names]
+        have = [n for n in names + drives if store.has(n, address)]
+    have = [n for n in dict.fromkeys(have) if n in names or n in drives]
     copies, candidates, asked = _wanted(doc, names)
     if copies == 0:
         state = sealer.settle_unwanted(address, have) if sealer is not None else "unwanted"
@@ -166,9 +178,10 @@ def repair_one(db, store, doc: dict, *, sealer=None) -> str:
     healthy = [n for n in candidates if store.healthy(n)]
     good = [n for n in have if n in candidates and store.healthy(n)]
     desired = good[:copies] + [n for n in healthy if n not in good][:max(0, copies - len(good))]
+    mirrored = [n for n in mirrors if n in drives]
     copied = size = 0
     lost = False
-    for target in [n for n in desired if n not in have]:
+    for target in [n for n in desired + [m for m in mirrored if store.healthy(m)] if n not in have]:
         try:
             source, data = store.read_verified(address, prefer=have)
         except (BlobNotFound, ApiError) as exc:
@@ -186,7 +199,7 @@ def repair_one(db, store, doc: dict, *, sealer=None) -> str:
             have.append(source)
     trimmed = 0
     if all(n in have for n in desired) and len(desired) >= copies:
-        for extra in [n for n in have if n not in desired and store.healthy(n)]:
+        for extra in [n for n in have if n not in desired and n not in mirrored and store.healthy(n)]:
             if store.delete_from(extra, address):
                 have.remove(extra)
                 trimmed += 1
@@ -195,7 +208,7 @@ def repair_one(db, store, doc: dict, *, sealer=None) -> str:
     good_now = [n for n in have if n in desired]
     if lost and not good_now:
         state = "lost"
-    elif len(good_now) >= asked:
+    elif len(good_now) >= asked and all(m in have for m in mirrors):
         state = "ok"
     else:
         state = "degraded"
@@ -232,6 +245,18 @@ def repair(db, store, *, sealer=None, limit: int = BATCH) -> dict:
             state = repair_one(db, store, doc, sealer=sealer)
             counts[state] = counts.get(state, 0) + 1
     return counts
+
+
+def user_store_holders(db, address: str) -> list[str]:
+    """The per-user stores (connected drives) known to hold a copy: where reads fall back and deletes reach."""
+    doc = db.block_placements.find_one({"_id": address}, {"have": 1}) or {}
+    return [n for n in doc.get("have") or [] if is_user_store(n)]
+
+
+def forget_store(db, name: str) -> int:
+    """A drive was disconnected: its copies no longer count (its blocks go back to repair, degraded)."""
+    return db.block_placements.update_many({"have": name}, {"$pull": {"have": name}, "$set": {"dirty": True}}
+                                           ).modified_count
 
 
 def report_corrupt(db, name: str, address: str) -> None:

@@ -69,7 +69,7 @@ class Sealer:
         """The plaintext of a sealed copy: the GCM tag checks each store's copy (it binds the owner and the block
         hash), so a copy that fails is reported corrupt and the next store's is tried."""
         key = self.keyring.data_key(doc["owner"])
-        names = [n for n in self.store.names if self.store.healthy(n)]
+        names = self.store.sources(doc["address"]) if hasattr(self.store, "sources") else self.store.names
         for name in names:
             try:
                 sealed = self.store.read_raw(name, doc["address"])

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import threading
 
-from functions.files import replication
+from functions.files import clouds, policy, replication
 from functions.files.sealing import Sealer
 from runtime.crypto import KeyRing
 
@@ -27,6 +27,9 @@ def wire(clients, store) -> None:
         store.on_corrupt = lambda name, address: replication.report_corrupt(db, name, address)
     if hasattr(store, "fallback") and store.fallback is None:
         store.fallback = lambda digest: sealer(clients).fallback(digest)
+    if hasattr(store, "resolver") and store.resolver is None:  # the owners' own drives (clouds.py)
+        store.resolver = lambda name: clouds.store_for(clients.db, clients.keys, clients.settings, name)
+        store.locate = lambda address: replication.user_store_holders(clients.db, address)
 
 
 def keyring(clients) -> KeyRing:
@@ -47,8 +50,48 @@ def rotate_key(clients) -> dict:
     return keyring(clients).rotate()
 
 
-def store_names(clients) -> list[str]:
-    return list(getattr(clients.store, "names", ["default"]))
+def store_names(clients, owner: str | None = None) -> list[str]:
+    """The configured stores, and with `owner` that person's connected drives (what their policies may name)."""
+    names = list(getattr(clients.store, "names", ["default"]))
+    return names + clouds.store_names(clients.db, owner) if owner else names
+
+
+def store_problems(clients, stores: list[str] | None) -> list[dict]:
+    """Why a policy's copies may fall short now: a named store that is down, a drive revoked or disconnected."""
+    install(clients)
+    store = clients.store
+    named = stores or list(getattr(store, "names", []))
+    user = clouds.states(clients.db, named)
+    problems = []
+    for name in named:
+        state = user.get(name)
+        if state in ("revoked", "disconnected"):
+            problems.append({"store": name, "state": state})
+        elif hasattr(store, "healthy") and not store.healthy(name):
+            problems.append({"store": name, "state": "unavailable"})
+    return problems
+
+
+def policy_answer(clients, owner: str, node_id, change: dict | None = None) -> dict:
+    """GET/PUT of a folder's policy, with what degrades it now (`store_problems`)."""
+    known = store_names(clients, owner)
+    if change is None:
+        answer = policy.get_policy(clients.db, owner, node_id, known)
+    else:
+        answer = policy.set_policy(clients.db, owner, node_id, change, known)
+    return {**answer, "store_problems": store_problems(clients, answer["effective"]["stores"])}
+
+
+def connected(clients, doc: dict) -> None:
+    """A drive (re)connected: it counts again at once in this process."""
+    install(clients)
+    if hasattr(clients.store, "mark_up"):
+        clients.store.mark_up(clouds.store_name(doc["_id"]))
+
+
+def disconnected(clients, name: str) -> None:
+    """The drive's copies no longer count: its blocks go back to repair (degraded while the policy names it)."""
+    replication.forget_store(clients.db, name)
 
 
 def run_placement(clients) -> dict:
@@ -68,7 +111,8 @@ def run_scrub(clients) -> dict:
 
 
 def summary(clients) -> dict:
-    return replication.summary(clients.db, clients.store)
+    install(clients)
+    return {**replication.summary(clients.db, clients.store), "clouds": clouds.summary(clients.db)}
 
 
 def metrics_text(clients) -> str:

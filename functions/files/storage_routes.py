@@ -8,7 +8,7 @@ from typing import Literal
 from flask import jsonify
 from pydantic import BaseModel, Field
 
-from functions.files import policy, storage
+from functions.files import storage
 from runtime.app import clients
 from runtime.errors import Forbidden
 from runtime.identity import current_identity
@@ -36,6 +36,13 @@ class PolicyChange(Body):
     encryption: Literal["none", "at_rest"] | None = None
 
 
+class StoreProblem(BaseModel):
+    """A store the policy names that cannot take its copies now: the policy is degraded, nothing fails."""
+
+    store: str
+    state: Literal["unavailable", "revoked", "disconnected"]
+
+
 class Policy(BaseModel):
     """A node's own storage policy, what it comes to with inheritance, and where each field comes from."""
 
@@ -43,7 +50,9 @@ class Policy(BaseModel):
     own: PolicyFields
     effective: PolicyFields
     inherited_from: dict[str, str | None] = Field(description="per field: the folder that sets it (null: default)")
-    stores_available: list[str]
+    stores_available: list[str] = Field(description="the configured stores, then the caller's drives (gdrive:<id>)")
+    store_problems: list[StoreProblem] = Field(default_factory=list,
+                                               description="stores the policy names that hold it back now")
 
 
 def _admin() -> None:
@@ -55,8 +64,7 @@ def _admin() -> None:
          summary="A node's storage policy (replicas, stores, encryption), own and inherited",
          responses={200: Policy, 404: "no such node, or not yours"})
 def get_policy(node_id: str):
-    c = clients()
-    return jsonify(policy.get_policy(c.db, current_identity().user_id, node_id, storage.store_names(c)))
+    return jsonify(storage.policy_answer(clients(), current_identity().user_id, node_id))
 
 
 @api.put("/files/v1/nodes/<node_id>/policy", operation_id="setStoragePolicy",
@@ -64,9 +72,8 @@ def get_policy(node_id: str):
          responses={200: Policy, 400: "invalid_policy, unknown_store (details.known), too_many_replicas",
                     404: "no such node, or not yours", 409: "not_a_folder"})
 def put_policy(node_id: str):
-    c = clients()
     change = body(PolicyChange).model_dump()
-    return jsonify(policy.set_policy(c.db, current_identity().user_id, node_id, change, storage.store_names(c)))
+    return jsonify(storage.policy_answer(clients(), current_identity().user_id, node_id, change))
 
 
 @api.get("/files/v1/storage", operation_id="getStorageStatus",

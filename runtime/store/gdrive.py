@@ -93,7 +93,7 @@ class DriveBlobStore:
 
     def __init__(self, session: OAuth2Session, *, api_url: str, upload_url: str, timeout: float = 10.0,
                  folder_id: str | None = None, folder_name: str = FOLDER_NAME, name: str | None = None,
-                 on_folder: Callable[[str], None] | None = None):
+                 on_folder: Callable[[str], None] | None = None, on_revoked: Callable[[str], None] | None = None):
         self.session = session
         self.api_url = api_url.rstrip("/")
         self.upload_url = upload_url.rstrip("/")
@@ -102,6 +102,7 @@ class DriveBlobStore:
         self.folder_name = folder_name
         self.name = name or "gdrive"
         self.on_folder = on_folder
+        self.on_revoked = on_revoked  # told once Google refuses the refresh token (the connection is dead)
         self._ids: OrderedDict[str, str] = OrderedDict()  # address -> Drive file id (saves one lookup per read)
         self._lock = threading.Lock()
 
@@ -145,6 +146,8 @@ class DriveBlobStore:
     def _refused(self, exc: AuthlibBaseError) -> StoreUnavailable:
         error = getattr(exc, "error", "") or ""
         if error in ("invalid_grant", "unauthorized_client", "invalid_client", "token_invalid", "missing_token"):
+            if self.on_revoked is not None:
+                self.on_revoked(error)
             return DriveAccessRevoked(f"{self.name}: Google refused the refresh token ({error}); reconnect the drive",
                                       details={"store": self.name, "error": error})
         return StoreUnavailable(f"{self.name}: Google's token endpoint answered {error or exc}")
@@ -289,7 +292,15 @@ class DriveBlobStore:
         return int(newest.get("size") or 0), _epoch(newest.get("modifiedTime"))
 
     def check(self) -> None:
-        self._call("GET", f"{self.api_url}/about", params={"fields": "user(emailAddress)"})
+        self.account()
+
+    def account(self) -> str:
+        """The Google account's email (drive.file may read it): what the person sees in their list of clouds."""
+        resp = self._call("GET", f"{self.api_url}/about", params={"fields": "user(emailAddress)"})
+        try:
+            return str(resp.json()["user"]["emailAddress"])
+        except (ValueError, KeyError, TypeError):
+            raise StoreUnavailable(f"{self.name}: Google Drive's about answer has no user") from None
 
     # -- what a drive cannot do
 

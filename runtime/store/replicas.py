@@ -13,6 +13,9 @@ trim, scrub — lives in functions/files/replication.py and talks to the stores 
   corrupt, else 404 / 503.
 - A store that fails with StoreUnavailable is skipped for `retry_seconds` (a small circuit breaker), so one
   dead disk or bucket costs one timeout, not one per request. `check()` passes while any store works.
+- Per-user stores (a person's connected Google Drive, `gdrive:<connection id>`) are not in `names`: `resolver`
+  finds them by name and `locate(address)` says which of them hold a copy, so reads fall back to them and
+  deletes reach them; they never take writes that were not addressed to them (`put_to`), never ingest.
 """
 
 from __future__ import annotations
@@ -58,10 +61,14 @@ class ReplicatedBlobStore:
         self._lock = threading.Lock()
         self.fallback: Callable[[str], bytes | None] | None = None
         self.on_corrupt: Callable[[str, str], None] | None = None
+        self.resolver: Callable[[str], BlobStore | None] | None = None  # per-user stores by name
+        self.locate: Callable[[str], list[str]] | None = None  # per-user stores known to hold an address
 
     # -- health
 
     def healthy(self, name: str) -> bool:
+        if name not in self.backends and not self.knows(name):
+            return False
         with self._lock:
             down = self._down.get(name)
             if down is None:
@@ -109,10 +116,23 @@ class ReplicatedBlobStore:
         raise StoreUnavailable("no store is reachable: " + "; ".join(errors))
 
     def backend(self, name: str) -> BlobStore:
+        found = self.backends.get(name) or (self.resolver(name) if self.resolver is not None else None)
+        if found is None:
+            raise KeyError(f"no store named {name!r}")
+        return found
+
+    def knows(self, name: str) -> bool:
+        """A configured store, or a per-user one the resolver can reach now (a drive still connected)."""
+        return name in self.backends or (self.resolver is not None and self.resolver(name) is not None)
+
+    def _backend(self, name: str) -> BlobStore:
         try:
-            return self.backends[name]
+            return self.backend(name)
         except KeyError:
-            raise KeyError(f"no store named {name!r}") from None
+            raise StoreUnavailable(f"no store named {name!r} (a drive that was disconnected?)") from None
+
+    def _located(self, digest: str) -> list[str]:
+        return [n for n in self.locate(digest) if n not in self.backends] if self.locate is not None else []
 
     @property
     def ingest(self) -> str:
@@ -153,7 +173,7 @@ class ReplicatedBlobStore:
     def put_to(self, name: str, digest: str, data: bytes) -> None:
         """One copy on one named store (repair)."""
         try:
-            self.backends[name].put(digest, data)
+            self._backend(name).put(digest, data)
         except StoreUnavailable as exc:
             self.mark_down(name, str(exc))
             raise
@@ -190,13 +210,14 @@ class ReplicatedBlobStore:
                 self.mark_down(name, str(exc))
 
     def delete(self, digest: str) -> None:
-        """Every copy; a store that is down keeps its copy (the placement scan trims it when it is back)."""
-        for name in self.names:
+        """Every copy (per-user stores too); a store that is down keeps its copy (the placement scan trims it
+        when it is back)."""
+        for name in self.names + self._located(digest):
             self.delete_from(name, digest)
 
     def delete_from(self, name: str, digest: str) -> bool:
         try:
-            self.backends[name].delete(digest)
+            self._backend(name).delete(digest)
             return True
         except BlobNotFound:
             return True
@@ -209,7 +230,7 @@ class ReplicatedBlobStore:
     def has(self, name: str, digest: str) -> bool | None:
         """True/False, or None when the store cannot say (down)."""
         try:
-            return self.backends[name].head(digest) is not None
+            return self._backend(name).head(digest) is not None
         except StoreUnavailable as exc:
             self.mark_down(name, str(exc))
             return None
@@ -217,10 +238,14 @@ class ReplicatedBlobStore:
     def read_raw(self, name: str, digest: str) -> bytes:
         """The bytes one store holds, unchecked (the scrubber hashes them itself)."""
         try:
-            return self.backends[name].get(digest)
+            return self._backend(name).get(digest)
         except StoreUnavailable as exc:
             self.mark_down(name, str(exc))
             raise
+
+    def sources(self, digest: str) -> list[str]:
+        """The healthy stores a copy of `digest` may be on: every configured one, then per-user ones holding it."""
+        return [n for n in self.names + self._located(digest) if self.healthy(n)]
 
     def read_verified(self, digest: str, prefer: list[str] | None = None,
                       skip: tuple[str, ...] = ()) -> tuple[str | None, bytes]:
@@ -231,9 +256,10 @@ class ReplicatedBlobStore:
         order = [n for n in order if n not in skip]
         order = [n for n in order if self.healthy(n)] + [n for n in order if not self.healthy(n)]
         corrupt, unavailable = [], []
-        for name in order:
+        tried = set(order) | set(skip)
+        for name in _then(order, lambda: [n for n in self._located(digest) if n not in tried and self.healthy(n)]):
             try:
-                data = self.backends[name].get(digest)
+                data = self._backend(name).get(digest)
             except BlobNotFound:
                 continue
             except StoreUnavailable as exc:
@@ -306,6 +332,12 @@ class ReplicatedBlobStore:
     def local_backend(self, name: str | None):
         """The local store a presigned link names (`store=` in its query; none means the default)."""
         return self.backends.get(name) if name else self.backends[self.names[0]]
+
+
+def _then(first: list[str], more: Callable[[], list[str]]) -> Iterator[str]:
+    """`first`, then `more()` — asked only when `first` did not do (a per-user store costs a lookup)."""
+    yield from first
+    yield from more()
 
 
 def _kind(backend) -> str:

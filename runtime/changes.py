@@ -21,6 +21,11 @@ class _Watch:
 
     _stream = None
 
+    @property
+    def watching(self) -> bool:
+        """False while there is no change stream (the server has none, or it broke): look at the collection."""
+        return self._stream is not None
+
     def close(self) -> None:
         if self._stream is not None:
             try:

@@ -12,6 +12,12 @@ module-level function, or one declared twice fails at start-up, not at the first
 
 A Redis lock per job and interval makes a second scheduler (or a restart) harmless: each tick runs once.
 Jobs are module-level functions taking no arguments; they load settings and clients themselves.
+
+A module may also list `ON_INSERT = [OnInsert(job, collection="…")]`: work that should not wait for the next
+interval. The scheduler keeps a change-stream doorbell (runtime/changes.py) on that collection and enqueues the
+job as soon as a document is inserted (at most once per `spacing` seconds; inserts meanwhile are not lost, the
+job is enqueued when the spacing is over). The job finds its work in the collection, so a ring missed while the
+scheduler was down is caught by its first look at start-up, and a second scheduler only costs a spare run.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
+from runtime.changes import Doorbell
 from runtime.daemon import stop_on_signals
 
 log = logging.getLogger(__name__)
@@ -50,6 +57,75 @@ class Periodic:
     @property
     def path(self) -> str:
         return f"{self.job.__module__}:{self.job.__qualname__}"
+
+
+@dataclass(frozen=True)
+class OnInsert:
+    """`job` (a module-level function, no arguments) enqueued on rq `queue` when a document is inserted into
+    `collection`, at most every `spacing` seconds."""
+
+    job: Callable[[], object]
+    collection: str
+    queue: str = "maintenance"
+    timeout: int | None = None  # rq job timeout; default 60 s
+    spacing: float = 0.25
+
+    @property
+    def path(self) -> str:
+        return f"{self.job.__module__}:{self.job.__qualname__}"
+
+
+def on_insert_jobs(modules: Iterable[str] = JOB_MODULES) -> list[OnInsert]:
+    """Every declared ON_INSERT job of `modules` (optional per module), checked at start-up."""
+    found: dict[tuple[str, str], OnInsert] = {}
+    for name in modules:
+        declared = getattr(importlib.import_module(name), "ON_INSERT", [])
+        if not isinstance(declared, list | tuple):
+            raise ValueError(f"{name}.ON_INSERT must be a list of OnInsert")
+        for entry in declared:
+            if not isinstance(entry, OnInsert) or not entry.collection or entry.spacing < 0:
+                raise ValueError(f"{name}.ON_INSERT: {entry!r} is not an OnInsert(job, collection)")
+            module_name, _, attr = entry.path.partition(":")
+            if "." in attr or getattr(importlib.import_module(module_name), attr, None) is not entry.job:
+                raise ValueError(f"{name}.ON_INSERT: {entry.path} is not a module-level function rq can import")
+            key = (entry.path, entry.collection)
+            if key in found:
+                raise ValueError(f"on-insert job {entry.path} on {entry.collection} is declared twice")
+            found[key] = entry
+    return list(found.values())
+
+
+class Ringer:
+    """One OnInsert entry: its doorbell, and whether a ring still waits for its job to be enqueued."""
+
+    def __init__(self, clients, entry: OnInsert, clock: Callable[[], float] = time.monotonic):
+        self.clients, self.entry, self.clock = clients, entry, clock
+        self.collection = clients.db[entry.collection]
+        self.bell = Doorbell(self.collection, {}, f"{entry.collection} (for {entry.path})", await_ms=100,
+                             fallback_sleep=0.5)
+        self.enqueued_at = float("-inf")
+        self.pending = self._waiting()  # inserted while no scheduler was watching
+        self.enqueued = 0
+
+    def _waiting(self) -> bool:
+        return self.collection.find_one({}, {"_id": 1}) is not None
+
+    def poll(self, timeout: float) -> bool:
+        """Wait up to `timeout` for a ring; enqueue the job when one is due. True when it was enqueued."""
+        if self.pending:
+            timeout = min(timeout, max(0.0, self.enqueued_at + self.entry.spacing - self.clock()))
+        if self.bell.wait(timeout) or (not self.bell.watching and self._waiting()):
+            self.pending = True
+        if not self.pending or self.clock() - self.enqueued_at < self.entry.spacing:
+            return False
+        self.clients.queue(self.entry.queue).enqueue(self.entry.path.replace(":", "."),
+                                                     job_timeout=self.entry.timeout or 60, result_ttl=600)
+        self.pending, self.enqueued_at = False, self.clock()
+        self.enqueued += 1
+        return True
+
+    def close(self) -> None:
+        self.bell.close()
 
 
 def periodic_jobs(modules: Iterable[str] = JOB_MODULES) -> list[Periodic]:
@@ -86,6 +162,34 @@ def tick(clients, now: float | None = None, jobs: list[Periodic] | None = None) 
     return enqueued
 
 
+def serve(clients, jobs: list[Periodic], on_insert: list[OnInsert], stop) -> None:
+    """The scheduler loop: a tick every second; in between, the doorbells of the on-insert jobs."""
+    ringers = [Ringer(clients, entry) for entry in on_insert]
+    last_tick = float("-inf")
+    try:
+        while not stop.is_set():
+            if time.monotonic() - last_tick >= 1.0:
+                last_tick = time.monotonic()
+                try:
+                    done = tick(clients, jobs=jobs)
+                    if done:
+                        log.info("enqueued %s", ", ".join(done))
+                except Exception as exc:  # noqa: BLE001 - a broken tick (Redis away) must not kill the scheduler
+                    log.warning("scheduler tick failed: %s", exc)
+            wait = max(0.05, 1.0 - (time.monotonic() - last_tick))
+            if not ringers:
+                stop.wait(wait)
+            for ringer in ringers:
+                try:
+                    ringer.poll(wait / len(ringers))
+                except Exception as exc:  # noqa: BLE001 - Redis or the database away: the ring stays pending
+                    log.warning("scheduler: on-insert job %s not enqueued: %s", ringer.entry.path, exc)
+                    stop.wait(1.0)
+    finally:
+        for ringer in ringers:
+            ringer.close()
+
+
 def main(argv: list[str] | None = None) -> None:
     from runtime.clients import clients_for
     from runtime.logs import configure_logging
@@ -94,17 +198,12 @@ def main(argv: list[str] | None = None) -> None:
     settings = load_settings()
     configure_logging(settings.log_level)
     jobs = periodic_jobs(argv or JOB_MODULES)
+    on_insert = on_insert_jobs(argv or JOB_MODULES)
     clients = clients_for(settings)
     stop = stop_on_signals()
-    log.info("scheduler running %d periodic jobs: %s", len(jobs), ", ".join(j.path for j in jobs))
-    while not stop.is_set():
-        try:
-            done = tick(clients, jobs=jobs)
-            if done:
-                log.info("enqueued %s", ", ".join(done))
-        except Exception as exc:  # noqa: BLE001 - a broken tick (Redis away) must not kill the scheduler
-            log.warning("scheduler tick failed: %s", exc)
-        stop.wait(1.0)
+    log.info("scheduler running %d periodic jobs: %s; on insert: %s", len(jobs), ", ".join(j.path for j in jobs),
+             ", ".join(f"{e.path} ({e.collection})" for e in on_insert) or "none")
+    serve(clients, jobs, on_insert, stop)
 
 
 if __name__ == "__main__":

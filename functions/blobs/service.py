@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import BinaryIO
 
 from runtime.errors import BadRequest, NotFound
-from runtime.store import BlobNotFound, BlobStore, LocalBlobStore, ReplicatedBlobStore
+from runtime.store import BlobNotFound, BlobStore, LocalBlobStore, ReplicatedBlobStore, StoreUnavailable
 
 
 def local(store: BlobStore, name: str | None = None) -> LocalBlobStore:
@@ -20,9 +20,20 @@ def local(store: BlobStore, name: str | None = None) -> LocalBlobStore:
 def receive(store: BlobStore, digest: str, query: dict, content_length: int | None, body: BinaryIO) -> int:
     """Store the body under `digest` when the link is valid, the length is the signed one and the bytes hash right.
 
-    The body streams to a temp file; a refused body leaves nothing behind.
+    The body streams to a temp file; a refused body leaves nothing behind. A named store whose disk fails is
+    marked down (503 to the client), so the links signed next (GET …/urls, a new negotiation) go elsewhere.
     """
+    replicated = store if isinstance(store, ReplicatedBlobStore) else None
     store = local(store, query.get("store"))
+    try:
+        return _receive(store, digest, query, content_length, body)
+    except StoreUnavailable as exc:
+        if replicated is not None:
+            replicated.mark_down(query.get("store") or replicated.names[0], str(exc))
+        raise
+
+
+def _receive(store: LocalBlobStore, digest: str, query: dict, content_length: int | None, body: BinaryIO) -> int:
     signed = store.verify("PUT", digest, query)
     size = signed["size"]
     if content_length is None:

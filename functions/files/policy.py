@@ -156,3 +156,13 @@ def subtree_files(db, owner: str, folder_id: str, batch: int = 500):
                                        "purged": {"$ne": True}}, {"kind": 1}))
         frontier = frontier[batch:] + [c["_id"] for c in children if c["kind"] == "folder"]
         yield from (c["_id"] for c in children if c["kind"] == "file")
+
+
+def for_upload(db, owner: str, node: dict) -> dict:
+    """The effective fields an upload into `node` (its folder, or the file it overwrites) follows: where its
+    blocks are acknowledged (`stores`) and whether commit asks for sealing at once (`encryption`). One indexed
+    lookup when the owner has set no policy anywhere (most users), so negotiation stays cheap."""
+    if db.folder_policies.find_one({"owner": owner}, {"_id": 1}) is None:
+        return dict(DEFAULTS)
+    effective = resolve(db, owner, node)
+    return {f: effective[f] for f in FIELDS}

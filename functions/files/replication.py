@@ -8,7 +8,10 @@ State, not deltas, so any step can be repeated or killed midway:
   stores or null]}): a block wants the most copies any file using it asks for. `dirty` marks documents to
   look at again.
 - Inputs: the event log's `placement` consumer (every files.node.* event: the node is re-placed from its
-  current state), `policy_changes` (a folder's subtree is re-placed), and the read path's corruption reports.
+  current state), `policy_changes` (a folder's subtree is re-placed), the read path's corruption reports, and
+  `placement_wakeups` (collection owned here): a commit into an at_rest folder inserts one in its transaction;
+  the scheduler's doorbell on that collection enqueues `run_requested` at once, which seals that node and
+  drops its plaintext without waiting for the periodic pass (the plaintext window, docs/storage-durability.md).
 - Repair: copies come from a copy that hashes right (ReplicatedBlobStore.read_verified) and go to the first
   healthy stores the policy allows; extra copies are trimmed only once the wanted ones exist. Too few healthy
   stores for a policy is `degraded` (reported in /metrics and GET /files/v1/storage), never an error to users.
@@ -47,10 +50,23 @@ def ensure_indexes(db) -> None:
     db.block_placements.create_index([("dirty", ASCENDING)])
     db.block_placements.create_index([("state", ASCENDING)])
     db.block_placements.create_index([("scrubbed_at", ASCENDING)])
+    db.placement_wakeups.create_index([("at", ASCENDING)])
 
 
 def _bump(db, **counters) -> None:
     db.storage_stats.update_one({"_id": "totals"}, {"$inc": counters}, upsert=True)
+
+
+def count_ack_fallback(db, wanted: str, used: str) -> None:
+    """An upload's PUTs were signed for another store than its policy's first (that one was down): counted in
+    /metrics (`ack_fallbacks`); repair moves the blocks where the policy wants them once the store is back."""
+    _bump(db, ack_fallbacks=1)
+    log.info("placement: uploads for store %s acknowledged on %s (it is down)", wanted, used)
+
+
+def request_placement(db, owner: str, node_id: str, *, session=None, now=None) -> None:
+    """Inside a commit's transaction: place (and seal) this node now, not at the next periodic pass."""
+    db.placement_wakeups.insert_one({"owner": owner, "node_id": node_id, "at": now or now_ms()}, session=session)
 
 
 # ------------------------------------------------------------------------------------------------ placing
@@ -64,8 +80,9 @@ def node_addresses(db, node: dict, sealer=None) -> list[str]:
     return hashes
 
 
-def place_node(db, store, node_id: str, owner: str, *, sealer=None, cache: dict | None = None) -> None:
-    """Make the node's placement match its current content and policy (idempotent)."""
+def place_node(db, store, node_id: str, owner: str, *, sealer=None, cache: dict | None = None) -> list[str]:
+    """Make the node's placement match its current content and policy (idempotent); returns the addresses
+    it marked dirty."""
     node = db.nodes.find_one({"_id": node_id, "owner": owner})
     old = db.node_placements.find_one({"_id": node_id}) or {}
     if node is None or node.get("purged") or node.get("kind") != "file":
@@ -82,10 +99,10 @@ def place_node(db, store, node_id: str, owner: str, *, sealer=None, cache: dict 
     ops = [UpdateOne({"_id": a}, {"$unset": {f"wants.{node_id}": ""}, "$set": {"dirty": True},
                                   "$setOnInsert": {"have": None, "state": "new", "scrubbed_at": None}}, upsert=True)
            for a in gone]
+    changed = [a for a in addresses if old.get("want") != want or a not in set(old.get("addresses", []))]
     ops += [UpdateOne({"_id": a}, {"$set": {f"wants.{node_id}": want, "dirty": True},
                                    "$setOnInsert": {"have": None, "state": "new", "scrubbed_at": None}},
-                      upsert=True) for a in addresses
-            if old.get("want") != want or a not in set(old.get("addresses", []))]
+                      upsert=True) for a in changed]
     if ops:
         db.block_placements.bulk_write(ops, ordered=False)
     if addresses:
@@ -93,6 +110,7 @@ def place_node(db, store, node_id: str, owner: str, *, sealer=None, cache: dict 
                                                                   "want": want}}, upsert=True)
     else:
         db.node_placements.delete_one({"_id": node_id})
+    return gone + changed
 
 
 def drain_events(db, store, *, sealer=None, limit: int = BATCH) -> int:
@@ -107,6 +125,7 @@ def drain_events(db, store, *, sealer=None, limit: int = BATCH) -> int:
             place_node(db, store, subject, owner, sealer=sealer, cache=cache)
         events.ack(db, CONSUMER, [d["_id"] for d in docs])
         handled += len(docs)
+        serve_requests(db, store, sealer=sealer)  # a long backlog must not hold back a commit's sealing
 
 
 def drain_policy_changes(db, store, *, sealer=None) -> int:
@@ -240,6 +259,7 @@ def repair(db, store, *, sealer=None, limit: int = BATCH) -> dict:
             seen.add(doc["_id"])
             state = repair_one(db, store, doc, sealer=sealer)
             counts[state] = counts.get(state, 0) + 1
+        serve_requests(db, store, sealer=sealer)
     for doc in db.block_placements.find({"state": {"$in": ["degraded", "new"]}}).limit(limit):
         if doc["_id"] not in seen:
             state = repair_one(db, store, doc, sealer=sealer)
@@ -330,20 +350,61 @@ def release(db, token: str) -> None:
     db.storage_stats.update_one({"_id": "lease", "token": token}, {"$set": {"until": now_ms()}})
 
 
+def serve_requests(db, store, *, sealer=None, limit: int = 100) -> int:
+    """The nodes commits asked to have placed now (`placement_wakeups`, oldest first): each is placed — sealed,
+    for an at_rest folder — and the blocks that changed for it are settled at once (the plaintext dropped, the
+    copies made). Their events stay pending for the consumer, which then finds nothing left to do. Returns how
+    many nodes were served. Call it holding the lease."""
+    served = 0
+    while True:
+        docs = list(db.placement_wakeups.find({}).sort("at", ASCENDING).limit(limit))
+        if not docs:
+            return served
+        cache: dict = {}
+        touched: list[str] = []
+        for owner, node_id in dict.fromkeys((d["owner"], d["node_id"]) for d in docs):
+            touched += place_node(db, store, node_id, owner, sealer=sealer, cache=cache)
+        for doc in db.block_placements.find({"_id": {"$in": list(dict.fromkeys(touched))}, "dirty": True}):
+            repair_one(db, store, doc, sealer=sealer)
+        db.placement_wakeups.delete_many({"_id": {"$in": [d["_id"] for d in docs]}})
+        _bump(db, requested_placements=len(docs))
+        served += len(docs)
+
+
+def run_requested(db, store, *, sealer=None) -> dict:
+    """What the doorbell job runs: serve the placement requests under the lease, until none is left. When
+    another run holds the lease, that run serves them: run_once serves requests first and looks again after
+    releasing, so a request is never left for the next periodic pass."""
+    served = 0
+    while db.placement_wakeups.find_one({}, {"_id": 1}) is not None:
+        token = lease(db)
+        if token is None:
+            return {"served": served, "skipped": "another placement run holds the lease; it serves them"}
+        try:
+            served += serve_requests(db, store, sealer=sealer)
+        finally:
+            release(db, token)
+    return {"served": served}
+
+
 def run_once(db, store, *, sealer=None) -> dict:
-    """Events, policy changes, then repair: what the periodic job (tasks.py) and POST …/storage/repair run."""
+    """Requests, events, policy changes, then repair: what the periodic job (tasks.py) and POST …/storage/repair
+    run."""
     token = lease(db)
     if token is None:
         return {"skipped": "another placement run holds the lease"}
     try:
+        requested = serve_requests(db, store, sealer=sealer)
         backfill(db)
         handled = drain_events(db, store, sealer=sealer)
+        requested += serve_requests(db, store, sealer=sealer)
         placed = drain_policy_changes(db, store, sealer=sealer)
         states = repair(db, store, sealer=sealer)
         db.storage_stats.update_one({"_id": "totals"}, {"$set": {"last_repair_at": now_ms()}}, upsert=True)
-        return {"events": handled, "files_replaced": placed, "blocks": states}
     finally:
         release(db, token)
+    requested += run_requested(db, store, sealer=sealer)["served"]  # asked for while we held the lease
+    return {"requested": requested, "events": handled, "files_replaced": placed, "blocks": states}
 
 
 def summary(db, store, *, check_stores: bool = True) -> dict:
@@ -361,7 +422,8 @@ def summary(db, store, *, check_stores: bool = True) -> dict:
             "blocks": {s: by_state.get(s, 0) for s in ("ok", "degraded", "lost", "new", "unwanted")},
             "dirty": db.block_placements.count_documents({"dirty": True}),
             "backlog": {"events": events.backlog(db, CONSUMER),
-                        "policy_changes": db.policy_changes.count_documents({})},
+                        "policy_changes": db.policy_changes.count_documents({}),
+                        "requests": db.placement_wakeups.count_documents({})},
             "lag_seconds": round(lag, 3), "totals": {k: _plain(v) for k, v in totals.items()}}
 
 
@@ -388,6 +450,7 @@ def metrics_text(db, store) -> str:
               "# TYPE pcloud_storage_placement_backlog gauge",
               f'pcloud_storage_placement_backlog{{kind="events"}} {info["backlog"]["events"]}',
               f'pcloud_storage_placement_backlog{{kind="policy_changes"}} {info["backlog"]["policy_changes"]}',
+              f'pcloud_storage_placement_backlog{{kind="requests"}} {info["backlog"]["requests"]}',
               f'pcloud_storage_placement_backlog{{kind="dirty_blocks"}} {info["dirty"]}',
               "# HELP pcloud_storage_store_up Whether a named store answered lately",
               "# TYPE pcloud_storage_store_up gauge"]
@@ -395,6 +458,6 @@ def metrics_text(db, store) -> str:
     lines += ["# HELP pcloud_storage_events_total Repair and scrub work done",
               "# TYPE pcloud_storage_events_total counter"]
     for key in ("copies", "bytes_copied", "trims", "scrubbed_blocks", "scrubbed_bytes", "scrub_corrupt",
-                "scrub_missing", "corrupt_reads"):
+                "scrub_missing", "corrupt_reads", "ack_fallbacks", "requested_placements"):
         lines.append(f'pcloud_storage_events_total{{kind="{key}"}} {int(info["totals"].get(key, 0))}')
     return "\n".join(lines) + "\n"

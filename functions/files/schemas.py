@@ -92,6 +92,12 @@ class MissingBlock(BaseModel):
     headers: dict[str, str]
 
 
+_STORE = ("informational: the named store the PUTs of `missing` go to, where a block is acknowledged (the first "
+          "store of the folder's policy that is up; null when nothing is to be sent). URLs stay opaque")
+_FALLBACK = ("true when the folder's policy names stores and the first of them is down: the blocks are "
+             "acknowledged on the next one (or the ingest store) and moved by the placement worker later")
+
+
 class UploadStarted(BaseModel):
     """The upload, and the blocks the store still needs from this user."""
 
@@ -100,6 +106,8 @@ class UploadStarted(BaseModel):
     missing: list[MissingBlock] = Field(description="presigned PUTs: every missing block, or the first url_window")
     missing_count: int = Field(0, description="how many distinct blocks are missing in all")
     next_after: str | None = Field(None, description="more URLs: GET …/urls?after=THIS; null when missing is all")
+    store: str | None = Field(None, description=_STORE)
+    store_fallback: bool = Field(False, description=_FALLBACK)
     committed: bool = Field(False, description="with commit=if_complete: the file was committed in this request")
     created: bool | None = Field(None, description="when committed: true for a new file, false for an overwrite")
     node: Node | None = Field(None, description="when committed: the file")
@@ -116,6 +124,8 @@ class UploadUrls(BaseModel):
     missing: list[MissingBlock]
     missing_count: int
     next_after: str | None = Field(description="the cursor of the next window; null after the last")
+    store: str | None = Field(None, description=_STORE)
+    store_fallback: bool = Field(False, description=_FALLBACK)
 
 
 class UrlsQuery(Query):

@@ -99,6 +99,12 @@ def run_placement(clients) -> dict:
     return replication.run_once(clients.db, clients.store, sealer=sealer(clients))
 
 
+def run_requested(clients) -> dict:
+    """The placement requests of commits (at_rest folders: seal now), as the doorbell job runs them."""
+    install(clients)
+    return replication.run_requested(clients.db, clients.store, sealer=sealer(clients))
+
+
 def run_scrub(clients) -> dict:
     install(clients)
     token = replication.lease(clients.db)

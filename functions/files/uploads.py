@@ -9,6 +9,13 @@ negotiation — never prove anything for this upload. Negotiation costs a consta
 trips whatever the block count. Commit claims every block the user has not proven before, then in one
 transaction writes the node, the block reference counts, the owners, the journal seq and the outbox events.
 
+Where and when (issue 19): the PUTs of a negotiation are signed for the store its folder's policy acknowledges a
+block on (the first of the policy's `stores` that is up, else the next, else the ingest store: runtime/store/
+replicas.py `sign_puts`); the upload remembers it (`put_stores`), GET …/urls signs for the same, and commit claims
+there first, so a block is durable on the policy's first copy when commit answers. A commit into an at_rest
+folder also asks the placement worker to seal it now (replication.request_placement, in the commit's
+transaction; the scheduler's doorbell enqueues the job at once).
+
 GC safety (functions/files/gc.py): blocks referenced by a pending upload are never collected, and GC marks a
 block `deleting` in a transaction before touching the store; the commit transaction re-reads the same block
 documents and writes them, so one of the two loses with a write conflict and a commit can never reference a
@@ -24,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 
 from pymongo import ASCENDING, UpdateOne
 
-from functions.files import eventlog, tree, versions
+from functions.files import eventlog, policy, replication, tree, versions
 from functions.files.nodes import check_free, check_rev, get_node, live_folder, run, write_node
 from functions.files.tree import check_name, next_seq, node_json, now_ms, truncate_ms
 from runtime import events
@@ -162,7 +169,7 @@ def negotiate_upload(db, store, owner: str, body: dict, *, max_blocks: int = 100
         if base_rev is not None:
             raise BadRequest("base_rev goes with node_id (an overwrite)", code="invalid_base_rev")
         name = check_name(name)
-        live_folder(db, owner, parent_id, session)
+        node = live_folder(db, owner, parent_id, session)
     unique = list(dict.fromkeys(hashes))
     sizes = dict(zip(hashes, block_sizes(size, len(hashes)), strict=True))
     whole = content_hash(hashes)
@@ -172,25 +179,47 @@ def negotiate_upload(db, store, owner: str, body: dict, *, max_blocks: int = 100
         docs = _block_docs(db, unique, session)
         owned = _owned(db, owner, [h for h in unique if h in docs], session) if docs else set()
         missing = [h for h in unique if h not in owned or h not in docs or docs[h].get("state") == "deleting"]
-    upload = {"_id": new_id(), "owner": owner, "parent_id": parent_id, "name": name, "size": size,
+    upload_id = new_id()
+    window = missing if url_window is None else missing[:url_window]
+    # only bytes that are sent need the policy (where they are acknowledged, and sealing at once for at_rest):
+    # a re-upload of content the user has costs no lookup
+    placement = policy.for_upload(db, owner, node) if missing else {"stores": None, "encryption": None}
+    signed, put_store, fallback = signed_blocks(store, upload_id, window, sizes, max(1, int(ttl.total_seconds())),
+                                                placement["stores"])
+    upload = {"_id": upload_id, "owner": owner, "parent_id": parent_id, "name": name, "size": size,
               "mtime": mtime, "blocks": hashes, "node_id": node_id, "base_rev": base_rev,
               "expires_at": now + ttl, "status": "pending", "result": None, "created_at": now,
               "content_hash": whole,
               # what GET …/urls signs later: "all" (every distinct block) saves a second 10,000-hash list
-              "missing_blocks": "all" if missing and len(missing) == len(unique) else missing}
+              "missing_blocks": "all" if missing and len(missing) == len(unique) else missing,
+              # the folder's policy as negotiated: GET …/urls signs for the same stores, commit asks them first
+              # and, for an at_rest folder, wakes the placement worker to seal at once
+              "policy": {"stores": placement["stores"], "encryption": placement["encryption"]},
+              "put_stores": [put_store] if put_store else []}
     db.uploads.insert_one(upload, session=session)
-    window = missing if url_window is None else missing[:url_window]
-    upload["missing"] = signed_blocks(store, upload["_id"], window, sizes, max(1, int(ttl.total_seconds())))
+    if fallback:
+        replication.count_ack_fallback(db, placement["stores"][0], put_store)
+    upload["missing"], upload["store_fallback"] = signed, fallback
     upload["missing_count"] = len(missing)
     upload["next_after"] = window[-1] if len(window) < len(missing) else None
     return upload
 
 
-def signed_blocks(store, upload_id: str, hashes: list[str], sizes: dict[str, int], expires_in: int) -> list[dict]:
-    """The presigned PUT of each block, as the contract's `missing` items (one batch for the store's signer)."""
-    signed = store.presign_puts([(h, sizes[h]) for h in hashes], expires_in=expires_in, upload_id=upload_id)
-    return [{"hash": h, "url": p.url, "method": p.method, "headers": dict(p.headers)}
-            for h, p in zip(hashes, signed, strict=True)]
+def signed_blocks(store, upload_id: str, hashes: list[str], sizes: dict[str, int], expires_in: int,
+                  stores: list[str] | None = None) -> tuple[list[dict], str | None, bool]:
+    """(the contract's `missing` items, the store they were signed for, whether that is a fallback): one batch
+    for one store's signer. With several stores the PUTs go to the first of the policy's `stores` that is up
+    (the block is acknowledged there), else the next, else the ingest store; URLs stay opaque to clients."""
+    if not hashes:
+        return [], None, False
+    blocks = [(h, sizes[h]) for h in hashes]
+    if hasattr(store, "sign_puts"):
+        name, fallback, signed = store.sign_puts(blocks, expires_in=expires_in, upload_id=upload_id,
+                                                 preferred=stores)
+    else:  # a single store
+        name, fallback, signed = None, False, store.presign_puts(blocks, expires_in=expires_in, upload_id=upload_id)
+    return ([{"hash": h, "url": p.url, "method": p.method, "headers": dict(p.headers)}
+             for h, p in zip(hashes, signed, strict=True)], name, fallback)
 
 
 def missing_of(upload: dict) -> list[str]:
@@ -221,18 +250,30 @@ def upload_urls(db, store, owner: str, upload_id, *, after: str | None = None, l
     window = missing[start:start + limit]
     sizes = dict(zip(upload["blocks"], block_sizes(upload["size"], len(upload["blocks"])), strict=True))
     expires_in = max(1, int((as_utc(upload["expires_at"]) - now).total_seconds()))
+    stores = (upload.get("policy") or {}).get("stores")
+    signed, put_store, fallback = signed_blocks(store, upload["_id"], window, sizes, expires_in, stores)
+    if put_store and put_store not in upload.get("put_stores", []):  # a store went away (or came back) meanwhile
+        db.uploads.update_one({"_id": upload["_id"]}, {"$addToSet": {"put_stores": put_store}})
+        if fallback:
+            replication.count_ack_fallback(db, stores[0], put_store)
     return {"upload_id": upload["_id"], "expires_at": tree.iso(upload["expires_at"]),
-            "missing": signed_blocks(store, upload["_id"], window, sizes, expires_in),
-            "missing_count": len(missing),
-            "next_after": window[-1] if start + len(window) < len(missing) else None}
+            "missing": signed, "missing_count": len(missing),
+            "next_after": window[-1] if start + len(window) < len(missing) else None,
+            "store": put_store, "store_fallback": fallback}
 
 
-def _claims(store, upload_id: str, wanted: dict[str, int]) -> list[bool]:
-    """Ask the store, in parallel, which blocks this upload's own PUTs delivered (and move them in)."""
+def _claims(store, upload: dict, wanted: dict[str, int]) -> list[bool]:
+    """Ask the store, in parallel, which blocks this upload's own PUTs delivered (and move them in): first the
+    stores its links were signed for, so a block is acknowledged on the store its policy acknowledges on."""
     if not wanted:
         return []
+    prefer = upload.get("put_stores")
+    if prefer and hasattr(store, "sign_puts"):
+        claim = lambda item: store.claim(upload["_id"], item[0], item[1], prefer=prefer)  # noqa: E731
+    else:
+        claim = lambda item: store.claim(upload["_id"], item[0], item[1])  # noqa: E731
     with ThreadPoolExecutor(max_workers=min(HEAD_THREADS, len(wanted))) as pool:
-        return list(pool.map(lambda item: store.claim(upload_id, item[0], item[1]), wanted.items()))
+        return list(pool.map(claim, wanted.items()))
 
 
 def get_upload(db, owner: str, upload_id, session=None) -> dict:
@@ -267,7 +308,7 @@ def verify_blocks(db, store, owner: str, upload: dict, now: datetime | None = No
         else:
             to_claim[h] = sizes[h]
     claimed = {}
-    for (h, size), ok in zip(to_claim.items(), _claims(store, upload["_id"], to_claim), strict=True):
+    for (h, size), ok in zip(to_claim.items(), _claims(store, upload, to_claim), strict=True):
         if ok:
             claimed[h] = size
         else:
@@ -356,6 +397,8 @@ def apply_content(db, owner: str, upload: dict, *, parent_id=None, name=None, no
                           ("file.committed", owner, {"node_id": doc["_id"], "upload_id": upload["_id"],
                                                      "device_id": device_id})], session=session, now=now)
     eventlog.record(db, owner, "created" if created else "updated", [doc], session)
+    if (upload.get("policy") or {}).get("encryption") == "at_rest":  # the plaintext window: seal now, not at
+        replication.request_placement(db, owner, doc["_id"], session=session, now=now)  # the next pass
     db.uploads.update_one({"_id": upload["_id"]},
                           {"$set": {"status": "committed", "committed_at": now,
                                     "result": {"node_id": doc["_id"], "created": created}}}, session=session)
@@ -428,7 +471,9 @@ def upload_json(upload: dict) -> dict:
     GET …/urls when only a window of URLs was signed; null when `missing` is complete)."""
     return {"upload_id": upload["_id"], "expires_at": tree.iso(upload["expires_at"]),
             "missing": upload.get("missing", []), "missing_count": upload.get("missing_count", 0),
-            "next_after": upload.get("next_after")}
+            "next_after": upload.get("next_after"),
+            "store": upload["put_stores"][-1] if upload.get("missing") and upload.get("put_stores") else None,
+            "store_fallback": bool(upload.get("store_fallback"))}
 
 
 # --------------------------------------------------------------------------------------------- download

@@ -87,6 +87,8 @@ class LocalBlobStore:
             staged_size = staged.stat().st_size
         except FileNotFoundError:
             return False
+        except OSError as exc:
+            raise self._unreadable(exc) from exc
         if staged_size != size:
             _unlink_quietly(str(staged))
             return False
@@ -129,11 +131,17 @@ class LocalBlobStore:
 
     # -- reads
 
+    def _unreadable(self, exc: OSError) -> StoreUnavailable:
+        """A disk that fails (EIO, a path that is no directory any more) is a store that is down, not a 500."""
+        return StoreUnavailable(f"blob directory {self.root} cannot be read: {exc.strerror or exc}")
+
     def get(self, digest: str) -> bytes:
         try:
             return self.path_for(digest).read_bytes()
         except FileNotFoundError:
             raise BlobNotFound(f"no block {digest}") from None
+        except OSError as exc:
+            raise self._unreadable(exc) from exc
 
     def open_range(self, digest: str, start: int = 0, end: int | None = None) -> Iterator[bytes]:
         _check_range(start, end)
@@ -141,6 +149,8 @@ class LocalBlobStore:
             handle = open(self.path_for(digest), "rb")
         except FileNotFoundError:
             raise BlobNotFound(f"no block {digest}") from None
+        except OSError as exc:
+            raise self._unreadable(exc) from exc
         size = os.fstat(handle.fileno()).st_size
         whole = start == 0 and end is None
         if start >= size and not whole:  # like S3 and HTTP: any explicit range of an empty blob is a 416
@@ -155,16 +165,23 @@ class LocalBlobStore:
             return self.path_for(digest).stat().st_size
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise self._unreadable(exc) from exc
 
     def stat(self, digest: str) -> tuple[int, float] | None:
         try:
             info = self.path_for(digest).stat()
         except FileNotFoundError:
             return None
+        except OSError as exc:
+            raise self._unreadable(exc) from exc
         return info.st_size, info.st_mtime_ns / 1e9
 
     def delete(self, digest: str) -> None:
-        self.path_for(digest).unlink(missing_ok=True)
+        try:
+            self.path_for(digest).unlink(missing_ok=True)
+        except OSError as exc:
+            raise self._unreadable(exc) from exc
 
     def sweep_incoming(self, older_than: float = 3600.0) -> int:
         """Remove temp files a crashed writer left behind; returns how many went."""

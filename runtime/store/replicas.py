@@ -3,9 +3,12 @@
 It is the I/O half of the replica policy (issue 19); the policy half — which block should be where, repair,
 trim, scrub — lives in functions/files/replication.py and talks to the stores by name through this class.
 
-- Writes land on the *ingest* store: the first healthy store in configured order (the default store unless it
-  is down). Presigned PUTs point there; `claim` looks for the staged bytes on every store, so an upload whose
-  links were signed before a store went away still commits where its bytes went.
+- Server-side writes land on the *ingest* store: the first healthy store in configured order that can take
+  presigned PUTs (the default store unless it is down). An upload's presigned PUTs go where its folder's policy
+  acknowledges a block (`sign_puts`): the first store the policy names that is up and presigns (a store that has
+  not answered a check within `probe_seconds` is checked first), else the next named one, else the ingest store.
+  `claim` asks the stores the links were signed for first, then every other one, so an upload whose links were
+  signed before a store went away still commits where its bytes went.
 - Reads never serve bytes that fail their hash: a block is read whole from one store, hashed, and only then
   sliced and served; a copy that is missing, unreachable or corrupt is skipped for the next store (corrupt
   copies are reported through `on_corrupt`). When no store has good bytes, `fallback(digest)` may supply them
@@ -50,14 +53,16 @@ class ReplicatedBlobStore:
     """Several named BlobStores behind the BlobStore interface; `backends` in preference order."""
 
     def __init__(self, backends: dict[str, BlobStore], retry_seconds: float = 30.0,
-                 clock: Callable[[], float] = time.monotonic):
+                 clock: Callable[[], float] = time.monotonic, probe_seconds: float = 5.0):
         if not backends:
             raise ValueError("ReplicatedBlobStore needs at least one store")
         self.backends = dict(backends)
         self.names = list(self.backends)
         self.retry_seconds = retry_seconds
+        self.probe_seconds = probe_seconds
         self.clock = clock
         self._down: dict[str, tuple[float, str]] = {}
+        self._answered: dict[str, float] = {}  # when each store last passed a check (see `usable`)
         self._lock = threading.Lock()
         self.fallback: Callable[[str], bytes | None] | None = None
         self.on_corrupt: Callable[[str, str], None] | None = None
@@ -85,6 +90,30 @@ class ReplicatedBlobStore:
     def mark_up(self, name: str) -> None:
         with self._lock:
             self._down.pop(name, None)
+            self._answered[name] = self.clock()
+
+    def presigns(self, name: str) -> bool:
+        """Whether clients can PUT to this store directly (a cloud drive store cannot: it never acknowledges)."""
+        backend = self.backends[name]
+        return bool(getattr(backend, "presigns", True)) and callable(getattr(backend, "presign_puts", None))
+
+    def usable(self, name: str) -> bool:
+        """Up as far as we know *now*: healthy, and it passed a check within `probe_seconds` (else it is checked
+        here). Signing a link is local work, so a store acknowledging uploads must be known up, not merely not
+        known down; one check per store per `probe_seconds`, whatever the upload rate."""
+        if not self.healthy(name):
+            return False
+        with self._lock:
+            answered = self._answered.get(name)
+        if answered is not None and self.clock() - answered < self.probe_seconds:
+            return True
+        try:
+            self.backends[name].check()
+        except StoreUnavailable as exc:
+            self.mark_down(name, str(exc))
+            return False
+        self.mark_up(name)
+        return True
 
     def healthy_names(self) -> list[str]:
         return [n for n in self.names if self.healthy(n)]
@@ -136,11 +165,12 @@ class ReplicatedBlobStore:
 
     @property
     def ingest(self) -> str:
-        """Where new bytes go: the first healthy store (the default one while it works)."""
-        for name in self.names:
+        """Where new bytes go: the first healthy store that takes presigned PUTs (the default one while it works)."""
+        presigning = [n for n in self.names if self.presigns(n)] or self.names
+        for name in presigning:
             if self.healthy(name):
                 return name
-        return self.names[0]
+        return presigning[0]
 
     def _attempt(self, names: list[str], call: Callable[[str, BlobStore], object]):
         """`call` on each store in turn until one answers; StoreUnavailable marks the store down."""
@@ -184,17 +214,49 @@ class ReplicatedBlobStore:
 
     def presign_put(self, digest: str, size: int, expires_in: int = 3600,
                     upload_id: str | None = None) -> PresignedRequest:
-        return self._attempt(self._writable(),
+        return self._attempt([n for n in self._writable() if self.presigns(n)] or self._writable(),
                              lambda _, b: b.presign_put(digest, size, expires_in=expires_in, upload_id=upload_id))
 
     def presign_puts(self, blocks: list[tuple[str, int]], expires_in: int = 3600,
                      upload_id: str | None = None) -> list[PresignedRequest]:
-        return self._attempt(self._writable(),
-                             lambda _, b: b.presign_puts(blocks, expires_in=expires_in, upload_id=upload_id))
+        return self.sign_puts(blocks, expires_in=expires_in, upload_id=upload_id)[2]
 
-    def claim(self, upload_id: str, digest: str, size: int) -> bool:
-        """The staged bytes are on whichever store was ingest when the link was signed: ask each."""
-        for name in self._writable():
+    def sign_puts(self, blocks: list[tuple[str, int]], expires_in: int = 3600, upload_id: str | None = None,
+                  preferred: list[str] | None = None) -> tuple[str, bool, list[PresignedRequest]]:
+        """(store, fallback, PUTs): the links signed by one store, the first of `preferred` (a policy's stores,
+        in order) that is usable and presigns, else the ingest order. `fallback` is true when a policy named
+        stores and the first of them that presigns could not take the upload. Each store signs with its own
+        signer (S3: the batch SigV4 signer; a named local store: its own key and `store=` in the link)."""
+        named = [n for n in dict.fromkeys(preferred or []) if n in self.backends and self.presigns(n)]
+        rest = [n for n in self._writable() if n not in named and self.presigns(n)]
+        last: StoreUnavailable | None = None
+        skipped: list[str] = []
+
+        def candidates():
+            for name in named:  # checked lazily: the first usable one ends the search
+                if self.usable(name):
+                    yield name
+                else:
+                    skipped.append(name)
+            yield from rest
+            yield from skipped[:1] if not rest else ()  # nothing else: the first named one, as before
+
+        for name in candidates():
+            try:
+                signed = self.backends[name].presign_puts(blocks, expires_in=expires_in, upload_id=upload_id)
+            except StoreUnavailable as exc:
+                self.mark_down(name, str(exc))
+                last = exc
+                continue
+            return name, bool(named) and name != named[0], signed
+        raise last or StoreUnavailable("no store can take uploads")
+
+    def claim(self, upload_id: str, digest: str, size: int, prefer: list[str] | None = None) -> bool:
+        """The staged bytes are on a store the upload's links were signed for (`prefer`, asked first) or on
+        whichever store was ingest when an older link was signed: ask each."""
+        order = self._writable()
+        first = [n for n in dict.fromkeys(prefer or []) if n in order]
+        for name in first + [n for n in order if n not in first]:
             try:
                 if self.backends[name].claim(upload_id, digest, size):
                     return True

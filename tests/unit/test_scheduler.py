@@ -89,3 +89,40 @@ def test_the_scheduler_process_enqueues_the_declared_jobs(env, clients):
         proc.terminate()
         proc.wait(timeout=10)
     assert proc.returncode == 0  # SIGTERM: a clean stop
+
+
+def test_on_insert_jobs_are_collected_and_bad_ones_refused(module_dir):
+    [entry] = scheduler.on_insert_jobs(["functions.files.storage_tasks"])
+    assert (entry.path, entry.collection) == ("functions.files.storage_tasks:place_requested", "placement_wakeups")
+    assert scheduler.on_insert_jobs(["functions.pairing.tasks"]) == []  # optional per module
+    name = module_dir("sched_bell_bad", """
+        from runtime.scheduler import OnInsert
+        def job(): pass
+        ON_INSERT = [OnInsert(job, collection="x"), OnInsert(job, collection="x")]
+    """)
+    with pytest.raises(ValueError, match="declared twice"):
+        scheduler.on_insert_jobs([name])
+
+
+def test_an_insert_rings_the_job_onto_its_queue_at_once(clients):
+    """The doorbell: an insert into the collection enqueues the job without waiting for a tick; inserts that
+    come while the spacing runs are not lost, they enqueue it once more when it is over."""
+    entry = scheduler.OnInsert(scheduler.main, collection="bell_test", spacing=0.5)
+    ringer = scheduler.Ringer(clients, entry)
+    queue = clients.queue("maintenance")
+    try:
+        assert ringer.poll(0.3) is False and queue.count == 0  # nothing inserted
+        clients.db.bell_test.insert_one({"n": 1})
+        polls = 0
+        while not ringer.enqueued and polls < 50:
+            ringer.poll(0.2)
+            polls += 1
+        assert ringer.enqueued == 1 and queue.jobs[0].func_name == "runtime.scheduler.main"
+        clients.db.bell_test.insert_one({"n": 2})  # inside the spacing: pending, then enqueued
+        while ringer.enqueued < 2 and polls < 100:
+            ringer.poll(0.2)
+            polls += 1
+        assert ringer.enqueued == 2 and queue.count == 2
+    finally:
+        ringer.close()
+        queue.empty()

@@ -4,10 +4,12 @@ that fail their hash, and a dead store costs one timeout, not the service. PCLOU
 from __future__ import annotations
 
 import hashlib
+import io
 import socket
 
 import pytest
 
+from runtime.errors import Unauthorized
 from runtime.settings import SettingsError, load_settings
 from runtime.store import (
     BlobCorrupt,
@@ -112,3 +114,52 @@ def test_pcloud_stores_parsing_and_named_local_links(tmp_path):
     for bad in ('["x"]', '{"default": "file:///x"}', '{"Bad Name": "file:///x"}', '{"x": "ftp://h/x"}', "{"):
         with pytest.raises(SettingsError):
             load_settings({**env, "PCLOUD_STORES": bad})
+
+
+class NoLinks:
+    """A store clients cannot PUT to (as a cloud drive store): it may hold copies, never acknowledge uploads."""
+
+    presigns = False
+
+    def check(self) -> None:
+        pass
+
+
+def test_uploads_are_signed_for_the_policys_first_store_that_is_up(tmp_path):
+    a = LocalBlobStore(tmp_path / "a", secret=SECRET, public_url="http://x")
+    b = LocalBlobStore(tmp_path / "b", secret=b"b" * 32, public_url="http://x", name="b")
+    c = LocalBlobStore(tmp_path / "c", secret=b"c" * 32, public_url="http://x", name="c")
+    store = ReplicatedBlobStore({"default": a, "drive": NoLinks(), "b": b, "c": c})
+    digest, data = block(b"for b" * 100)
+    name, fallback, [link] = store.sign_puts([(digest, len(data))], upload_id="up1", preferred=["drive", "b", "c"])
+    assert (name, fallback) == ("b", False)  # the drive store never acknowledges, and skipping it is no fallback
+    assert "store=b" in link.url and b.verify("PUT", digest, dict(_query(link.url)))["upload"] == "up1"
+    with pytest.raises(Unauthorized, match="signature"):
+        a.verify("PUT", digest, dict(_query(link.url)))  # each named store signs with its own key
+    b.put_staged("up1", digest, io.BytesIO(data), len(data))  # what functions/blobs does with that link
+    assert store.claim("up1", digest, len(data), prefer=["b"])
+    assert b.get(digest) == data and a.head(digest) is None  # acknowledged on b, the policy's first copy
+    assert store.sign_puts([(digest, len(data))], preferred=None)[:2] == ("default", False)  # no policy: ingest
+
+
+def test_a_named_store_that_fails_its_check_falls_back_to_the_next_then_the_ingest_store(tmp_path):
+    a = LocalBlobStore(tmp_path / "a", secret=SECRET, public_url="http://x")
+    b = LocalBlobStore(tmp_path / "b", secret=b"b" * 32, public_url="http://x", name="b")
+    c = LocalBlobStore(tmp_path / "c", secret=b"c" * 32, public_url="http://x", name="c")
+    store = ReplicatedBlobStore({"default": a, "b": b, "c": c}, probe_seconds=60)
+    digest = "d" * 64
+    assert store.sign_puts([(digest, 1)], preferred=["b", "c"])[:2] == ("b", False)
+    (tmp_path / "b").rename(tmp_path / "b-away")
+    (tmp_path / "b").write_text("not a directory")  # the disk is gone
+    assert store.sign_puts([(digest, 1)], preferred=["b", "c"])[:2] == ("b", False)  # checked < 60 s ago
+    store.probe_seconds = 0
+    assert store.sign_puts([(digest, 1)], preferred=["b", "c"])[:2] == ("c", True)
+    assert not store.healthy("b")
+    assert store.sign_puts([(digest, 1)], preferred=["b"])[:2] == ("default", True)
+    assert store.sign_puts([(digest, 1)], preferred=["drive-less", "b"])[:2] == ("default", True)
+
+
+def _query(url: str) -> list[tuple[str, str]]:
+    from urllib.parse import parse_qsl, urlsplit
+
+    return parse_qsl(urlsplit(url).query)

@@ -178,17 +178,18 @@ def test_a_commit_into_an_at_rest_folder_is_sealed_without_waiting_for_the_perio
     node = api.upload(folder["id"], "diary.txt", data)
 
     deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
+    while time.monotonic() < deadline:  # until the request is served: sealed, the plaintext gone, counted
         doc = clients.db.nodes.find_one({"_id": node["id"]})
-        if doc.get("sealed_rev") == doc.get("content_rev", 1) and not any(raw_holders(settings, h) for h in hashes):
+        stats = clients.db.storage_stats.find_one({"_id": "totals"}) or {}
+        if doc.get("sealed_rev") == doc.get("content_rev", 1) and stats.get("requested_placements") \
+                and not any(raw_holders(settings, h) for h in hashes):
             break
         time.sleep(0.2)
     else:
         raise AssertionError(f"not sealed: {doc.get('sealed_rev')}, plaintext on "
-                             f"{[raw_holders(settings, h) for h in hashes]}")
+                             f"{[raw_holders(settings, h) for h in hashes]}, {stats}")
     sealed = [clients.db.sealed_blocks.find_one({"_id": f"{api.user.id}:{h}"})["address"] for h in hashes]
     assert all(raw_holders(settings, a) == ["default"] for a in sealed)
-    stats = clients.db.storage_stats.find_one({"_id": "totals"})
     assert stats["requested_placements"] == 1 and "last_repair_at" not in stats  # no periodic pass ran
     assert clients.db.placement_wakeups.count_documents({}) == 0
     assert api.download(node["id"]).content == data

@@ -104,7 +104,9 @@ class DriveBlobStore:
         self.on_folder = on_folder
         self.on_revoked = on_revoked  # told once Google refuses the refresh token (the connection is dead)
         self._ids: OrderedDict[str, str] = OrderedDict()  # address -> Drive file id (saves one lookup per read)
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # the id cache
+        self._folder_lock = threading.Lock()  # one folder lookup at a time (its calls may refresh the token)
+        self._refresh_lock = threading.Lock()
 
     # -- HTTP
 
@@ -132,7 +134,7 @@ class DriveBlobStore:
                                f"({_reason(resp)}) to {method} {url.split('?', 1)[0]}")
 
     def _refresh(self) -> None:
-        with self._lock:
+        with self._refresh_lock:
             try:
                 self.session.refresh_token(self.session.metadata.get("token_endpoint"), timeout=self.timeout)
             except AuthlibBaseError as exc:
@@ -158,7 +160,7 @@ class DriveBlobStore:
         """The app folder's id, found or made on first use."""
         if self.folder_id:
             return self.folder_id
-        with self._lock:
+        with self._folder_lock:
             if self.folder_id:
                 return self.folder_id
             q = f"name = '{_quote(self.folder_name)}' and mimeType = '{FOLDER_MIME}' and 'root' in parents " \

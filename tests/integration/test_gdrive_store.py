@@ -32,13 +32,16 @@ def test_an_expired_access_token_is_refreshed_and_handed_back(make_drive_store, 
     drive = make_drive_store()
     digest, data = block(b"refresh me")
     drive.store.put(digest, data)
+    fresh = make_drive_store(drive.email)  # another process: it has not looked the app folder up yet
     first = drive.store.session.token["access_token"]
     fake_drive.expire_access_tokens()
     assert drive.store.get(digest) == data  # 401, refresh, retry
     assert len(drive.tokens) == 1 and drive.tokens[0]["access_token"] != first
     assert drive.tokens[0]["refresh_token"]  # Google sends none on refresh: Authlib keeps the old one
+    assert fresh.store.get(digest) == data  # the refresh happens inside the folder lookup
+    assert len(fresh.tokens) == 1
     grants = [r["grant_type"] for r in fake_drive.token_requests]
-    assert grants == ["refresh_token"]
+    assert grants == ["refresh_token", "refresh_token"]
 
 
 def test_a_revoked_grant_is_a_store_that_is_away(make_drive_store, fake_drive):

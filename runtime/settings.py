@@ -66,7 +66,7 @@ class Settings:
     google_client_secret: str | None = None
     google_mobile_client_ids: tuple[str, ...] = ()
     google_discovery_url: str = "https://accounts.google.com/.well-known/openid-configuration"
-    # a user's own Google Drive as a replica store (functions/files/clouds.py); client defaults to PCLOUD_GOOGLE_*
+    # a user's own Google Drive as a replica store (functions/files/clouds.py); off until the client is set
     gdrive_client_id: str | None = None
     gdrive_client_secret: str | None = None
     gdrive_authorize_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
@@ -336,8 +336,8 @@ def load_settings(environ=None) -> Settings:
         google_client_secret=env.get("PCLOUD_GOOGLE_CLIENT_SECRET") or None,
         google_mobile_client_ids=mobile_ids,
         google_discovery_url=_url(env, "PCLOUD_GOOGLE_DISCOVERY_URL", Settings.google_discovery_url, ("http", "https")),
-        gdrive_client_id=env.get("PCLOUD_GDRIVE_CLIENT_ID") or env.get("PCLOUD_GOOGLE_CLIENT_ID") or None,
-        gdrive_client_secret=env.get("PCLOUD_GDRIVE_CLIENT_SECRET") or env.get("PCLOUD_GOOGLE_CLIENT_SECRET") or None,
+        gdrive_client_id=env.get("PCLOUD_GDRIVE_CLIENT_ID") or None,
+        gdrive_client_secret=env.get("PCLOUD_GDRIVE_CLIENT_SECRET") or None,
         gdrive_authorize_url=_url(env, "PCLOUD_GDRIVE_AUTHORIZE_URL", Settings.gdrive_authorize_url, WEB),
         gdrive_token_url=_url(env, "PCLOUD_GDRIVE_TOKEN_URL", Settings.gdrive_token_url, WEB),
         gdrive_revoke_url=_url(env, "PCLOUD_GDRIVE_REVOKE_URL", Settings.gdrive_revoke_url, WEB),

@@ -242,3 +242,18 @@ def test_an_encrypted_folder_sends_only_ciphertext_to_the_drive(owner, fake_driv
     raw = fake_drive.raw(email, address)
     assert raw.startswith(b"PCS1") and b"diary" not in raw and len(raw) == len(data) + 32
     assert api.download(node["id"]).content == data
+
+
+@pytest.fixture
+def no_drive_client(env):
+    for key in ("PCLOUD_GDRIVE_CLIENT_ID", "PCLOUD_GDRIVE_CLIENT_SECRET"):
+        env.pop(key)
+
+
+def test_without_a_drive_client_connecting_is_a_clear_501(no_drive_client, owner, gateway):
+    answer = owner.call("POST", "/clouds/google-drive/connect")
+    assert answer.status_code == 501 and answer.json()["error"]["code"] == "cloud_not_configured"
+    callback = requests.get(f"{gateway.url}/files/v1/clouds/google-drive/callback", params={"state": "x"},
+                            timeout=TIMEOUT)
+    assert callback.status_code == 501
+    assert owner.call("GET", "/clouds").json() == {"clouds": []}

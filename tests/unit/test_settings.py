@@ -64,3 +64,16 @@ def test_sso_clients_parse_with_origins():
 def test_function_urls_are_read_per_function():
     s = load_settings({"PCLOUD_FUNCTION_FILES_URL": "http://127.0.0.1:9001/"})
     assert s.function_urls == {"files": "http://127.0.0.1:9001"}
+
+
+def test_google_drive_is_off_until_its_client_is_set_and_points_at_google(tmp_path):
+    s = load_settings({"PCLOUD_DATA_DIR": str(tmp_path), "PCLOUD_GOOGLE_CLIENT_ID": "signin",
+                       "PCLOUD_GOOGLE_CLIENT_SECRET": "x"})
+    assert not s.gdrive_enabled  # the sign-in client is not taken for Drive access unasked
+    assert s.gdrive_token_url == "https://oauth2.googleapis.com/token"
+    assert s.gdrive_api_url == "https://www.googleapis.com/drive/v3"
+    on = load_settings({"PCLOUD_DATA_DIR": str(tmp_path), "PCLOUD_GDRIVE_CLIENT_ID": "d",
+                        "PCLOUD_GDRIVE_CLIENT_SECRET": "s", "PCLOUD_GDRIVE_API_URL": "http://127.0.0.1:9/drive/v3/"})
+    assert on.gdrive_enabled and on.gdrive_api_url == "http://127.0.0.1:9/drive/v3"
+    with pytest.raises(SettingsError, match="PCLOUD_GDRIVE_TOKEN_URL"):
+        load_settings({"PCLOUD_DATA_DIR": str(tmp_path), "PCLOUD_GDRIVE_TOKEN_URL": "ftp://x"})

@@ -11,19 +11,26 @@ pass for the extra recipients of the pass's events:
 - `share.changed` (a folder shared with someone, its role changed, or revoked) tickles the grantee's phones — the
   user's, or the group members' — and not the owner's: the folder arrives in, or leaves, their feed.
 
-Cost: one indexed query for the shares of every owner in the pass (none found: nothing more, which is every
-pass of an owner who shares nothing); for owners who share, their nodes' ancestors are read a level at a time for
-the whole pass ($in), plus one query each for group members, phones and journal positions. Read per pass, never
-cached, so revoking a share (or leaving a group) stops the pushes from the next pass on.
+Cost: the shares of the pass's owners come from a short per-process cache (SHARES_SECONDS), refreshed with one
+indexed query for the owners it lacks — so an owner who shares nothing costs nothing most passes; for owners who
+share, their nodes' ancestors are read a level at a time for the whole pass ($in), plus one query each for group
+members and journal positions. A `share.changed` event (sharing, a role change, revoking) drops its owner's
+entry in the pass that carries it, and the relay claims events in the order they were written, so revoking stops
+the pushes from the change right after it; group membership is read per pass (leaving a group counts at once).
+Another relay process that did not carry the event sees a new or revoked share within SHARES_SECONDS.
 """
 
 from __future__ import annotations
 
+import time
 from collections import defaultdict
 
 from runtime import folder_shares, groups, users
 
 MAX_DEPTH = 4096
+SHARES_SECONDS = 2.0
+CACHE_MAX = 10_000  # owners remembered at most; beyond, the expired ones are dropped
+_shares_cache: dict[tuple[str, str], tuple[float, list[dict]]] = {}  # (database, owner) -> (until, their shares)
 SYNC_EVENTS = ("node.changed", "file.committed")
 NOT_FOR_THE_OWNER = ("share.changed",)
 
@@ -36,6 +43,8 @@ def others(db, planned: list[tuple[dict, object]], sync_intent) -> list[tuple[di
     wanted: dict[str, set[str]] = defaultdict(set)  # owner -> changed node ids
     granted = [(event, payload) for event, payload in ((e, e.get("payload") or {}) for e, _ in planned
                                                        if e["type"] == "share.changed")]
+    for event, _ in granted:  # the owner's shares changed: read them again below
+        _shares_cache.pop((db.name, event.get("user_id")), None)
     if granted:
         extra += _grantees(db, granted, sync_intent)
     for event, intent in planned:
@@ -72,10 +81,26 @@ def _grantees(db, granted: list[tuple[dict, dict]], sync_intent) -> list[tuple[d
             for person in sorted(people[event["_id"]]) if person in positions]
 
 
+def shares_of(db, owners) -> list[dict]:
+    """The shares the `owners` made, from the cache where it is recent enough."""
+    now = time.monotonic()
+    missing = [o for o in owners if _shares_cache.get((db.name, o), (0.0,))[0] <= now]
+    if missing:
+        found: dict[str, list[dict]] = defaultdict(list)
+        for share in folder_shares.of_owners(db, missing):
+            found[share["owner"]].append(share)
+        if len(_shares_cache) > CACHE_MAX:
+            for key in [k for k, (until, _) in _shares_cache.items() if until <= now]:
+                del _shares_cache[key]
+        for owner in missing:
+            _shares_cache[(db.name, owner)] = (now + SHARES_SECONDS, found.get(owner, []))
+    return [share for o in owners for share in _shares_cache.get((db.name, o), (0.0, []))[1]]
+
+
 def sharees_of(db, wanted: dict[str, set[str]]) -> dict[tuple[str, str], set[str]]:
     """`{(owner, node_id): {user ids}}`: who reaches each changed node through a share of its owner's."""
     grants: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))  # owner -> folder -> shares
-    for share in folder_shares.of_owners(db, wanted):
+    for share in shares_of(db, list(wanted)):
         grants[share["owner"]][share["folder_id"]].append(share)
     if not grants:
         return {}

@@ -12,7 +12,11 @@ and per-device rule) → `next_attempt_at` (the slot the rule gave) → rq `enqu
 → delivery `sent_at` (the worker's send began) → stand-in arrival. The baseline is the commit request's own
 round trip in the same run. Figures only; nothing here asserts timings.
 
-    python -m bench.bench_sync_push [--commits N] [--users K] [--gap S]
+With `--shared`, phone B is another user's: each owner commits into a folder shared with that user read-write
+(issue 19), so the push goes to a sharee's phone (push/sharing.py finds them) — the same pipeline plus the
+relay's share lookup.
+
+    python -m bench.bench_sync_push [--commits N] [--users K] [--gap S] [--shared]
 """
 
 from __future__ import annotations
@@ -52,6 +56,7 @@ def main(argv=None) -> int:
     parser.add_argument("--users", type=int, default=8)
     parser.add_argument("--gap", type=float, default=2.5, help="seconds between two commits of one user")
     parser.add_argument("--mongo", help="another MongoDB-wire server, e.g. mongodb://127.0.0.1:27018/")
+    parser.add_argument("--shared", action="store_true", help="phone B is a sharee's; commits go into the share")
     args, _ = parser.parse_known_args(argv)
 
     from rq.job import Job
@@ -83,11 +88,17 @@ def main(argv=None) -> int:
     for i in range(args.users):
         owner = new_bench_user(db, f"Bench {i}")
         phone_a = registry.register_phone(db, owner, "phone A", "android", f"token-a-{owner}")
-        phone_b = registry.register_phone(db, owner, "phone B", "android", f"token-b-{owner}")
+        b_user = new_bench_user(db, f"Sharee {i}") if args.shared else owner
+        phone_b = registry.register_phone(db, b_user, "phone B", "android", f"token-b-{owner}")
         http = requests.Session()
         token = issue_access_token(clients.keys, settings, owner, "pcloud")[0]
         http.headers.update({"Authorization": f"Bearer {token}", "X-PCloud-Device-Id": phone_a})
         root = http.get(f"{server.url}/files/v1/root", timeout=30).json()["id"]
+        if args.shared:
+            root = http.post(f"{server.url}/files/v1/folders", json={"parent_id": root, "name": "Family"},
+                             timeout=30).json()["id"]
+            http.post(f"{server.url}/files/v1/nodes/{root}/shares", json={"user_id": b_user, "role": "write"},
+                      timeout=30).raise_for_status()
         users.append({"owner": owner, "b": phone_b, "token_b": f"token-b-{owner}", "http": http, "root": root,
                       "last": 0.0, "n": 0})
     content = b"the same bytes each time: after the first upload no block is missing"
@@ -112,7 +123,9 @@ def main(argv=None) -> int:
                 for m in reversed(f.messages):
                     if m.at < since:
                         break
-                    if m.token == user["token_b"] and decode_cursor(m.message["data"]["cursor"]) >= seq:
+                    # a sharee's tickle carries their own journal position, not the owner's
+                    if m.token == user["token_b"] and (
+                            args.shared or decode_cursor(m.message["data"]["cursor"]) >= seq):
                         return m
             return None
         fake.wait_for(lambda f: find(f) is not None, timeout=15)
@@ -172,7 +185,8 @@ def main(argv=None) -> int:
     totals = [r["total"] for r in rows]
     base50, base99 = statistics.median(round_trips), pct(round_trips, 0.99)
     print("load average (1, 5, 15 min) at the end: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
-    print(f"{len(rows)} commits by {args.users} users (each {args.gap} s after its last tickle), phone B's push "
+    whose = "a sharee's phone B (a folder shared with them)" if args.shared else "phone B"
+    print(f"{len(rows)} commits by {args.users} users (each {args.gap} s after its last tickle), {whose}: push "
           f"at the FCM stand-in; {lost} not received within 15 s")
     print(f"commit on phone A → sync push received for phone B: p50 {statistics.median(totals):7.1f} ms   "
           f"p99 {pct(totals, 0.99):7.1f} ms   max {max(totals):7.1f} ms   (target p50 ≤ 100, p99 ≤ 300)")

@@ -285,8 +285,7 @@ def _tree_for(ctx: Context, op: dict, session) -> Context:
 
 
 def _shared(ctx: Context, node_id, session, moving: bool = False) -> Context:
-    if tree.get(ctx.db, ctx.caller, node_id, session) is not None:
-        return ctx
+    """One lookup by id: the caller's own node (or an unknown one) stays in the caller's tree."""
     owner, share = files.share_access(ctx.db, ctx.caller, node_id, write=True, moving=moving)
     return _through(ctx, owner, share, session)
 

@@ -44,6 +44,27 @@ def test_an_expired_access_token_is_refreshed_and_handed_back(make_drive_store, 
     assert grants == ["refresh_token", "refresh_token"]
 
 
+def test_a_token_about_to_expire_is_refreshed_before_the_call(tmp_path):
+    """Access tokens shorter-lived than Authlib's 60 s leeway: each call refreshes first, none meets a 401."""
+    from devtools.gdrive import FakeDrive
+    from runtime.store.gdrive import DriveBlobStore, drive_session
+    from tests.fixtures.gdrive import DRIVE_CLIENT_ID, DRIVE_CLIENT_SECRET
+
+    fake = FakeDrive(DRIVE_CLIENT_ID, DRIVE_CLIENT_SECRET, root=tmp_path / "d", access_seconds=30).start()
+    try:
+        tokens = []
+        session = drive_session(DRIVE_CLIENT_ID, DRIVE_CLIENT_SECRET, fake.grant("short@example.test"),
+                                fake.token_url, 5.0, on_token=tokens.append)
+        store = DriveBlobStore(session, api_url=fake.api_url, upload_url=fake.upload_url, timeout=5.0)
+        digest, data = block(b"short-lived")
+        store.put(digest, data)
+        assert store.get(digest) == data
+        assert len(tokens) >= 2 and all(r["grant_type"] == "refresh_token" for r in fake.token_requests)
+        assert len({t["access_token"] for t in tokens}) == len(tokens)
+    finally:
+        fake.stop()
+
+
 def test_a_revoked_grant_is_a_store_that_is_away(make_drive_store, fake_drive):
     drive = make_drive_store()
     digest, data = block(b"revoked")

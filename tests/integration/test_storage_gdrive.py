@@ -184,6 +184,11 @@ def test_the_worker_mirrors_to_the_drive_reads_fall_back_and_repair_works_both_w
     assert api.call("GET", "/storage").json()["blocks"]["ok"] == 2
     assert api.download(node["id"]).content == data
 
+    assert api.call("PUT", f"/nodes/{folder['id']}/policy", json={"stores": ["default"]}).status_code == 200
+    run_worker(api)  # the policy no longer names the drive: its copies are trimmed
+    assert [f["name"] for f in fake_drive.files(email)] == ["PCloud blocks"]
+    assert api.download(node["id"]).content == data
+
 
 def test_a_revoked_drive_and_a_disconnected_one_degrade_the_policy_not_the_service(owner, fake_drive):
     api = owner
@@ -223,6 +228,25 @@ def test_a_revoked_drive_and_a_disconnected_one_degrade_the_policy_not_the_servi
     policy = api.call("GET", f"/nodes/{folder['id']}/policy").json()
     assert policy["store_problems"] == [{"store": cloud["store"], "state": "disconnected"}]
     assert api.call("GET", "/storage").json()["blocks"]["degraded"] == 3
+    elsewhere = api.folder(api.root()["id"], "Elsewhere")
+    gone = api.call("PUT", f"/nodes/{elsewhere['id']}/policy", json={"stores": ["default", cloud["store"]]})
+    assert gone.status_code == 400 and gone.json()["error"]["code"] == "unknown_store"
+
+
+def test_a_drive_that_fails_is_reported_unavailable_and_uploads_go_on(owner, fake_drive):
+    api = owner
+    cloud = connect(api, fake_drive, "flaky@gmail.test")
+    folder = api.folder(api.root()["id"], "Flaky")
+    assert api.call("PUT", f"/nodes/{folder['id']}/policy",
+                    json={"stores": ["default", cloud["store"]]}).status_code == 200
+    fake_drive.fail_always(503)
+    node = api.upload(folder["id"], "f.txt", b"while Google is down " * 500)
+    run_worker(api)
+    assert api.download(node["id"]).content == b"while Google is down " * 500
+    assert api.call("GET", "/clouds").json()["clouds"][0]["state"] == "unavailable"
+    policy = api.call("GET", f"/nodes/{folder['id']}/policy").json()
+    assert policy["store_problems"] == [{"store": cloud["store"], "state": "unavailable"}]
+    assert api.call("GET", "/storage").json()["blocks"]["degraded"] == 1
 
 
 def test_an_encrypted_folder_sends_only_ciphertext_to_the_drive(owner, fake_drive, clients):

@@ -329,9 +329,15 @@ def store_for(db, keys, settings, name: str) -> DriveBlobStore | None:
         store = hit[2]
     else:
         owner = doc["owner"]
-        store = _drive(settings, open_token(keys, doc), name=name, folder_id=doc.get("folder_id"),
-                       on_token=lambda token: save_token(db, keys, owner, conn_id, token),
-                       on_revoked=lambda error: mark_revoked(db, conn_id, error))
+        try:
+            token = open_token(keys, doc)
+        except StoreUnavailable as exc:  # the key store was replaced: the drive is away, never an error here
+            log.warning("clouds: %s", exc)
+            token = None
+        store = None if token is None else _drive(
+            settings, token, name=name, folder_id=doc.get("folder_id"),
+            on_token=lambda new: save_token(db, keys, owner, conn_id, new),
+            on_revoked=lambda error: mark_revoked(db, conn_id, error))
     with _cache_lock:
         _cache[key] = (now + CACHE_SECONDS, doc["rev"] if doc else None, store)
     return store

@@ -8,8 +8,9 @@ negotiation has just proven every block (owned by this user, or the whole conten
 transaction re-reads the block documents anyway, so a block GC started deleting meanwhile is still refused.
 
 Each item runs in the tree it names (issue 19): the caller's, or a sharer's for a folder shared with the caller
-read-write (functions/files/shares.py) — as the owner's upload, deduplicated against the owner's blocks; an item
-in a read share answers 403 `read_only_share` in its place.
+read-write (functions/files/shares.py) — as the owner's upload, stored once with the owner's blocks, but the
+caller proves possession (they send every block they never sent themselves, so the owner's other files leak
+nothing through dedup); an item in a read share answers 403 `read_only_share` in its place.
 """
 
 from __future__ import annotations
@@ -38,11 +39,12 @@ def commit_complete(db, mongo, owner: str, upload: dict, *, device_id: str | Non
 
 
 def start_upload(db, mongo, store, owner: str, body: dict, *, max_blocks: int, device_id: str | None = None,
-                 now: datetime | None = None) -> tuple[dict, int]:
+                 now: datetime | None = None, prover: str | None = None) -> tuple[dict, int]:
     """POST /files/v1/uploads: negotiate, and with commit=if_complete commit when nothing is missing.
-    Returns (the answer's JSON, its status): 201, or 200 when an overwrite was committed."""
+    Returns (the answer's JSON, its status): 201, or 200 when an overwrite was committed. `prover` is the caller
+    when `owner` is a sharer's (uploads.negotiate_upload: the caller proves the blocks, not the owner)."""
     upload = uploads.negotiate_upload(db, store, owner, body, max_blocks=max_blocks, now=now,
-                                      url_window=body.get("url_window"))
+                                      url_window=body.get("url_window"), prover=prover)
     answer = uploads.upload_json(upload)
     answer["committed"] = False
     if body.get("commit") != "if_complete" or upload["missing_count"]:
@@ -98,7 +100,7 @@ def start_uploads(db, mongo, store, caller: str, items: list, *, max_blocks: int
             body = validate(NewUpload, item, whole="upload").model_dump()
             owner = shares.acting_owner(db, caller, body.get("node_id") or body.get("parent_id"), write=True)
             answer, status = start_upload(db, mongo, store, owner, body, max_blocks=max_blocks,
-                                          device_id=device_id, now=now)
+                                          device_id=device_id, now=now, prover=caller)
         except ApiError as err:
             results.append({"status": err.status, "error": err.body()["error"]})
             continue

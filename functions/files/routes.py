@@ -186,7 +186,8 @@ def negotiate():
     new = body(NewUpload).model_dump()
     answer, status = batch.start_upload(c.db, c.mongo, c.store, _acting(new.get("node_id") or new.get("parent_id"),
                                                                         write=True), new,
-                                        max_blocks=c.settings.max_blocks_per_file, device_id=_device_id())
+                                        max_blocks=c.settings.max_blocks_per_file, device_id=_device_id(),
+                                        prover=_owner())
     return jsonify(answer), status
 
 

@@ -148,10 +148,15 @@ def _block_docs(db, hashes: list[str], session=None) -> dict[str, dict]:
 
 
 def negotiate_upload(db, store, owner: str, body: dict, *, max_blocks: int = 10000, now: datetime | None = None,
-                     ttl: timedelta = UPLOAD_TTL, session=None, url_window: int | None = None) -> dict:
+                     ttl: timedelta = UPLOAD_TTL, session=None, url_window: int | None = None,
+                     prover: str | None = None) -> dict:
     """Record an upload and say which blocks this user must send; returns the upload doc plus `missing`
-    (presigned PUTs: all of them, or the first `url_window`, then `next_after` for GET …/urls)."""
+    (presigned PUTs: all of them, or the first `url_window`, then `next_after` for GET …/urls).
+
+    `prover`: who sends the bytes when that is not the tree's owner (a sharee writing into a folder shared with
+    them): the blocks they must send are those *they* never proved, so the owner's files leak nothing to them."""
     now = now or now_ms()
+    who = prover or owner
     hashes = check_blocks(body.get("blocks"), body.get("size"), max_blocks)
     size = body["size"]
     mtime = parse_mtime(body.get("mtime"))
@@ -173,11 +178,11 @@ def negotiate_upload(db, store, owner: str, body: dict, *, max_blocks: int = 100
     unique = list(dict.fromkeys(hashes))
     sizes = dict(zip(hashes, block_sizes(size, len(hashes)), strict=True))
     whole = content_hash(hashes)
-    if owns_content(db, owner, whole, session):  # the same file again: one lookup, whatever the block count
+    if owns_content(db, who, whole, session):  # the same file again: one lookup, whatever the block count
         docs, missing = {}, []
     else:
         docs = _block_docs(db, unique, session)
-        owned = _owned(db, owner, [h for h in unique if h in docs], session) if docs else set()
+        owned = _owned(db, who, [h for h in unique if h in docs], session) if docs else set()
         missing = [h for h in unique if h not in owned or h not in docs or docs[h].get("state") == "deleting"]
     upload_id = new_id()
     window = missing if url_window is None else missing[:url_window]
@@ -196,6 +201,8 @@ def negotiate_upload(db, store, owner: str, body: dict, *, max_blocks: int = 100
               # and, for an at_rest folder, wakes the placement worker to seal at once
               "policy": {"stores": placement["stores"], "encryption": placement["encryption"]},
               "put_stores": [put_store] if put_store else []}
+    if who != owner:
+        upload["prover"] = who
     db.uploads.insert_one(upload, session=session)
     if fallback:
         replication.count_ack_fallback(db, placement["stores"][0], put_store)
@@ -290,7 +297,9 @@ def verify_blocks(db, store, owner: str, upload: dict, now: datetime | None = No
 
     A block counts when the user proved it before (`block_owners`) or when this upload's own PUT delivered
     it (the store's `claim`; the proof is recorded at once, so a commit that then fails keeps it). Bytes
-    anyone else stored under the hash do not count: the hash alone never grants its content."""
+    anyone else stored under the hash do not count: the hash alone never grants its content. "This user" is the
+    upload's `prover` when a sharee negotiated it into the owner's tree."""
+    owner = upload.get("prover") or owner
     hashes = upload["blocks"]
     sizes = dict(zip(hashes, block_sizes(upload["size"], len(hashes)), strict=True))
     unique = list(sizes)
@@ -425,7 +434,8 @@ def commit_upload(db, mongo, store, owner: str, upload_id, *, session=None, devi
     if upload["status"] == "committed":
         return _committed(db, owner, upload, session)
     _check_open(upload, now)
-    same_content = owns_content(db, owner, upload.get("content_hash") or content_hash(upload["blocks"]))
+    prover = upload.get("prover") or owner
+    same_content = owns_content(db, prover, upload.get("content_hash") or content_hash(upload["blocks"]))
     missing = [] if same_content else verify_blocks(db, store, owner, upload, now)
     if missing:
         raise _blocks_missing(missing)
@@ -443,7 +453,7 @@ def commit_upload(db, mongo, store, owner: str, upload_id, *, session=None, devi
         return run(mongo, session, fn)
     except Conflict:
         if not same_content:  # the blocks were shown even though the commit cannot go through
-            record_possession(db, owner, upload, now)
+            record_possession(db, prover, upload, now)
         raise
 
 

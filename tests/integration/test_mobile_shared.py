@@ -268,9 +268,10 @@ def test_batch_uploads_into_a_shared_folder_run_as_the_owner(household):
     h = household
     owner, writer, reader = h["owner"], h["writer"], h["reader"]
     shared, sub = h["shared"], h["sub"]
-    owner.upload(h["private"]["id"], "known.bin", b"the owner has these bytes")
+    secret = b"the owner's private bytes"
+    owner.upload(h["private"]["id"], "known.bin", secret)
     items = [{"parent_id": shared["id"], "name": "a.txt", "size": 5, "blocks": _blocks(b"aaaaa")},
-             {"parent_id": sub["id"], "name": "known.bin", "size": 25, "blocks": _blocks(b"the owner has these bytes"),
+             {"parent_id": sub["id"], "name": "known.bin", "size": len(secret), "blocks": _blocks(secret),
               "commit": "if_complete"},
              {"parent_id": h["private"]["id"], "name": "sneak.txt", "size": 1, "blocks": _blocks(b"s")},
              {"parent_id": h["mine"]["id"], "name": "own.txt", "size": 3, "blocks": _blocks(b"own")}]
@@ -278,20 +279,26 @@ def test_batch_uploads_into_a_shared_folder_run_as_the_owner(household):
     assert answer.status_code == 200, answer.text
     a, known, sneak, own = answer.json()["results"]
     assert a["status"] == 201 and len(a["missing"]) == 1
-    assert known["status"] == 201 and known["missing"] == [] and known["committed"] is True  # the owner's blocks
+    # the owner holds these bytes, but the writer never sent them: they must (dedup tells them nothing)
+    assert known["status"] == 201 and len(known["missing"]) == 1 and known["committed"] is False
     assert (sneak["status"], sneak["error"]["code"]) == (404, "not_found")
     assert own["status"] == 201
-    for answer_, data in ((a, b"aaaaa"), (own, b"own")):
+    for answer_, data in ((a, b"aaaaa"), (known, secret), (own, b"own")):
         assert all(r.status_code in (200, 201, 204) for r in writer.send(answer_["missing"], data))
-    committed = writer.call("POST", "/uploads/commit", json={"upload_ids": [a["upload_id"], own["upload_id"]]})
-    assert [r["status"] for r in committed.json()["results"]] == [201, 201], committed.text
-    assert owner.download(committed.json()["results"][0]["node"]["id"]).content == b"aaaaa"
-    assert owner.download(known["node"]["id"]).content == b"the owner has these bytes"
-    assert writer.download(committed.json()["results"][1]["node"]["id"]).content == b"own"
+    committed = writer.call("POST", "/uploads/commit",
+                            json={"upload_ids": [a["upload_id"], known["upload_id"], own["upload_id"]]})
+    assert [r["status"] for r in committed.json()["results"]] == [201, 201, 201], committed.text
+    a_node, known_node, own_node = (r["node"] for r in committed.json()["results"])
+    assert owner.download(a_node["id"]).content == b"aaaaa"
+    assert owner.download(known_node["id"]).content == secret
+    assert writer.download(own_node["id"]).content == b"own"
+    assert owner.call("GET", f"/nodes/{own_node['id']}").status_code == 404  # the writer's own tree stays theirs
 
-    single = writer.negotiate(shared["id"], "again.bin", b"the owner has these bytes", commit="if_complete")
-    assert single.status_code == 201 and single.json()["committed"] is True, single.text
-    assert single.json()["node"]["content_hash"] == content_hash_of(b"the owner has these bytes")
+    # what the writer has proven (their own file) dedups into the share, and commit=if_complete commits at once
+    single = writer.negotiate(shared["id"], "again.txt", b"own", commit="if_complete")
+    assert single.status_code == 201 and single.json()["missing"] == [] and single.json()["committed"] is True
+    assert single.json()["node"]["content_hash"] == content_hash_of(b"own")
+    assert owner.download(single.json()["node"]["id"]).content == b"own"
 
     refused = reader.call("POST", "/uploads/batch", json={"uploads": items[:1]}).json()["results"]
     assert [(r["status"], r["error"]["code"]) for r in refused] == [(403, "read_only_share")]
@@ -302,7 +309,7 @@ def test_batch_uploads_into_a_shared_folder_run_as_the_owner(household):
     late = writer.call("POST", "/uploads/commit", json={"upload_ids": [pending["upload_id"]]}).json()["results"]
     assert [(r["status"], r["error"]["code"]) for r in late] == [(403, "read_only_share")]
     names = [c["name"] for c in owner.call("GET", f"/nodes/{shared['id']}/children").json()["items"]]
-    assert "late.txt" not in names and {"a.txt", "again.bin"} <= set(names)
+    assert "late.txt" not in names and {"a.txt", "again.txt"} <= set(names)
 
 
 def _blocks(data: bytes) -> list[dict]:

@@ -25,6 +25,7 @@ class FunctionSpec:
     body_limit: int
     factory: str  # "package:create_app"
     anonymous_paths: tuple[str, ...] = ()  # path prefixes inside the function that need no identity
+    optional_paths: tuple[str, ...] = ()  # path prefixes that need none but are told who is signed in, if anyone
     cookie_auth: bool = True  # may the portal's SSO cookie (+ CSRF header) identify the caller here?
     read_scope: str | None = None  # needed for GET/HEAD
     write_scope: str | None = None  # needed for every other method
@@ -40,6 +41,8 @@ class FunctionSpec:
     def auth_for(self, path: str) -> str:
         if any(path.startswith(p) for p in self.anonymous_paths):
             return "none"
+        if any(path.startswith(p) for p in self.optional_paths):
+            return "optional"
         return self.auth
 
     def scope_for(self, path: str, method: str) -> str | None:
@@ -56,7 +59,8 @@ FUNCTIONS: tuple[FunctionSpec, ...] = (
     FunctionSpec("sso", ("/auth", "/.well-known"), "none", 64 * KIB, "functions.sso:create_app", cookie_auth=False),
     FunctionSpec("files", ("/files/v1",), "required", 4 * MIB, "functions.files:create_app",
                  read_scope="files.read", write_scope="files.write",
-                 anonymous_paths=("/files/v1/clouds/google-drive/callback",),  # the one-time OAuth state names who
+                 # the one-time OAuth state names who connects; a portal session, if any, must be that person
+                 optional_paths=("/files/v1/clouds/google-drive/callback",),
                  path_scopes=(("/files/v1/uploads", "files.write", "files.write"),)),  # GET …/urls: PUT links
     FunctionSpec("links", ("/s",), "none", 64 * KIB, "functions.files.public:create_app", cookie_auth=False),
     FunctionSpec("blobs", ("/blobs/v1",), "none", BLOCK_SIZE + 64 * KIB, "functions.blobs:create_app",

@@ -10,7 +10,7 @@ from pydantic import BaseModel, Field
 
 from functions.files import clouds, storage
 from runtime.app import clients
-from runtime.identity import current_identity
+from runtime.identity import current_identity, optional_identity
 from runtime.schemas import Api, Body, body
 
 api = Api("files-clouds", tag="files", import_name=__name__)
@@ -68,15 +68,18 @@ def connect():
 
 
 @api.get("/files/v1/clouds/google-drive/callback", operation_id="googleDriveCallback",
-         summary="Where Google sends the browser back (no sign-in needed: the one-time state names the person)",
+         summary="Where Google sends the browser back (no sign-in needed: the one-time state names the person; a "
+                 "browser signed in as someone else is refused)",
          responses={200: CloudConnection, 302: "to return_to with cloud=<id> or cloud_error=<code>",
+                    403: "account_mismatch",
                     400: "invalid_state, access_denied, scope_missing, connect_failed", 501: "cloud_not_configured",
                     503: "provider_unavailable"})
 def callback():
     c = clients()
     params = {k: v for k, v in request.args.items() if k in ("code", "state", "error")}
     try:
-        doc, back = clouds.finish(c.db, c.keys, c.settings, params)
+        who = optional_identity()
+        doc, back = clouds.finish(c.db, c.keys, c.settings, params, who.user_id if who is not None else None)
     except clouds.ConnectFailed as exc:
         if exc.return_to:
             return redirect(clouds.result_url(exc.return_to, cloud_error=exc.code), 302)

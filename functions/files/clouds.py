@@ -166,8 +166,12 @@ def start(db, settings, owner: str, return_to: str | None = None) -> dict:
     return {"authorize_url": url, "expires_at": iso(now + PENDING), "redirect_uri": redirect_uri(settings)}
 
 
-def finish(db, keys, settings, params: dict) -> tuple[dict, str | None]:
-    """The callback: (the connection, where to send the browser). The state is used up by the first try."""
+def finish(db, keys, settings, params: dict, signed_in: str | None = None) -> tuple[dict, str | None]:
+    """The callback: (the connection, where to send the browser). The state is used up by the first try.
+
+    `signed_in` is the PCloud user whose portal session this browser carries, if any. When it is not the person
+    who started the link, nothing is exchanged: that is someone who sent their own connect link around hoping a
+    victim would consent with the victim's Google account (login CSRF, RFC 6749 §10.12)."""
     _configured(settings)
     state = params.get("state") or ""
     pending = db.cloud_connections.find_one_and_delete({"state_hash": _state_hash(state), "status": "pending"}) \
@@ -175,6 +179,12 @@ def finish(db, keys, settings, params: dict) -> tuple[dict, str | None]:
     if pending is None or as_utc(pending["expires_at"]) < utcnow():
         raise ConnectFailed("this connect link is unknown, used or expired: start again", "invalid_state")
     back = pending.get("return_to")
+    if signed_in is not None and signed_in != pending["owner"]:
+        log.warning("cloud connect refused: link of %s completed in a browser signed in as %s",
+                    pending["owner"], signed_in)
+        raise ConnectFailed("this connect link was started by another PCloud account than the one signed in "
+                            "here: nothing was connected; start again from your own settings", "account_mismatch",
+                            status=403)
     if params.get("error"):
         raise ConnectFailed(f"Google did not grant access: {params['error']}", "access_denied", return_to=back)
     if not params.get("code"):

@@ -38,8 +38,10 @@ def owner(files_api, make_user, clients, gateway):
     return files_api(make_user(admin=True))
 
 
-def authorize(api, fake_drive, email: str, action: str = "approve", **body) -> requests.Response:
-    """POST …/connect, then the browser's part: Google's consent form, and its redirect to our callback."""
+def authorize(api, fake_drive, email: str, action: str = "approve", portal_cookie: str | None = None,
+              **body) -> requests.Response:
+    """POST …/connect, then the browser's part: Google's consent form, and its redirect to our callback (in a
+    browser signed in to the portal with `portal_cookie`, if given)."""
     started = api.call("POST", "/clouds/google-drive/connect", json=body)
     assert started.status_code == 200, started.text
     url = started.json()["authorize_url"]
@@ -47,6 +49,8 @@ def authorize(api, fake_drive, email: str, action: str = "approve", **body) -> r
     assert params["code_challenge_method"] == "S256" and params["access_type"] == "offline"
     assert params["scope"] == "https://www.googleapis.com/auth/drive.file"
     browser = requests.Session()  # no PCloud credentials: the callback knows the person by the state alone
+    if portal_cookie is not None:
+        browser.cookies.set("pcloud_sso", portal_cookie)
     assert browser.get(url, timeout=TIMEOUT).status_code == 200
     consent = browser.post(fake_drive.authorize_url, data={**params, "email": email, "action": action},
                            allow_redirects=False, timeout=TIMEOUT)
@@ -102,6 +106,21 @@ def test_connect_list_reconnect_and_disconnect(owner, files_api, fake_drive, cli
     assert api.call("GET", "/clouds").json()["clouds"] == []
     assert not [t for t, g in fake_drive.refresh_tokens.items() if g["email"] == email]  # revoked at Google
     assert api.call("DELETE", f"/clouds/{cloud['id']}").status_code == 404
+
+
+def test_a_connect_link_completed_in_someone_elses_signed_in_browser_connects_nothing(owner, fake_drive,
+                                                                                       make_portal_session):
+    """Login CSRF: the attacker starts a link on their own account and gets a victim, signed in to PCloud, to
+    consent with the victim's Google account. The callback sees the victim's session and exchanges nothing."""
+    victim = make_portal_session("Victim")
+    lured = authorize(owner, fake_drive, "victim@gmail.test", portal_cookie=victim.cookie)
+    assert lured.status_code == 403 and lured.json()["error"]["code"] == "account_mismatch"
+    assert owner.call("GET", "/clouds").json()["clouds"] == []
+    assert not [t for t, g in fake_drive.access_tokens.items() if g["email"] == "victim@gmail.test"]  # never swapped
+
+    mine = make_portal_session(user=owner.user)  # the owner's own signed-in browser: connects as always
+    answer = authorize(owner, fake_drive, "ada2@gmail.test", portal_cookie=mine.cookie)
+    assert answer.status_code == 200 and answer.json()["account"] == "ada2@gmail.test"
 
 
 def test_bad_connects_are_clear_errors(owner, fake_drive, gateway):

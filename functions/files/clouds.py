@@ -316,7 +316,23 @@ def mark_revoked(db, conn_id: str, error: str) -> None:
 # ------------------------------------------------------------------------------------------ the stores
 
 
+_any_cache: dict[int, tuple[float, bool]] = {}
+
+
+def any_connected(db) -> bool:
+    """Does anyone have a drive? Cached per process for CACHE_SECONDS: when nobody does (most deployments), a read
+    that misses the configured stores costs no look-up of per-user holders (two finds per sealed block read)."""
+    now = time.monotonic()
+    found = _any_cache.get(id(db))
+    if found is not None and found[0] > now:
+        return found[1]
+    value = db.cloud_connections.find_one({"status": {"$in": ["connected", "revoked"]}}, {"_id": 1}) is not None
+    _any_cache[id(db)] = (now + CACHE_SECONDS, value)
+    return value
+
+
 def forget(conn_id: str) -> None:
+    _any_cache.clear()
     with _cache_lock:
         for key in [k for k in _cache if k[1] == conn_id]:
             del _cache[key]

@@ -29,7 +29,8 @@ def wire(clients, store) -> None:
         store.fallback = lambda digest: sealer(clients).fallback(digest)
     if hasattr(store, "resolver") and store.resolver is None:  # the owners' own drives (clouds.py)
         store.resolver = lambda name: clouds.store_for(clients.db, clients.keys, clients.settings, name)
-        store.locate = lambda address: replication.user_store_holders(clients.db, address)
+        store.locate = lambda address: (replication.user_store_holders(clients.db, address)
+                                        if clouds.any_connected(clients.db) else [])
 
 
 def keyring(clients) -> KeyRing:

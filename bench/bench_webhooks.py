@@ -7,7 +7,7 @@ when given the secret) on 127.0.0.1, allowed deliberately (PCLOUD_WEBHOOK_ALLOW_
    sender does; and `requests.Session` on 8 threads (keep-alive, concurrent) — the best plain client here.
 2. sender: the notifier's SafeHttpSender on 8 threads (resolve + SSRF check + HMAC signature + pooled POST to
    the checked address), no database.
-3. deliverer: N delivery records in MongoDB drained by service.Deliverer (claim with a lease, sign, POST, record
+3. deliverer: N delivery records in MongoDB drained by delivering.Deliverer (claim with a lease, sign, POST, record
    the attempt, update the webhook) — what the notifier process does per delivery.
 4. end to end: N `devices.device.offline` events appended → the `notify` consumer (handle_events) makes the
    deliveries → the deliverer sends them; events/s from first append to last delivered.
@@ -26,7 +26,7 @@ from concurrent.futures import ThreadPoolExecutor
 import requests
 
 from bench.common import bench_env, free_port, python, start_process
-from functions.notify import service, signing
+from functions.notify import delivering, service, signing
 from functions.notify.netguard import AddressPolicy, SafeHttpSender, SystemResolver
 from runtime import events
 from runtime.clients import Clients
@@ -133,7 +133,7 @@ def main() -> None:
                 for i in range(n)]
         clients.db.notify_deliveries.insert_many(docs)
         start_count = stats(receiver_url)["received"]
-        deliverer = service.Deliverer(clients.db, clients.mongo, settings, threads=threads)
+        deliverer = delivering.Deliverer(clients.db, clients.mongo, settings, threads=threads)
         started = time.perf_counter()
         while deliverer.run_once(limit=200):
             pass

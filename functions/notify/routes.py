@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flask import current_app, jsonify
 
+from functions.notify.delivering import sender_for
 from functions.notify.schemas import (
     AllowedNetworks,
     AllowedNetworksUpdate,
@@ -19,7 +20,7 @@ from functions.notify.schemas import (
     WebhookPatch,
     WebhookWithSecret,
 )
-from functions.notify.service import NotifyService, sender_for
+from functions.notify.service import NotifyService
 from runtime.app import clients, page_params
 from runtime.errors import Forbidden
 from runtime.identity import current_identity

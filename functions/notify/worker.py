@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 import threading
 
-from functions.notify import service
+from functions.notify import delivering, service
 from runtime import events
 from runtime.clients import clients_for
 from runtime.daemon import stop_on_signals
@@ -26,7 +26,7 @@ CONSUMER = "notify"
 def run(settings, stop: threading.Event, *, sender=None, batch: int = 200, lease_seconds: float = 60.0,
         idle_seconds: float = 5.0, threads: int = 8) -> None:
     clients = clients_for(settings)
-    deliverer = service.Deliverer(clients.db, clients.mongo, settings, sender=sender, threads=threads)
+    deliverer = delivering.Deliverer(clients.db, clients.mongo, settings, sender=sender, threads=threads)
 
     def handle(docs):
         if service.handle_events(clients.db, clients.mongo, docs):

@@ -14,7 +14,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from functions.notify import service, storage, worker
+from functions.notify import delivering, service, storage, worker
 from functions.pairing.service import PairingService
 from push.relay import relay_once
 from runtime import events
@@ -138,7 +138,7 @@ def test_a_delivery_is_retried_with_growing_backoff_until_it_lands(client, clien
     assert service.handle_events(clients.db, clients.mongo, docs) == 1
     assert service.handle_events(clients.db, clients.mongo, docs) == 0  # at least once: nothing twice
     # three failures in a row would disable it here (PCLOUD_WEBHOOK_DISABLE_AFTER=3): this test lets it retry
-    deliverer = service.Deliverer(clients.db, clients.mongo, settings.with_overrides(webhook_disable_after=10))
+    deliverer = delivering.Deliverer(clients.db, clients.mongo, settings.with_overrides(webhook_disable_after=10))
     try:
         def delivered():
             deliverer.run_once()
@@ -177,7 +177,7 @@ def test_retry_after_is_honoured_up_to_the_maximum_and_said_in_the_log(client, c
                        (503, {"Retry-After": "soon"}), (429, {"Retry-After": "86400"})]  # then 200
     offline_event(clients, user.id)
     service.handle_events(clients.db, clients.mongo, events.claim(clients.db, "notify"))
-    deliverer = service.Deliverer(clients.db, clients.mongo, settings.with_overrides(webhook_disable_after=10))
+    deliverer = delivering.Deliverer(clients.db, clients.mongo, settings.with_overrides(webhook_disable_after=10))
     try:
         doc = _deliver_until(deliverer, clients, hook["id"], "delivered", "the delivery after Retry-Afters")
     finally:
@@ -203,7 +203,7 @@ def test_410_gone_disables_the_webhook_at_once(client, clients, make_user, recei
     receiver.default = 410
     offline_event(clients, user.id, "nas-a")
     service.handle_events(clients.db, clients.mongo, events.claim(clients.db, "notify"))
-    deliverer = service.Deliverer(clients.db, clients.mongo, settings.with_overrides(webhook_disable_after=10))
+    deliverer = delivering.Deliverer(clients.db, clients.mongo, settings.with_overrides(webhook_disable_after=10))
     try:
         _deliver_until(deliverer, clients, hook["id"], "dead", "the 410'd delivery")
     finally:
@@ -231,7 +231,7 @@ def test_repeated_failure_disables_the_webhook_and_tells_the_owner(client, clien
         watcher.secret = told["secret"]
         receiver.default = 500
         offline_event(clients, user.id, "nas-a")
-        deliverer = service.Deliverer(clients.db, clients.mongo, settings)
+        deliverer = delivering.Deliverer(clients.db, clients.mongo, settings)
         try:
             def disabled():
                 service.handle_events(clients.db, clients.mongo, _claim_and_ack(clients))
@@ -400,7 +400,7 @@ def test_allowed_networks_show_the_setting_apart(client, make_user):
 def test_a_loopback_webhook_is_refused_until_an_admin_allows_it(client, clients, make_user, receiver, settings):
     """No restart between the steps: one deliverer (as the notifier process keeps) sees each change."""
     admin, member = make_user(admin=True), make_user()
-    deliverer = service.Deliverer(clients.db, clients.mongo, settings)
+    deliverer = delivering.Deliverer(clients.db, clients.mongo, settings)
     try:
         refused = client.post("/notify/v1/webhooks", json={"url": receiver.url + "/lan", "events": ["*"]},
                               headers=member.headers)

@@ -7,8 +7,8 @@ from email.utils import format_datetime
 
 import pytest
 
+from functions.notify.delivering import MAX_BACKOFF_SECONDS, backoff_seconds, retry_after_seconds, retry_delay
 from functions.notify.netguard import Answer
-from functions.notify.service import MAX_BACKOFF_SECONDS, backoff_seconds, retry_after_seconds, retry_delay
 
 NOW = datetime(2026, 12, 7, 12, 0, 0, tzinfo=UTC)
 

@@ -250,11 +250,11 @@ def _core_action(ident, full: str, params: dict):
         raise NotFound(f"no action {full}", code="not_found")
     act.check_params(act.CORE_ACTIONS_SCHEMAS[full], params)
     if full == "files.read":
-        from functions.files import service as uploads
+        from functions.files import service as files_service
 
-        node = uploads.content_node(c.db, ident.user_id, params["file_id"])
+        node = files_service.content_node(c.db, ident.user_id, params["file_id"])
         size = int(node.get("size") or 0)
-        body = uploads.iter_content(c.store, node, 0, size - 1) if size else iter(())
+        body = files_service.iter_content(c.store, node, 0, size - 1) if size else iter(())
         return Response(stream_with_context(body), 200, mimetype="application/octet-stream",
                         headers={"Content-Length": str(size), "ETag": f'"{node["content_hash"]}"'})
     started = utcnow()

@@ -18,7 +18,7 @@ import io
 import logging
 import warnings
 
-from functions.files import uploads
+from functions.files import reading
 from runtime.errors import ApiError, BadRequest, PayloadTooLarge
 from runtime.ids import utcnow
 from runtime.store import BlobNotFound
@@ -101,7 +101,7 @@ def _flatten(image):
 
 def preview(db, store, owner: str, node_id, size: int) -> tuple[bytes, str]:
     """(JPEG bytes, their SHA-256) of the caller's file `node_id`; 404 for a node that is not theirs."""
-    node = uploads.content_node(db, owner, node_id)
+    node = reading.content_node(db, owner, node_id)
     if not node.get("content_hash") or not node.get("size"):
         raise UnsupportedImage("an empty file is not an image")
     if node["size"] > MAX_SOURCE_BYTES:
@@ -114,7 +114,7 @@ def preview(db, store, owner: str, node_id, size: int) -> tuple[bytes, str]:
             return store.get(cached["digest"]), cached["digest"]
         except BlobNotFound:
             log.info("preview %s lost its blob; making it again", key)
-    data = b"".join(uploads.iter_content(store, node, 0, node["size"] - 1))
+    data = b"".join(reading.iter_content(store, node, 0, node["size"] - 1))
     jpeg, width, height = render(data, size)
     digest = hashlib.sha256(jpeg).hexdigest()
     store.put(digest, jpeg)

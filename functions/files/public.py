@@ -13,7 +13,7 @@ from urllib.parse import quote
 
 from flask import Flask, Response, jsonify, redirect, render_template_string, request
 
-from functions.files import links, tree, uploads
+from functions.files import links, reading, tree
 from functions.files.sharing_schemas import (
     PublicChildrenQuery,
     PublicLink,
@@ -111,7 +111,7 @@ def content(token: str):
         raise NotFound("no such file in this link", code="not_a_file")
     links.count_download(c.db, link)
     size = int(node.get("size") or 0)
-    stream = uploads.iter_content(c.store, node, 0, size - 1) if size else iter(())
+    stream = reading.iter_content(c.store, node, 0, size - 1) if size else iter(())
     name = node.get("name") or "download"
     return Response(stream, status=200, direct_passthrough=True, headers={
         "Content-Type": "application/octet-stream", "Content-Length": str(size),

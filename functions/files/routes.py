@@ -6,7 +6,7 @@ import itertools
 
 from flask import Response, jsonify, request
 
-from functions.files import batch, metadata, paths, previews, service, shares, uploads
+from functions.files import batch, metadata, paths, previews, reading, service, shares, uploads
 from functions.files.schemas import (
     BatchResults,
     CommitBatch,
@@ -253,7 +253,7 @@ def commit(upload_id: str):
                     416: "range_not_satisfiable"})
 def content(node_id: str):
     c = clients()
-    node = uploads.content_node(c.db, _acting(node_id), node_id)
+    node = reading.content_node(c.db, _acting(node_id), node_id)
     size, etag = int(node.get("size") or 0), node["content_hash"]
     headers = {"ETag": f'"{etag}"', "Accept-Ranges": "bytes", "Cache-Control": "private",
                "Content-Type": "application/octet-stream"}
@@ -272,7 +272,7 @@ def content(node_id: str):
         start, end, status = span[0], span[1] - 1, 206
         headers["Content-Range"] = f"bytes {start}-{end}/{size}"
     headers["Content-Length"] = str(end - start + 1 if size else 0)
-    stream = uploads.iter_content(c.store, node, start, end) if size else iter(())
+    stream = reading.iter_content(c.store, node, start, end) if size else iter(())
     first = next(stream, b"")  # the first block is read (and hash-checked) before the status goes out: a 502
     return Response(itertools.chain((first,), stream), status=status, headers=headers, direct_passthrough=True)
 

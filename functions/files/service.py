@@ -38,6 +38,7 @@ from functions.files.nodes import (
     write_node,
 )
 from functions.files.paths import count_live, iter_live, owners, path_of, resolve
+from functions.files.reading import content_node, iter_content
 from functions.files.shares import access as share_access
 from functions.files.shares import feed as shared_feed
 from functions.files.shares import upload_access as share_upload_access
@@ -47,9 +48,7 @@ from functions.files.uploads import (
     commit_into,
     commit_upload,
     content_hash,
-    content_node,
     get_upload,
-    iter_content,
     negotiate_upload,
 )
 from runtime import events

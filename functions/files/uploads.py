@@ -486,34 +486,5 @@ def upload_json(upload: dict) -> dict:
             "store_fallback": bool(upload.get("store_fallback"))}
 
 
-# --------------------------------------------------------------------------------------------- download
-
-
-def content_node(db, owner: str, node_id) -> dict:
-    node = get_node(db, owner, node_id)
-    if node["kind"] != "file":
-        raise Conflict("a folder has no content", code="not_a_file", details={"id": node_id})
-    return node
-
-
-def iter_content(store, node: dict, start: int, end: int):
-    """Bytes [start, end] of a file, block after block, each read from the store only as far as needed."""
-    hashes = node.get("blocks") or []
-    index = start // BLOCK_SIZE
-    while index < len(hashes) and index * BLOCK_SIZE <= end:
-        base = index * BLOCK_SIZE
-        lo = max(start - base, 0)
-        hi = min(end - base, BLOCK_SIZE - 1)
-        chunks = store.open_range(hashes[index], lo, hi)
-        try:
-            yield from chunks
-        finally:
-            close = getattr(chunks, "close", None)
-            if close:
-                close()
-        index += 1
-
-
 __all__ = ["negotiate_upload", "upload_urls", "commit_upload", "commit_into", "verify_blocks", "apply_content",
-           "iter_content",
-           "content_node", "content_hash", "node_json", "EMPTY_HASH"]
+           "content_hash", "node_json", "EMPTY_HASH"]

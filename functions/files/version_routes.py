@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Response, jsonify
 
-from functions.files import history, service, uploads
+from functions.files import history, reading, service
 from functions.files.schemas import Node
 from functions.files.sharing_schemas import VersionPage, VersionRestore
 from runtime.app import clients
@@ -36,7 +36,7 @@ def version_content(node_id: str, rev: int):
     c = clients()
     _, version = history.find_version(c.db, current_identity().user_id, node_id, rev, **_limits(c.settings))
     size = int(version.get("size") or 0)
-    stream = uploads.iter_content(c.store, version, 0, size - 1) if size else iter(())
+    stream = reading.iter_content(c.store, version, 0, size - 1) if size else iter(())
     return Response(stream, status=200, direct_passthrough=True,
                     headers={"ETag": f'"{version["content_hash"]}"', "Content-Length": str(size),
                              "Content-Type": "application/octet-stream", "Cache-Control": "private"})

@@ -7,7 +7,7 @@ import unicodedata
 
 import pytest
 
-from functions.files import tree, uploads
+from functions.files import reading, tree, uploads
 from runtime.errors import ApiError
 
 BLOCK = uploads.BLOCK_SIZE
@@ -105,5 +105,5 @@ def test_iter_content_reads_only_the_blocks_a_range_needs():
     whole = b"".join(parts)
     for start, end in ((0, len(whole) - 1), (BLOCK - 2, BLOCK + 1), (3 * BLOCK, 3 * BLOCK + 3), (5, 5)):
         store.reads.clear()
-        assert b"".join(uploads.iter_content(store, node, start, end)) == whole[start:end + 1]
+        assert b"".join(reading.iter_content(store, node, start, end)) == whole[start:end + 1]
     assert store.reads == [(hashes[0], 5, 5)]

@@ -25,6 +25,7 @@ from gateway import routing
 from gateway.middleware.auth import Authenticator
 from gateway.middleware.ratelimit import RateLimiter
 from gateway.wsgi import Gateway
+from runtime import live
 from runtime import redis as redis_client
 from runtime.clients import clients_for
 from runtime.errors import ApiError, NotFound, Unauthorized
@@ -57,7 +58,8 @@ class StreamServer:
         self.limiter = RateLimiter(redis, clients.redis_keys, settings.rate_limit_per_minute)
         self.slots = service.StreamSlots(redis, clients.redis_keys, settings.streams_per_user,
                                          lease_seconds=3 * settings.stream_heartbeat_seconds + 5)
-        self.hub = service.Hub(self.db)
+        self.hub = service.Hub(self.db, live=live.Subscriber(redis_client.connect(settings.redis_url),
+                                                             clients.redis_keys))
         self.pool = ThreadPoolExecutor(BLOCKING_THREADS, thread_name_prefix="stream-io")
         self.open = 0
 

@@ -90,8 +90,9 @@ def check_params(schema: dict | None, params) -> None:
 class Invoker:
     """Claims and runs executions. One per process; safe to use from many threads."""
 
-    def __init__(self, db, settings, keys, store_=None, holder: str | None = None, http=None):
+    def __init__(self, db, settings, keys, store_=None, holder: str | None = None, http=None, notify=None):
         self.db = db
+        self.notify = notify if notify is not None else live_notifier(settings)
         self.settings = settings
         self.keys = keys
         self.blob_store = store_
@@ -120,15 +121,21 @@ class Invoker:
             doc = ex.claim(self.db, execution_id, self.holder, lease)
             if doc is None:
                 return None
+            self.tell(doc)
             if doc.get("depth", 0) > MAX_DEPTH:
-                return ex.finish(self.db, doc, self.holder, "dead",
-                                 error=f"causal chain deeper than {MAX_DEPTH}: stopped (loop guard)")
+                return self.tell(ex.finish(self.db, doc, self.holder, "dead",
+                                           error=f"causal chain deeper than {MAX_DEPTH}: stopped (loop guard)"))
             outcome = self._attempt(doc, app_doc, spec, timeout, event)
-            return ex.finish(self.db, doc, self.holder, "done" if outcome.state == "done" else outcome.state,
-                             result=outcome.result, error=outcome.error)
+            return self.tell(ex.finish(self.db, doc, self.holder, "done" if outcome.state == "done"
+                                       else outcome.state, result=outcome.result, error=outcome.error))
         finally:
             if slot is not None:
                 ex.release_slot(self.db, slot, self.holder)
+
+    def tell(self, doc: dict | None) -> dict | None:
+        """The owner's open pages learn the execution's new state (a live notice: best effort, never raises)."""
+        tell(self.notify, doc)
+        return doc
 
     @staticmethod
     def _action_spec(app_doc: dict | None, action: str) -> dict:
@@ -200,6 +207,25 @@ class Invoker:
                                                identity=identity))
         except ApiError as err:
             return Outcome("dead", error=f"{err.code}: {err.message}")
+
+
+def live_notifier(settings):
+    """Live notices of execution states for this process (one Redis client, short timeouts)."""
+    from runtime import live
+    from runtime import redis as redis_client
+
+    return live.Publisher(redis_client.connect(settings.redis_url, timeout=0.5),
+                          redis_client.RedisKeys(settings.redis_prefix))
+
+
+def tell(notify, doc: dict | None) -> None:
+    """Publish `doc`'s state as a live notice through `notify(owner, type, data)`; errors are only logged."""
+    if doc is None or notify is None:
+        return
+    try:
+        notify(doc["owner"], *ex.notice(doc))
+    except Exception as exc:  # noqa: BLE001 - a live notice is best effort; the execution record is the truth
+        log.warning("live notice for execution %s failed: %s", doc.get("_id"), exc)
 
 
 def core_action(db, settings, blob_store, owner: str, name: str, params: dict, identity=None):

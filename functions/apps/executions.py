@@ -264,6 +264,20 @@ def release_slot(db, slot: str, holder: str | None = None) -> None:
     db.action_slots.update_one({"_id": slot_id, "holder": token}, {"$set": {"until": None, "holder": None}})
 
 
+NOTICE_TYPES = {"new": "apps.execution.queued", "in_progress": "apps.execution.started",
+                "done": "apps.execution.done", "failed": "apps.execution.failed", "dead": "apps.execution.dead"}
+
+
+def notice(doc: dict) -> tuple[str, dict]:
+    """The live notice of an execution's current state (runtime/live.py): its public view without the result
+    (a notice stays small; the page fetches the execution when it wants the body), the error cut short."""
+    data = public_json(doc)
+    data.pop("result", None)
+    if isinstance(data.get("error"), str) and len(data["error"]) > 500:
+        data["error"] = data["error"][:500] + "…"
+    return NOTICE_TYPES.get(doc["state"], "apps.execution.queued"), data
+
+
 def public_json(doc: dict) -> dict:
     out = {"id": doc["_id"], "app": doc["app"], "action": doc["action"], "state": doc["state"],
            "attempts": doc.get("attempts", 0), "created_at": iso(doc.get("created_at"))}

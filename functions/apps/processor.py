@@ -21,7 +21,7 @@ from datetime import timedelta
 
 from functions.apps import executions as ex
 from functions.apps import replay, store
-from functions.apps.actions import Invoker
+from functions.apps.actions import Invoker, tell
 from functions.apps.planner import Planner
 from functions.apps.pool import ExecutionPool, settle_event
 from runtime.ids import utcnow
@@ -34,7 +34,8 @@ class Processor:
     def __init__(self, db, settings, keys, blob_store=None, workers: int = 32):
         self.db = db
         self.settings = settings
-        self.pool = ExecutionPool(Invoker(db, settings, keys, blob_store), workers=workers)
+        self.invoker = Invoker(db, settings, keys, blob_store)
+        self.pool = ExecutionPool(self.invoker, workers=workers)
         self.stop = threading.Event()
         self._seen_init: set[tuple[str, str, str]] = set()
 
@@ -51,6 +52,7 @@ class Processor:
             for execution in created:
                 if ex.insert_for_event(self.db, execution) and execution["state"] == "new":
                     runnable.append((execution["_id"], event))
+                    tell(self.invoker.notify, execution)
         replay.mark_states(self.db, [d["_id"] for d in docs])
         for execution_id, event in runnable:
             self.pool.submit(execution_id, event)
@@ -67,6 +69,7 @@ class Processor:
             if store.claim_init(self.db, app_doc["_id"], app_doc["version"], owner):
                 for execution in planner.init_executions(app_doc, owner):
                     self.db.executions.insert_one(execution)
+                    tell(self.invoker.notify, execution)
                     self.pool.submit(execution["_id"])
 
     # --- due executions -------------------------------------------------------------------------------------

@@ -227,7 +227,10 @@ def call_action(app: str, action: str):
     execution = ex.new_execution(owner=ident.user_id, app=app, action=action, params=params,
                                  depth=(ident.depth + 1) if ident.app else 0, caller_app=ident.app,
                                  idempotency_key=key)
+    made = execution
     execution = ex.insert_idempotent(db, execution) if key else (db.executions.insert_one(execution) and execution)
+    if execution is made:
+        act.tell(pool().invoker.notify, execution)
     if execution["state"] in ex.FINAL:
         return jsonify({"execution": ex.public_json(execution)}), 200
     future = pool().submit(execution["_id"])
@@ -265,6 +268,7 @@ def _core_action(ident, full: str, params: dict):
            "state": "done", "attempts": 1, "started_at": started, "finished_at": utcnow(), "result": result,
            "next_attempt_at": None}
     c.db.executions.insert_one(doc)
+    act.tell(pool().invoker.notify, doc)
     return jsonify({"execution": ex.public_json(doc)}), 200
 
 
@@ -291,6 +295,7 @@ def list_executions():
 def retry_execution(execution_id: str):
     ident = current_identity()
     doc = ex.retry_dead(clients().db, ident.user_id, execution_id)
+    act.tell(pool().invoker.notify, doc)
     pool().submit(doc["_id"])
     return jsonify({"execution": ex.public_json(doc)}), 202
 

@@ -20,6 +20,7 @@ import time
 from datetime import timedelta
 
 from functions.apps import replay, store
+from functions.apps.actions import live_notifier, tell
 from functions.apps.planner import Planner
 from functions.apps.runtimes import RuntimeFailed, pid_alive, runtime_for, stop_pid
 from functions.apps.service import graph_registry
@@ -37,6 +38,7 @@ class Runner:
         self.settings = settings
         self.holder = new_id()
         self.stop = threading.Event()
+        self.notify = live_notifier(settings)
         self._procs: dict[str, dict] = {}  # app name -> {"pid", "version", "endpoint", "failures", "next_start"}
 
     def runtime(self, app: dict):
@@ -119,6 +121,7 @@ class Runner:
                 if store.claim_init(self.db, doc["_id"], doc["version"], user["_id"]):
                     for execution in planner.init_executions(doc, user["_id"]):
                         self.db.executions.insert_one(execution)
+                        tell(self.notify, execution)
 
     # --- supervise ---------------------------------------------------------------------------------------
     def supervise(self) -> None:

@@ -8,6 +8,7 @@ from flask import Response, request
 
 from functions.stream import service
 from functions.stream.schemas import STREAM_DESCRIPTION, STREAM_RESPONSES, StreamQuery
+from runtime import live
 from runtime import redis as redis_client
 from runtime.errors import Unauthorized
 from runtime.identity import current_identity
@@ -25,8 +26,9 @@ class StreamParts:
     def __init__(self, app_settings, app_clients):
         self.settings = app_settings
         self.db = app_clients.db
-        self.hub = service.Hub(self.db)
         redis = redis_client.connect(app_settings.redis_url, timeout=0.5)
+        self.hub = service.Hub(self.db, live=live.Subscriber(redis_client.connect(app_settings.redis_url),
+                                                             app_clients.redis_keys))
         self.slots = service.StreamSlots(redis, app_clients.redis_keys, app_settings.streams_per_user,
                                          lease_seconds=3 * app_settings.stream_heartbeat_seconds + 5)
         audiences = {"pcloud", *(c.client_id for c in app_settings.sso_clients)}

@@ -45,6 +45,16 @@ def frame(event: dict) -> bytes:
     return f"id: {event['seq']}\ndata: {json.dumps(event, separators=(',', ':'))}\n\n".encode()
 
 
+def live_frame(notice: dict) -> bytes:
+    """A live notice (runtime/live.py): `event: live`, no `id:` — the browser's Last-Event-ID stays the log's."""
+    body = {"type": notice["type"], "data": notice.get("data"), "time": notice.get("time"), "live": True}
+    return f"event: live\ndata: {json.dumps(body, separators=(',', ':'))}\n\n".encode()
+
+
+def is_notice(item: dict | None) -> bool:
+    return item is not None and "seq" not in item
+
+
 def control(name: str, payload: dict) -> bytes:
     return f"event: {name}\ndata: {json.dumps(payload, separators=(',', ':'))}\n\n".encode()
 
@@ -116,12 +126,13 @@ class StreamSlots:
 class Hub:
     """One change stream per process for every open stream in it. `subscribe(owner, deliver)` calls
     `deliver(event)` from the hub's thread for each of the owner's new events, and `deliver(None)` when the
-    change stream was lost (read the log). The thread starts with the first stream and stops when idle."""
+    change stream was lost (read the log). The thread starts with the first stream and stops when idle.
+    With `live` (a runtime.live.Subscriber) the owner's live notices come the same way: dicts without a seq."""
 
     IDLE_SECONDS = 30.0
 
-    def __init__(self, db, feed_factory=changes.InsertFeed):
-        self.db, self._feed_factory = db, feed_factory
+    def __init__(self, db, feed_factory=changes.InsertFeed, live=None):
+        self.db, self._feed_factory, self.live = db, feed_factory, live
         self._lock = threading.Lock()
         self._by_owner: dict[str, dict[int, Callable]] = {}
         self._next = 0
@@ -132,6 +143,8 @@ class Hub:
         with self._lock:
             self._next += 1
             self._by_owner.setdefault(owner, {})[self._next] = deliver
+            if self.live is not None:
+                self.live.start(self._notice)
             if self._thread is None:
                 # opened here, not in the thread: every insert from now on reaches this subscriber
                 self._feed = self._feed_factory(self.db)
@@ -179,9 +192,21 @@ class Hub:
                         idle_since = time.monotonic()
                     elif time.monotonic() - idle_since > self.IDLE_SECONDS:
                         self._thread = None
+                        if self.live is not None:
+                            self.live.stop()
                         return
         finally:
             feed.close()
+
+    def _notice(self, notice: dict) -> None:
+        """From the live subscriber's thread: to the owner's streams only."""
+        with self._lock:
+            targets = list(self._by_owner.get(notice["owner"], {}).values())
+        for deliver in targets:
+            try:
+                deliver(notice)
+            except Exception as exc:  # noqa: BLE001 - as in _each
+                log.debug("a stream could not take a live notice: %s", exc)
 
     def _each(self, owner: str | None, doc: dict | None) -> None:
         with self._lock:
@@ -263,6 +288,8 @@ class Stream:
     def needs_read(self, items: list[dict | None]) -> bool:
         last = self.last
         for item in items:
+            if is_notice(item):
+                continue
             if item is None or item["seq"] > last + 1:
                 return True
             last = max(last, item["seq"])
@@ -272,7 +299,9 @@ class Stream:
         """Frames for events the hub handed over; a gap (or a lost change stream) reads the log instead."""
         out = []
         for item in items:
-            if item is None or item["seq"] > self.last + 1:
+            if is_notice(item):  # live notices bypass the seq: not in the log, nothing to resume
+                out.append(live_frame(item))
+            elif item is None or item["seq"] > self.last + 1:
                 out.append(self._read_log())
             elif item["seq"] == self.last + 1:
                 out.append(frame(item))

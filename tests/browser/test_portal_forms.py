@@ -17,7 +17,7 @@ pytestmark = pytest.mark.browser
 
 # the pages whose forms are in the served HTML (forms a script builds get their handler as they are made)
 PAGES = ["/portal/devices", "/portal/settings/account", "/portal/settings/notifications", "/portal/settings/apps",
-         "/portal/settings/users"]
+         "/portal/settings/users", "/portal/settings/executions"]
 FORM = re.compile(r"<form\b[^>]*>.*?</form>", re.S)
 
 
@@ -38,7 +38,8 @@ def test_every_served_form_posts_and_ships_its_submit_buttons_disabled(client, c
             submits = [b for b in buttons if 'type="submit"' in b]
             assert submits and all(" disabled" in b for b in submits), (path, submits)
             seen += 1
-    assert seen == 7  # pair, name, push rules, add webhook, allowed networks (admins), app archive, new group
+    assert seen == 8  # pair, name, push rules, add webhook, allowed networks (admins), app archive, new group,
+    # the app activity filters
     # were one submitted natively after all: a POST (values in the body, not a URL) that is refused, not applied
     native = client.post("/portal/settings/account", data={"name": "Native"})
     assert native.status_code == 401 and native.json["error"]["code"] == "csrf_required"

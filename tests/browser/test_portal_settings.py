@@ -211,7 +211,7 @@ def test_admin_installs_reviews_approves_sets_settings_and_retries_a_dead_letter
     row = page.locator(f".execution[data-execution-id='{called['id']}']")
     row.wait_for()
     row.get_by_role("button", name=f"Retry {name}.echo").click()
-    row.wait_for(state="detached")  # no longer dead
+    page.wait_for_selector(f".execution[data-execution-id='{called['id']}']:not([data-state=dead])")  # live
     retried = None
     for _ in range(200):
         retried = clients.db.executions.find_one({"_id": called["id"]})

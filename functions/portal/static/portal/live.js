@@ -3,6 +3,7 @@
 //   import { onEvent, onReset } from "./live.js";
 //   onEvent("devices.device.", (event) => …);   // every event whose type starts with the prefix
 //   onReset(() => reloadEverything());            // the stream lost track (the log no longer reaches back)
+// Live notices (`event: live`, {type, data, live: true}) reach the same onEvent subscribers.
 // EventSource resumes by itself with Last-Event-ID after a dropped connection; when the server refuses a
 // stream (429 too many tabs, 503 while it restarts) we open a new one later, resuming from the last seq seen.
 // document.body.dataset.live says "connecting", "open" or "down" (the page may fall back to polling then).
@@ -49,6 +50,9 @@ function connect() {
     setState("open");
   };
   source.onmessage = dispatch;
+  // live notices (`event: live`, no id): states that are a view, not history (app executions); not resumable,
+  // so a page that shows them lists again when the stream reopens (onState)
+  source.addEventListener("live", dispatch);
   source.addEventListener("reset", (message) => {
     const info = JSON.parse(message.data || "{}");
     if (typeof info.seq === "number") lastSeq = info.seq;

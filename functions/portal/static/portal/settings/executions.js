@@ -1,15 +1,21 @@
 // App activity: the caller's executions (GET /apps/v1/executions, newest first), dead letters retried with one click.
+// States change live: the stream's `apps.execution.*` notices (not in the log, not resumable) update a row in place
+// or add a new one; when the stream comes back after being away, the list is read once again. No polling.
 import { announce, api, clearError, el, formatTime, listAll, showError } from "../common.js";
+import { onEvent, onState } from "../live.js";
 
 const list = document.getElementById("execution-list");
 const none = document.getElementById("no-executions");
 const older = document.getElementById("older");
 const appFilter = document.getElementById("filter-app");
 const stateFilter = document.getElementById("filter-state");
+const filters = document.getElementById("execution-filters");
 const params = new URLSearchParams(window.location.search);
+const shown = new Map(); // execution id -> what its row shows
 let nextCursor = null;
 
 function renderExecution(x) {
+  shown.set(x.id, x);
   const details = [x.trigger ? `trigger ${x.trigger}` : "called directly", `${x.attempts} attempt${x.attempts === 1 ? "" : "s"}`,
     `started ${formatTime(x.created_at)}`, x.finished_at ? `ended ${formatTime(x.finished_at)}` : null,
     x.next_attempt_at && x.state === "failed" ? `next try ${formatTime(x.next_attempt_at)}` : null].filter(Boolean).join(" · ");
@@ -26,13 +32,48 @@ function renderExecution(x) {
 async function retry(x) {
   clearError();
   try {
-    await api("POST", `/apps/v1/executions/${encodeURIComponent(x.id)}/retry`);
+    const answer = await api("POST", `/apps/v1/executions/${encodeURIComponent(x.id)}/retry`);
     announce(`${x.app}.${x.action} will run again`);
+    if (answer && answer.execution) apply(answer.execution); // the live notices take it from here
   } catch (err) {
     showError(err, "Could not retry");
   }
-  await load();
 }
+
+function matches(x) {
+  return (!appFilter.value || appFilter.value === x.app) && (!stateFilter.value || stateFilter.value === x.state);
+}
+
+/** A newer view of one execution: its row is replaced in place, or (new and matching the filters) added on top. */
+function apply(update) {
+  const before = shown.get(update.id);
+  const row = list.querySelector(`li[data-execution-id="${CSS.escape(update.id)}"]`);
+  if (row && before) {
+    row.replaceWith(renderExecution({ ...before, ...update, error: update.error }));
+  } else if (!row && update.created_at && matches(update)) {
+    list.prepend(renderExecution(update));
+    none.hidden = true;
+  }
+}
+
+onEvent("apps.execution.", (event) => {
+  if (event.live) apply(event.data);
+  else if (event.type === "apps.execution.dead" && event.data && event.data.execution) {
+    apply({ ...event.data.execution, state: "dead" }); // the durable dead letter in the log
+  }
+});
+
+let wasOpen = false;
+let away = false;
+onState((state) => {
+  if (state === "open") {
+    if (wasOpen && away) load().catch((err) => showError(err, "Could not load the activity"));
+    wasOpen = true;
+    away = false;
+  } else if (wasOpen) {
+    away = true; // notices sent meanwhile are gone: list again when the stream is back
+  }
+});
 
 function query(cursor) {
   const q = new URLSearchParams({ limit: "50" });
@@ -45,6 +86,7 @@ function query(cursor) {
 async function load(more = false) {
   list.setAttribute("aria-busy", "true");
   const page = await api("GET", query(more ? nextCursor : null));
+  if (!more) shown.clear();
   const rows = page.items.map(renderExecution);
   if (more) list.append(...rows); else list.replaceChildren(...rows);
   nextCursor = page.next_cursor;
@@ -64,6 +106,11 @@ function syncUrl() {
 for (const select of [appFilter, stateFilter]) {
   select.addEventListener("change", () => { syncUrl(); load().catch((err) => showError(err, "Could not load the activity")); });
 }
+filters.addEventListener("submit", (event) => {
+  event.preventDefault();
+  syncUrl();
+  load().catch((err) => showError(err, "Could not load the activity"));
+});
 older.addEventListener("click", () => load(true).catch((err) => showError(err, "Could not load older activity")));
 
 async function start() {
@@ -73,6 +120,7 @@ async function start() {
   appFilter.append(...[...names].sort().map((n) => el("option", { value: n }, n)));
   appFilter.value = params.get("app") || "";
   stateFilter.value = params.get("state") || "";
+  document.getElementById("filter-apply").disabled = false;
   await load();
 }
 

@@ -218,7 +218,8 @@ async function moveDialog(node) {
   document.getElementById("move-dialog-ok").onclick = async () => {
     if (here.id === node.parent_id) { dialog.close(); return; }
     try {
-      await api("PATCH", `/files/v1/nodes/${encodeURIComponent(node.id)}`, { parent_id: here.id, base_rev: node.rev });
+      remember(await api("PATCH", `/files/v1/nodes/${encodeURIComponent(node.id)}`,
+        { parent_id: here.id, base_rev: node.rev }));
       dialog.close();
       announce(`Moved “${node.name}” to ${displayName(here)}`);
       await refresh();
@@ -233,7 +234,10 @@ async function moveDialog(node) {
 
 async function deleteNode(node) {
   try {
-    await api("DELETE", `/files/v1/nodes/${encodeURIComponent(node.id)}?base_rev=${encodeURIComponent(node.rev)}`);
+    const trashed = await api("DELETE",
+      `/files/v1/nodes/${encodeURIComponent(node.id)}?base_rev=${encodeURIComponent(node.rev)}`);
+    if (trashed && trashed.id) remember(trashed);
+    else state.nodes.delete(node.id);  // no longer here: the uploads' name check must not find it
     announce(`“${node.name}” moved to the trash`);
     await refresh();
   } catch (err) {

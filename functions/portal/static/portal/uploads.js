@@ -1,7 +1,7 @@
 // Uploads of the files page with the dedup protocol of CONTRACT §3: hash 4 MiB blocks in a Worker, negotiate a
 // folder's files in one batch, send only the missing blocks, commit. Its bookkeeping is its own: the name
-// indexes it builds are copies (a live re-list of the folder, files.js, replaces state.children and never
-// touches them) and its rows live in #uploads, which a re-list does not render.
+// indexes it builds are copies (the shown folder's from state.nodes, not from the listing a live re-list in
+// files.js replaces), and its rows live in #uploads, which a re-list does not render.
 import { ApiError, announce, api, clearError, el, fetchPolitely, formatBytes, listAll, nameKey,
   showError } from "./common.js";
 
@@ -105,13 +105,17 @@ async function runPool(items, limit, fn) {
   await Promise.all(runners);
 }
 
-/** nameKey → live child of folderId; the shown folder's listing is reused unless `fresh` is asked for. */
+/** nameKey → live child of folderId. For the folder on screen (unless `fresh` is asked for) it is what the page
+ *  knows, read at once: state.nodes keeps each node's newest revision from the listings, the page's own commits
+ *  and the stream's events, so a re-list that lands mid-upload (or an older one dropped for a newer) cannot hide
+ *  a file this page just committed from the next upload's name check. */
 async function childrenIndex(folderId, fresh) {
-  // read synchronously into a new Map: a re-list meanwhile swaps state.children for a new array, never edits it
   const index = new Map();
-  const children = folderId === state.folder.id && !fresh ? state.children
+  const children = folderId === state.folder.id && !fresh ? [...state.nodes.values()]
     : await listAll(`/files/v1/nodes/${encodeURIComponent(folderId)}/children`);
-  for (const node of children) if (!node.trashed_at) index.set(nameKey(node.name), node);
+  for (const node of children) {
+    if (node.parent_id === folderId && !node.trashed_at) index.set(nameKey(node.name), node);
+  }
   return index;
 }
 

@@ -58,8 +58,7 @@ class StreamServer:
         self.limiter = RateLimiter(redis, clients.redis_keys, settings.rate_limit_per_minute)
         self.slots = service.StreamSlots(redis, clients.redis_keys, settings.streams_per_user,
                                          lease_seconds=3 * settings.stream_heartbeat_seconds + 5)
-        self.hub = service.Hub(self.db, live=live.Subscriber(redis_client.connect(settings.redis_url),
-                                                             clients.redis_keys))
+        self.hub = service.Hub(self.db, live=live.Subscriber(clients.redis, clients.redis_keys))
         self.pool = ThreadPoolExecutor(BLOCKING_THREADS, thread_name_prefix="stream-io")
         self.open = 0
 

@@ -42,6 +42,14 @@ class Clients:
         return redis_client.RedisKeys(self.settings.redis_prefix)
 
     @cached_property
+    def live(self):
+        """This process's publisher of live notices (runtime/live.py): its own short-timeout Redis client, so a
+        Redis that is away delays a state change by at most half a second once, then not at all for a while."""
+        from runtime import live
+
+        return live.Publisher(redis_client.connect(self.settings.redis_url, timeout=0.5), self.redis_keys)
+
+    @cached_property
     def amqp(self) -> amqp.AmqpPublisher:
         return amqp.AmqpPublisher(self.settings.amqp_url, timeout=min(self.settings.http_timeout_seconds, 5.0))
 

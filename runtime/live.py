@@ -103,7 +103,8 @@ class Subscriber:
                         notice = _parse(message.get("data"))
                         if notice is not None:
                             on_notice(notice)
-            except (redis_lib.RedisError, OSError) as exc:
+            except (redis_lib.RedisError, OSError, ValueError) as exc:  # ValueError: the process's client was
+                # closed under the read (shutdown, a test's teardown); a new subscription opens a new connection
                 log.warning("live notices paused, redis unavailable: %s", exc)
                 self._stop.wait(pause)
                 pause = min(pause * 2, BACKOFF[1])

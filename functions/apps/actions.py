@@ -21,6 +21,7 @@ from jsonschema import Draft202012Validator
 from functions.apps import executions as ex
 from functions.apps import manifest as mf
 from functions.apps import store
+from runtime.clients import clients_for
 from runtime.errors import ApiError, BadRequest, NotFound
 
 log = logging.getLogger(__name__)
@@ -92,7 +93,7 @@ class Invoker:
 
     def __init__(self, db, settings, keys, store_=None, holder: str | None = None, http=None, notify=None):
         self.db = db
-        self.notify = notify if notify is not None else live_notifier(settings)
+        self.notify = notify if notify is not None else clients_for(settings).live
         self.settings = settings
         self.keys = keys
         self.blob_store = store_
@@ -207,15 +208,6 @@ class Invoker:
                                                identity=identity))
         except ApiError as err:
             return Outcome("dead", error=f"{err.code}: {err.message}")
-
-
-def live_notifier(settings):
-    """Live notices of execution states for this process (one Redis client, short timeouts)."""
-    from runtime import live
-    from runtime import redis as redis_client
-
-    return live.Publisher(redis_client.connect(settings.redis_url, timeout=0.5),
-                          redis_client.RedisKeys(settings.redis_prefix))
 
 
 def tell(notify, doc: dict | None) -> None:

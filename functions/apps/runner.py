@@ -20,10 +20,11 @@ import time
 from datetime import timedelta
 
 from functions.apps import replay, store
-from functions.apps.actions import live_notifier, tell
+from functions.apps.actions import tell
 from functions.apps.planner import Planner
 from functions.apps.runtimes import RuntimeFailed, pid_alive, runtime_for, stop_pid
 from functions.apps.service import graph_registry
+from runtime.clients import clients_for
 from runtime.ids import new_id, utcnow
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ class Runner:
         self.settings = settings
         self.holder = new_id()
         self.stop = threading.Event()
-        self.notify = live_notifier(settings)
+        self.notify = clients_for(settings).live
         self._procs: dict[str, dict] = {}  # app name -> {"pid", "version", "endpoint", "failures", "next_start"}
 
     def runtime(self, app: dict):

@@ -27,8 +27,7 @@ class StreamParts:
         self.settings = app_settings
         self.db = app_clients.db
         redis = redis_client.connect(app_settings.redis_url, timeout=0.5)
-        self.hub = service.Hub(self.db, live=live.Subscriber(redis_client.connect(app_settings.redis_url),
-                                                             app_clients.redis_keys))
+        self.hub = service.Hub(self.db, live=live.Subscriber(app_clients.redis, app_clients.redis_keys))
         self.slots = service.StreamSlots(redis, app_clients.redis_keys, app_settings.streams_per_user,
                                          lease_seconds=3 * app_settings.stream_heartbeat_seconds + 5)
         audiences = {"pcloud", *(c.client_id for c in app_settings.sso_clients)}
